@@ -1,0 +1,92 @@
+"""Writers for users, keys and capture grants."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from collectors_module.core.auth import digest_secret
+from collectors_module.core.descriptors import all_scope_strings
+from collectors_module.core.errors import SC, ApiError
+from collectors_module.core.ids import new_hex_id, new_secret, validate_id
+
+from .models import CaptureGrant, Key, KeyType, Plan, User
+
+
+@dataclass
+class CreatedKey:
+    key: Key
+    secret: str  # shown once; never stored
+
+
+def user_create(*, user_id: str, password: str | None = None, plan: str = Plan.PROFESSIONAL,
+                email: str = "") -> tuple[User, str]:
+    """Create a user; returns (user, password). Raises ApiError on a bad or taken user_id."""
+    validate_id(user_id, "user_id")
+    if User.objects.filter(username=user_id).exists():
+        raise ApiError(SC.DATABASE_DUPLICATE_KEY, f"User '{user_id}' already exists")
+    password = password or secrets.token_urlsafe(12)
+    user = User.objects.create_user(username=user_id, password=password, email=email, plan=plan)
+    return user, password
+
+
+def validate_scopes(scopes: list[str]) -> list[str]:
+    known = set(all_scope_strings())
+    scopes = list(dict.fromkeys(s.strip() for s in scopes if s and s.strip()))
+    if not scopes:
+        raise ApiError(SC.CONN_INVALID_REQUEST, "A key needs at least one scope", field="scopes")
+    unknown = [s for s in scopes if s not in known]
+    if unknown:
+        raise ApiError(SC.CONN_INVALID_REQUEST, f"Unknown scopes: {', '.join(unknown)}", field="scopes")
+    return scopes
+
+
+def key_create(*, owner: User, scopes: list[str], description: str = "", app=None,
+               expires_at=None) -> CreatedKey:
+    """Create a PAT (app=None) or an app key; the secret is returned once, only its digest kept."""
+    if app is not None and app.owner_id != owner.pk:
+        raise ApiError(SC.CONN_DOES_NOT_EXIST, "App does not exist")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApiError(SC.CONN_INVALID_REQUEST, "expires_at must be in the future", field="expires_at")
+    scopes = validate_scopes(scopes)
+    secret = new_secret()
+    key = Key.objects.create(
+        public_id=new_hex_id(),
+        digest=digest_secret(secret),
+        last4=secret[-4:],
+        owner=owner,
+        type=KeyType.APP if app is not None else KeyType.PAT,
+        app=app,
+        description=description[:256],
+        scopes=scopes,
+        expires_at=expires_at,
+    )
+    return CreatedKey(key=key, secret=secret)
+
+
+def key_revoke(*, owner: User, key_public_id: str) -> Key:
+    """Revoke one of `owner`'s keys (idempotent). Another user's key 'does not exist'."""
+    with transaction.atomic():
+        key = Key.objects.select_for_update().filter(owner=owner, public_id=key_public_id).first()
+        if key is None:
+            raise ApiError(SC.CONN_DOES_NOT_EXIST, f"Key '{key_public_id}' does not exist")
+        if key.revoked_at is None:
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["revoked_at"])
+    return key
+
+
+def grant_capture(*, grantor: User, grantee: User) -> CaptureGrant:
+    """`grantor` consents that `grantee`'s collectors capture their predictions (idempotent)."""
+    grant = CaptureGrant.objects.filter(grantor=grantor, grantee=grantee, revoked_at__isnull=True).first()
+    return grant or CaptureGrant.objects.create(grantor=grantor, grantee=grantee)
+
+
+def revoke_capture_grant(*, grantor: User, grantee: User) -> int:
+    """Withdraw consent; matching stops on the next prediction. Returns grants revoked."""
+    return CaptureGrant.objects.filter(grantor=grantor, grantee=grantee, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )

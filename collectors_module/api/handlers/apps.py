@@ -1,0 +1,52 @@
+"""Apps: PostApps, ListApps, GetApp, DeleteApp."""
+
+from __future__ import annotations
+
+from clarifai_grpc.grpc.api import service_pb2
+
+from collectors_module.applications import selectors, services
+from collectors_module.core.errors import SC, ApiError
+from collectors_module.core.pagination import paginate
+from collectors_module.core.rpc import rpc
+
+from .convert import app_to_pb
+
+
+@rpc("PostApps")
+def post_apps(ctx, req: service_pb2.PostAppsRequest):
+    if ctx.owner_user_id != ctx.user.username:
+        raise ApiError(SC.CONN_DOES_NOT_EXIST, f"User '{ctx.owner_user_id}' does not exist")
+    if not req.apps:
+        raise ApiError(SC.CONN_INVALID_REQUEST, "apps must hold at least one app")
+    created = [
+        services.app_create(
+            owner=ctx.user,
+            app_id=a.id,
+            description=a.description,
+            visibility=a.visibility.gettable or 10,
+        )
+        for a in req.apps
+    ]
+    return service_pb2.MultiAppResponse(apps=[app_to_pb(a) for a in created])
+
+
+@rpc("ListApps")
+def list_apps(ctx, req: service_pb2.ListAppsRequest):
+    if ctx.owner_user_id != ctx.user.username:
+        raise ApiError(SC.CONN_DOES_NOT_EXIST, f"User '{ctx.owner_user_id}' does not exist")
+    apps = paginate(selectors.apps_of_user(ctx.user).select_related("owner"), req.page, req.per_page)
+    return service_pb2.MultiAppResponse(apps=[app_to_pb(a) for a in apps])
+
+
+@rpc("GetApp")
+def get_app(ctx, req: service_pb2.GetAppRequest):
+    return service_pb2.SingleAppResponse(app=app_to_pb(ctx.app()))
+
+
+@rpc("DeleteApp")
+def delete_app(ctx, req: service_pb2.DeleteAppRequest):
+    services.app_delete(app=ctx.app(write=True))
+    return service_pb2.BaseResponse()
+
+
+

@@ -1,0 +1,157 @@
+"""REST/JSON transport: HTTP request -> request message -> dispatch -> JSON response.
+
+Routes come from the `google.api.http` bindings of clarifai-grpc, so every path a Clarifai client
+or curl command uses lands on the same handler as the gRPC method of the same name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+
+from collectors_module.core import rpc
+from collectors_module.core.descriptors import all_rpcs
+from collectors_module.core.errors import SC, http_status_for, make_status
+from collectors_module.core.protojson import from_dict, query_to_dict, set_path, to_dict
+
+_VAR_RE = re.compile(r"\{([^}=]+)\}")
+MAX_JSON_DEPTH = 64
+
+
+def _kwarg_name(var: str) -> str:
+    return var.replace(".", "__")
+
+
+def _django_route(template: str) -> str:
+    return _VAR_RE.sub(lambda m: f"<str:{_kwarg_name(m.group(1))}>", template).lstrip("/")
+
+
+def _json_response(message, http_status: int | None = None) -> JsonResponse:
+    status = http_status or http_status_for(message.status.code)
+    return JsonResponse(to_dict(message), status=status, json_dumps_params={"ensure_ascii": False})
+
+
+def _depth_ok(value, limit: int = MAX_JSON_DEPTH) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return True
+
+
+def _error(rpc_name: str, code: int, details: str) -> JsonResponse:
+    return _json_response(rpc.error_response(rpc_name, code, details))
+
+
+def _build_request(rpc_name: str, binding_body: str, request, kwargs: dict):
+    spec = all_rpcs()[rpc_name]
+    data: dict = query_to_dict(request.GET, spec.request_cls)
+    if binding_body and request.method != "GET":
+        raw = request.body
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except (ValueError, RecursionError) as exc:
+                raise _BadJson(f"Request body is not valid JSON: {str(exc)[:200]}") from exc
+            if not isinstance(body, dict):
+                raise _BadJson("Request body must be a JSON object")
+            if not _depth_ok(body):
+                raise _BadJson(f"Request body nests deeper than {MAX_JSON_DEPTH} levels")
+            data.update(body)
+    for name, value in kwargs.items():
+        set_path(data, name.replace("__", "."), value)
+    return from_dict(data, spec.request_cls)
+
+
+class _BadJson(Exception):
+    pass
+
+
+def make_view(template: str, verbs: dict[str, tuple[str, str]]):
+    """One view per path template; `verbs` maps an HTTP verb to (rpc name, body rule)."""
+
+    @csrf_exempt
+    def view(request, **kwargs):
+        verb = request.method.lower()
+        if verb == "head":
+            verb = "get"
+        if verb not in verbs:
+            any_rpc = next(iter(verbs.values()))[0]
+            resp = _error(any_rpc, SC.CONN_METHOD_NOT_ALLOWED, f"{request.method} is not allowed here")
+            resp["Allow"] = ", ".join(v.upper() for v in verbs)
+            return resp
+        rpc_name, body_rule = verbs[verb]
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return _error(rpc_name, SC.RPC_MAX_MESSAGE_SIZE_EXCEEDED,
+                          f"Request body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
+        try:
+            message = _build_request(rpc_name, body_rule, request, kwargs)
+        except RequestDataTooBig:
+            return _error(rpc_name, SC.RPC_MAX_MESSAGE_SIZE_EXCEEDED,
+                          f"Request body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
+        except _BadJson as exc:
+            return _error(rpc_name, SC.CONN_BAD_REQUEST_FORMAT, str(exc))
+        except rpc.ApiError as exc:
+            response = rpc.get_rpc(rpc_name).response_cls()
+            response.status.CopyFrom(exc.to_status())
+            return _json_response(response)
+        response = rpc.dispatch(
+            rpc_name,
+            message,
+            request.META.get("HTTP_AUTHORIZATION"),
+            transport="rest",
+            request_id=request.META.get("HTTP_X_REQUEST_ID", "")[:64],
+        )
+        return _json_response(response)
+
+    view.rest_template = template  # type: ignore[attr-defined]
+    view.rest_verbs = verbs  # type: ignore[attr-defined]
+    return view
+
+
+def _specificity(template: str) -> tuple:
+    # Literal segments before variables at the first point two templates differ, so
+    # /v2/models/types wins over /v2/models/{model_id}.
+    return tuple(1 if seg.startswith("{") else 0 for seg in template.strip("/").split("/"))
+
+
+def route_table() -> dict[str, dict[str, tuple[str, str]]]:
+    """template -> {verb: (rpc, body)}; implemented RPCs win a (template, verb) clash."""
+    done = rpc.implemented()
+    table: dict[str, dict[str, tuple[str, str]]] = {}
+    ordered = sorted(all_rpcs().values(), key=lambda r: (r.name not in done, r.name))
+    for spec in ordered:
+        if spec.client_streaming or spec.server_streaming:
+            continue
+        for b in spec.bindings:
+            table.setdefault(b.template, {}).setdefault(b.verb, (spec.name, b.body))
+    return table
+
+
+def urlpatterns():
+    table = route_table()
+    return [
+        path(_django_route(template), make_view(template, table[template]))
+        for template in sorted(table, key=_specificity)
+    ]
+
+
+def not_found_view(request, *args, **kwargs):
+    status = make_status(SC.CONN_DOES_NOT_EXIST, details=f"No API route for {request.path}")
+    return JsonResponse({"status": {"code": status.code, "description": status.description,
+                                    "details": status.details}}, status=404)

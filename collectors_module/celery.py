@@ -1,0 +1,11 @@
+"""Celery application: `celery -A collectors_module worker` starts a worker."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collectors_module.settings")
+
+app = Celery("collectors_module")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,40 @@
+"""Identifiers: Clarifai-style public ids and their validation."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+
+from .errors import SC, ApiError
+
+# Clarifai ids: letters, digits, '_' and '-', must start with a letter or digit; no NUL, no '/'.
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+def new_hex_id() -> str:
+    """32 lower-case hex characters, the shape of Clarifai version and key ids."""
+    return uuid.uuid4().hex
+
+
+def new_secret(prefix: str = "clct_") -> str:
+    """A key secret: >=256 bits from the OS CSPRNG behind a recognisable prefix."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(_ID_RE.match(value or ""))
+
+
+def validate_id(value: str, what: str = "id", code: int = SC.CONN_INVALID_REQUEST, field: str = "") -> str:
+    """Return `value` if it is a well-formed id, else raise an ApiError naming the field."""
+    if not value:
+        raise ApiError(code, f"{what} is required", field=field or what)
+    if not is_valid_id(value):
+        raise ApiError(
+            code,
+            f"{what} '{value[:64]}' is invalid: use 1-128 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit",
+            field=field or what,
+        )
+    return value

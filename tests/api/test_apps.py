@@ -1,0 +1,40 @@
+def test_post_then_get_app_with_pat(api, alice):
+    r = api.post("/v2/users/alice/apps", {"apps": [{"id": "new-app", "description": "d"}]}, key=alice.secret)
+    assert r["status"]["code"] == 10000, r
+    assert r["apps"][0]["id"] == "new-app"
+    r = api.get("/v2/users/me/apps/new-app", key=alice.secret)
+    assert r["_http"] == 200
+    assert r["app"]["user_id"] == "alice"
+
+
+def test_list_apps_lists_only_own(api, alice, bob):
+    r = api.get("/v2/users/alice/apps", key=alice.secret)
+    assert [a["id"] for a in r["apps"]] == ["app1"]
+
+
+def test_other_tenant_app_does_not_exist(api, alice, bob):
+    r = api.get("/v2/users/bob/apps/bobapp", key=alice.secret)
+    assert r["_http"] == 404
+    assert r["status"]["code"] == 11101
+
+
+def test_missing_and_wrong_key(api, alice):
+    assert api.get("/v2/users/alice/apps/app1")["status"]["code"] == 11008
+    r = api.get("/v2/users/alice/apps/app1", key="nope")
+    assert (r["_http"], r["status"]["code"]) == (401, 11008)
+
+
+def test_broken_json_is_bad_request_format(api, alice):
+    r = api.post("/v2/users/alice/apps", raw=b"{not json", key=alice.secret)
+    assert (r["_http"], r["status"]["code"]) == (400, 11100)
+
+
+def test_missing_scope_is_insufficient_scopes(api, alice, make_key):
+    k = make_key(alice.user, scopes=["Inputs:Get"])
+    r = api.get("/v2/users/alice/apps/app1", key=k.secret)
+    assert (r["_http"], r["status"]["code"]) == (403, 11007)
+
+
+def test_unimplemented_rpc_answers_not_implemented(api, alice):
+    r = api.get("/v2/users/alice/apps/app1/datasets", key=alice.secret)
+    assert r["status"]["code"] == 10040
