@@ -26,7 +26,11 @@ def from_dict(data: dict, message_cls, *, code: int = SC.CONN_BAD_REQUEST_FORMAT
     try:
         return json_format.ParseDict(data, message_cls(), ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
-        raise ApiError(code, f"Could not parse the request: {str(exc)[:300]}") from exc
+        text = str(exc)
+        if "base64" in text.lower():
+            # Clarifai answers undecodable image bytes with ALL_INPUT_INVALID_BYTES, not 11100.
+            raise ApiError(SC.ALL_INPUT_INVALID_BYTES, f"Invalid base64 bytes: {text[:300]}") from exc
+        raise ApiError(code, f"Could not parse the request: {text[:300]}") from exc
 
 
 def _field_for_path(descriptor, path: list[str]) -> FieldDescriptor | None:
