@@ -1,0 +1,96 @@
+"""gRPC transport for `clarifai.api.V2`: the same dispatch as REST, Clarifai statuses inside.
+
+Every V2 method of clarifai-grpc 12.2.11 is registered: implemented ones run their handler,
+unary ones without a handler answer NOT_IMPLEMENTED (10040) in the response status, and
+streaming ones answer gRPC UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import grpc
+from django.db import close_old_connections
+
+from collectors_module.core import rpc
+from collectors_module.core.descriptors import SERVICE_NAME, all_rpcs
+from collectors_module.core.errors import SC
+
+log = logging.getLogger("collectors.grpc")
+
+# Below this much time left there is no point starting the work: the client has given up.
+_MIN_TIME_LEFT = 0.005
+
+
+class _Malformed:
+    """Stands in for a request whose bytes did not parse."""
+
+    def __init__(self, error: str):
+        self.error = error
+
+
+def _deserializer(message_cls):
+    def parse(data: bytes):
+        try:
+            return message_cls.FromString(data)
+        except Exception as exc:  # protobuf raises DecodeError and friends on garbage
+            return _Malformed(str(exc)[:200])
+
+    return parse
+
+
+def _authorization(context) -> str | None:
+    values = [v for k, v in context.invocation_metadata() if k == "authorization"]
+    if len(values) != 1:
+        return None  # missing or ambiguous: dispatch answers CONN_KEY_INVALID
+    value = values[0]
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _request_id(context) -> str:
+    for k, v in context.invocation_metadata():
+        if k == "x-request-id" and isinstance(v, str):
+            return v[:64]
+    return uuid.uuid4().hex
+
+
+def _unary(name: str):
+    def handle(request, context):
+        if isinstance(request, _Malformed):
+            return rpc.error_response(name, SC.CONN_BAD_REQUEST_FORMAT, f"Malformed request: {request.error}")
+        remaining = context.time_remaining()
+        if remaining is not None and remaining < _MIN_TIME_LEFT:
+            return rpc.error_response(name, SC.RPC_REQUEST_TIMEOUT, "Deadline exceeded before start")
+        close_old_connections()
+        try:
+            return rpc.dispatch(name, request, _authorization(context), transport="grpc",
+                                request_id=_request_id(context))
+        finally:
+            close_old_connections()
+
+    return handle
+
+
+def _unimplemented_stream(name: str):
+    def handle(request_or_iterator, context):
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{name} is not implemented by this server")
+
+    return handle
+
+
+def generic_handler() -> grpc.GenericRpcHandler:
+    handlers = {}
+    for name, spec in all_rpcs().items():
+        deser = _deserializer(spec.request_cls)
+        ser = spec.response_cls.SerializeToString
+        if spec.client_streaming and spec.server_streaming:
+            h = grpc.stream_stream_rpc_method_handler(_unimplemented_stream(name), deser, ser)
+        elif spec.client_streaming:
+            h = grpc.stream_unary_rpc_method_handler(_unimplemented_stream(name), deser, ser)
+        elif spec.server_streaming:
+            h = grpc.unary_stream_rpc_method_handler(_unimplemented_stream(name), deser, ser)
+        else:
+            h = grpc.unary_unary_rpc_method_handler(_unary(name), deser, ser)
+        handlers[name] = h
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
