@@ -1,0 +1,167 @@
+"""Image bytes we accept: sniffed, size- and pixel-capped before decoding, structurally checked.
+
+Every path that takes image bytes (predict, PostInputs, the capture worker) calls
+`validate_image` before anything decodes the pixels. Pure: no ORM, no network.
+
+Order of checks (cheapest first, nothing expensive before the caps):
+1. empty -> ALL_INPUT_INVALID_BYTES; more than MAX_IMAGE_BYTES -> INPUT_INVALID_ARGUMENT;
+2. the format is sniffed from the magic bytes (JPEG, PNG, GIF, WEBP, BMP, TIFF) and Pillow is
+   only allowed to use that one plugin, so a file cannot claim one format and parse as another;
+3. `Image.open` reads the header only: width x height over MAX_IMAGE_PIXELS ->
+   INPUT_INVALID_ARGUMENT (Pillow's own decompression-bomb limit is set to the same value);
+4. `verify()` (PNG: every chunk CRC up to IEND) and a bounded load (JPEG decoded at 1/8 scale)
+   so truncated or corrupt files are refused here instead of failing inside a runner.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from dataclasses import dataclass
+
+from django.conf import settings
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from .errors import SC, ApiError
+
+DEFAULT_MAX_IMAGE_BYTES = 20 * 10**6
+DEFAULT_MAX_IMAGE_PIXELS = 85_000_000
+
+MIME_BY_FORMAT = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str  # Pillow's format name: "JPEG", "PNG", ...
+    width: int
+    height: int
+    mime: str
+
+
+def max_image_bytes() -> int:
+    return int(getattr(settings, "MAX_IMAGE_BYTES", DEFAULT_MAX_IMAGE_BYTES))
+
+
+def max_image_pixels() -> int:
+    return int(getattr(settings, "MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS))
+
+
+def _apply_pillow_limits() -> None:
+    # Process-wide: anything else that decodes with Pillow inherits the same bomb limit
+    # (Pillow warns above it and raises DecompressionBombError above twice it).
+    Image.MAX_IMAGE_PIXELS = max_image_pixels()
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The format named by the magic bytes, or None."""
+    head = bytes(data[:16])
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head.startswith(b"BM"):
+        return "BMP"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "TIFF"
+    return None
+
+
+def _invalid(reason: str) -> ApiError:
+    return ApiError(SC.ALL_INPUT_INVALID_BYTES, reason)
+
+
+def validate_image(data: bytes) -> ImageInfo:
+    """Check `data` is one acceptable image and return its format and size (see module doc)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise _invalid("image bytes are missing")
+    data = bytes(data)
+    if not data:
+        raise _invalid("image bytes are empty")
+    limit = max_image_bytes()
+    if len(data) > limit:
+        raise ApiError(
+            SC.INPUT_INVALID_ARGUMENT,
+            f"image is {len(data)} bytes; the limit is {limit} bytes",
+        )
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise _invalid("not a supported image (JPEG, PNG, GIF, WEBP, BMP or TIFF)")
+
+    _apply_pillow_limits()
+    pixel_limit = max_image_pixels()
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as im:  # header only
+            width, height = im.size
+    except Image.DecompressionBombError as exc:
+        raise ApiError(SC.INPUT_INVALID_ARGUMENT, f"image has too many pixels: {exc}") from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise _invalid(f"cannot read the {fmt} header: {exc}") from exc
+    except Exception as exc:  # a broken header must never become a 500
+        raise _invalid(f"cannot read the {fmt} header") from exc
+
+    if width <= 0 or height <= 0:
+        raise _invalid(f"{fmt} header gives an empty size {width}x{height}")
+    if width * height > pixel_limit:
+        raise ApiError(
+            SC.INPUT_INVALID_ARGUMENT,
+            f"image is {width}x{height} = {width * height} pixels; the limit is {pixel_limit}",
+        )
+
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+            im.verify()
+        if fmt != "PNG":  # PNG's verify already walked every chunk up to IEND
+            with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+                if fmt == "JPEG":
+                    # DCT scaling: decodes every scan (so truncation shows) at 1/8 of the cost.
+                    im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
+                im.load()
+    except Image.DecompressionBombError as exc:
+        raise ApiError(SC.INPUT_INVALID_ARGUMENT, f"image has too many pixels: {exc}") from exc
+    except Exception as exc:  # truncated, corrupt, or a polyglot that only looks like an image
+        raise _invalid(f"{fmt} data is truncated or corrupt: {exc}") from exc
+
+    return ImageInfo(format=fmt, width=width, height=height, mime=MIME_BY_FORMAT[fmt])
+
+
+def decode_base64(value: str | bytes) -> bytes:
+    """Strict base64 (standard alphabet, correct padding; whitespace ignored) -> raw bytes.
+
+    Invalid text -> ALL_INPUT_INVALID_BYTES; text that would decode to more than
+    MAX_IMAGE_BYTES -> INPUT_INVALID_ARGUMENT (checked before decoding).
+    """
+    if isinstance(value, str):
+        try:
+            raw = value.encode("ascii")
+        except UnicodeEncodeError as exc:
+            raise _invalid("base64 contains non-ASCII characters") from exc
+    elif isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+    else:
+        raise _invalid("base64 value is missing")
+    compact = b"".join(raw.split())
+    if not compact:
+        raise _invalid("base64 value is empty")
+    limit = max_image_bytes()
+    if len(compact) // 4 * 3 > limit + 3:
+        raise ApiError(
+            SC.INPUT_INVALID_ARGUMENT,
+            f"base64 value decodes to more than the {limit}-byte image limit",
+        )
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _invalid(f"invalid base64: {exc}") from exc
