@@ -16,6 +16,7 @@ from django.db import close_old_connections
 from collectors_module.core import rpc
 from collectors_module.core.descriptors import SERVICE_NAME, all_rpcs
 from collectors_module.core.errors import SC
+from collectors_module.core.faults import fault_point
 
 log = logging.getLogger("collectors.grpc")
 
@@ -63,6 +64,7 @@ def _unary(name: str):
         if remaining is not None and remaining < _MIN_TIME_LEFT:
             return rpc.error_response(name, SC.RPC_REQUEST_TIMEOUT, "Deadline exceeded before start")
         close_old_connections()
+        fault_point("grpc_before_dispatch")
         try:
             return rpc.dispatch(name, request, _authorization(context), transport="grpc",
                                 request_id=_request_id(context))
