@@ -29,6 +29,9 @@ class Collector(models.Model):
     status = models.IntegerField(default=COLLECTOR_ACTIVE)
     created_at = models.DateTimeField(default=timezone.now)
     modified_at = models.DateTimeField(auto_now=True)
+    # Bumped by every write (services.collector_* and collector_flag); the in-process matching
+    # index compares (count, max pk, sum of revisions) to notice changes made by any process.
+    revision = models.PositiveIntegerField(default=0)
 
     # Source: the model version whose PostModelOutputs calls are captured.
     source_model_version = models.ForeignKey(
@@ -115,6 +118,9 @@ class Capture(models.Model):
     outputs = models.JSONField(default=list, blank=True)  # the source model's outputs
     destination_input_id = models.CharField(max_length=128, blank=True)
     filtered_by = models.CharField(max_length=128, blank=True)
+    # True when the collector's pre-queue workflow needs real models: admission could not
+    # evaluate it inline, so the worker runs it before the post-queue workflow.
+    pre_queue_pending = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
