@@ -1,0 +1,132 @@
+"""Helpers shared by the benchmark scripts: a benchmark database, servers, load and percentiles.
+
+Benchmarks run real processes on this machine: gunicorn for REST, `manage.py grpcserver` for
+gRPC, PostgreSQL and Redis as configured by DATABASE_URL / CELERY_BROKER_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/collectors_bench"
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "COLLECTORS_DEV": "1", "DJANGO_SETTINGS_MODULE": "collectors_module.settings"}
+    env.setdefault("DATABASE_URL", DEFAULT_DB)
+    env.update(extra)
+    return env
+
+
+def setup_django(env: dict[str, str]) -> None:
+    os.environ.update({k: v for k, v in env.items() if k in (
+        "COLLECTORS_DEV", "DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")})
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def ensure_database(env: dict[str, str]) -> None:
+    """Create the benchmark database if needed and migrate it."""
+    url = env["DATABASE_URL"]
+    if url.startswith("postgres"):
+        name = url.rsplit("/", 1)[1]
+        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name],
+                       capture_output=True, check=False)
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"port {port} did not open")
+
+
+def start_rest(env: dict[str, str], port: int, workers: int = 2, threads: int = 4) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "collectors_module.wsgi", "-b", f"127.0.0.1:{port}",
+         "-w", str(workers), "--threads", str(threads), "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )
+    wait_port(port)
+    return proc
+
+
+def start_grpc(env: dict[str, str], port: int, certs_dir: Path) -> subprocess.Popen:
+    subprocess.run([sys.executable, "manage.py", "devcert", str(certs_dir)], cwd=ROOT, env=env,
+                   check=True, capture_output=True)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "grpcserver", "--address", f"127.0.0.1:{port}",
+         "--cert", str(certs_dir / "server.pem"), "--key", str(certs_dir / "server.key")],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    )
+    wait_port(port)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def run_load(call: Callable[[int], None], n: int, concurrency: int) -> dict[str, float]:
+    """Run `call(i)` n times on `concurrency` threads; latency figures in milliseconds."""
+    latencies: list[float] = []
+    errors = 0
+
+    def one(i: int) -> None:
+        nonlocal errors
+        t0 = time.perf_counter()
+        try:
+            call(i)
+        except Exception:
+            errors += 1
+            return
+        latencies.append((time.perf_counter() - t0) * 1000)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(n)))
+    elapsed = time.perf_counter() - start
+    return {
+        "n": n, "errors": errors, "rps": n / elapsed if elapsed else 0.0,
+        "p50": pct(latencies, 50), "p95": pct(latencies, 95), "p99": pct(latencies, 99),
+        "mean": statistics.fmean(latencies) if latencies else float("nan"),
+    }
+
+
+def fmt(row: dict[str, float]) -> str:
+    return (f"n={row['n']:>5} err={row['errors']:>3} rps={row['rps']:8.1f} "
+            f"p50={row['p50']:7.2f}ms p95={row['p95']:7.2f}ms p99={row['p99']:7.2f}ms")
