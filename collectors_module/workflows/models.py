@@ -37,8 +37,13 @@ class WorkflowNode(models.Model):
     class Meta:
         ordering = ["position"]
         constraints = [
-            models.UniqueConstraint(fields=["workflow", "node_id"], name="node_id_unique_per_workflow")
+            models.UniqueConstraint(
+                fields=["workflow", "node_id"], name="node_id_unique_per_workflow"
+            )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id}:{self.node_id}"
 
 
 class Predicate(models.TextChoices):
@@ -50,7 +55,9 @@ class Predicate(models.TextChoices):
 class ConceptRelation(models.Model):
     """`subject predicate object`, e.g. 'honey hyponym food' = honey is a kind of food."""
 
-    app = models.ForeignKey("applications.App", on_delete=models.CASCADE, related_name="concept_relations")
+    app = models.ForeignKey(
+        "applications.App", on_delete=models.CASCADE, related_name="concept_relations"
+    )
     public_id = models.CharField(max_length=32)
     subject_concept_id = models.CharField(max_length=256)
     object_concept_id = models.CharField(max_length=256)
@@ -64,7 +71,16 @@ class ConceptRelation(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["app", "public_id"], name="relation_id_unique_per_app"),
             models.UniqueConstraint(
-                fields=["app", "subject_concept_id", "object_concept_id", "predicate", "knowledge_graph_id"],
+                fields=[
+                    "app",
+                    "subject_concept_id",
+                    "object_concept_id",
+                    "predicate",
+                    "knowledge_graph_id",
+                ],
                 name="relation_unique_per_app",
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.subject_concept_id} {self.predicate} {self.object_concept_id}"
