@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import operator
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +38,12 @@ for _n, _opt in enumerate(THRESHOLD_TYPES, start=1):
     for _alias in _opt.aliases:
         if isinstance(_alias, str):
             _BY_NAME[_alias] = _n
+
+
+def as_float32(value: float) -> float:
+    """Concept values are float32 on the wire: compare thresholds in the same precision, so a
+    value of 0.9 is EQUAL to and not GREATER_THAN a threshold of 0.9."""
+    return struct.unpack("f", struct.pack("f", value))[0]
 
 
 def threshold_type(raw) -> int:
@@ -77,7 +84,7 @@ def parse_thresholder(params: dict, concepts: list | None) -> ThresholderConfig:
             raise invalid(CONCEPTS_PATH, f"concepts[{i}] needs an id")
         raw = concept.get("value", 1.0) if isinstance(concept, dict) else concept.value
         value = number({"value": raw}, "value", 1.0, 0.0, 1.0) if raw is not None else 1.0
-        thresholds[cid or name] = value
+        thresholds[cid or name] = as_float32(value)
     return ThresholderConfig(
         thresholds=thresholds,
         compare=threshold_type(params.get("concept_threshold_type")),
@@ -130,11 +137,15 @@ class MaxProbabilityConfig:
 
 
 def parse_below(params: dict, concepts: list | None = None) -> MaxProbabilityConfig:
-    return MaxProbabilityConfig(threshold=number(params, "threshold", None, 0.0, 1.0), above=False)
+    return MaxProbabilityConfig(
+        threshold=as_float32(number(params, "threshold", None, 0.0, 1.0)), above=False
+    )
 
 
 def parse_above(params: dict, concepts: list | None = None) -> MaxProbabilityConfig:
-    return MaxProbabilityConfig(threshold=number(params, "threshold", None, 0.0, 1.0), above=True)
+    return MaxProbabilityConfig(
+        threshold=as_float32(number(params, "threshold", None, 0.0, 1.0)), above=True
+    )
 
 
 def max_probability(data: resources_pb2.Data) -> float | None:
