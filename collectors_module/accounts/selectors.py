@@ -21,3 +21,27 @@ def has_active_grant(*, grantor_id: int, grantee_id: int) -> bool:
     return CaptureGrant.objects.filter(
         grantor_id=grantor_id, grantee_id=grantee_id, revoked_at__isnull=True
     ).exists()
+
+
+def api_keys_of_user(user):
+    """The keys the API shows: revoked keys count as deleted (the web keys page still lists them)."""
+    return keys_of_user(user).filter(revoked_at__isnull=True)
+
+
+def key_for_api(user, key_id: str) -> Key:
+    """One of `user`'s live keys by public id or by its secret; 11101 for anything else.
+
+    The secret is accepted because PostKeys returns it as `id` (what Clarifai clients keep).
+    """
+    from collectors_module.core.auth import digest_secret
+    from collectors_module.core.errors import not_found
+
+    keys = api_keys_of_user(user)
+    key = keys.filter(public_id=key_id).first() if key_id else None
+    if key is None and key_id and len(key_id) <= 512:
+        key = keys.filter(digest=digest_secret(key_id)).first()
+    if key is None:
+        # Never echo something that may be a secret: only a well-formed public id is named.
+        shown = key_id if len(key_id) == 32 and key_id.isalnum() else ""
+        raise not_found("Key", shown)
+    return key

@@ -22,8 +22,9 @@ class CreatedKey:
     secret: str  # shown once; never stored
 
 
-def user_create(*, user_id: str, password: str | None = None, plan: str = Plan.PROFESSIONAL,
-                email: str = "") -> tuple[User, str]:
+def user_create(
+    *, user_id: str, password: str | None = None, plan: str = Plan.PROFESSIONAL, email: str = ""
+) -> tuple[User, str]:
     """Create a user; returns (user, password). Raises ApiError on a bad or taken user_id."""
     validate_id(user_id, "user_id")
     if User.objects.filter(username=user_id).exists():
@@ -40,17 +41,22 @@ def validate_scopes(scopes: list[str]) -> list[str]:
         raise ApiError(SC.CONN_INVALID_REQUEST, "A key needs at least one scope", field="scopes")
     unknown = [s for s in scopes if s not in known]
     if unknown:
-        raise ApiError(SC.CONN_INVALID_REQUEST, f"Unknown scopes: {', '.join(unknown)}", field="scopes")
+        raise ApiError(
+            SC.CONN_INVALID_REQUEST, f"Unknown scopes: {', '.join(unknown)}", field="scopes"
+        )
     return scopes
 
 
-def key_create(*, owner: User, scopes: list[str], description: str = "", app=None,
-               expires_at=None) -> CreatedKey:
+def key_create(
+    *, owner: User, scopes: list[str], description: str = "", app=None, expires_at=None
+) -> CreatedKey:
     """Create a PAT (app=None) or an app key; the secret is returned once, only its digest kept."""
     if app is not None and app.owner_id != owner.pk:
         raise ApiError(SC.CONN_DOES_NOT_EXIST, "App does not exist")
     if expires_at is not None and expires_at <= timezone.now():
-        raise ApiError(SC.CONN_INVALID_REQUEST, "expires_at must be in the future", field="expires_at")
+        raise ApiError(
+            SC.CONN_INVALID_REQUEST, "expires_at must be in the future", field="expires_at"
+        )
     scopes = validate_scopes(scopes)
     secret = new_secret()
     key = Key.objects.create(
@@ -81,12 +87,123 @@ def key_revoke(*, owner: User, key_public_id: str) -> Key:
 
 def grant_capture(*, grantor: User, grantee: User) -> CaptureGrant:
     """`grantor` consents that `grantee`'s collectors capture their predictions (idempotent)."""
-    grant = CaptureGrant.objects.filter(grantor=grantor, grantee=grantee, revoked_at__isnull=True).first()
+    grant = CaptureGrant.objects.filter(
+        grantor=grantor, grantee=grantee, revoked_at__isnull=True
+    ).first()
     return grant or CaptureGrant.objects.create(grantor=grantor, grantee=grantee)
 
 
 def revoke_capture_grant(*, grantor: User, grantee: User) -> int:
     """Withdraw consent; matching stops on the next prediction. Returns grants revoked."""
-    return CaptureGrant.objects.filter(grantor=grantor, grantee=grantee, revoked_at__isnull=True).update(
-        revoked_at=timezone.now()
-    )
+    return CaptureGrant.objects.filter(
+        grantor=grantor, grantee=grantee, revoked_at__isnull=True
+    ).update(revoked_at=timezone.now())
+
+
+@dataclass
+class KeySpec:
+    """What one new key should be (validated by `keys_create`)."""
+
+    scopes: list[str]
+    description: str = ""
+    app: object | None = None  # applications.App for an app key, None for a PAT
+    expires_at: object | None = None  # aware datetime or None (never expires)
+
+
+def check_grantable(*, granting_scopes: list[str], scopes: list[str]) -> None:
+    """A key may only hand out scopes it holds itself (`All` holds everything); raises 11007."""
+    have = set(granting_scopes or [])
+    if "All" in have:
+        return
+    missing = [s for s in scopes if s not in have]
+    if missing:
+        raise ApiError(
+            SC.CONN_INSUFFICIENT_SCOPES,
+            f"This key cannot grant scopes it does not have: {', '.join(missing)}",
+            field="scopes",
+        )
+
+
+def keys_create(
+    *, owner: User, specs: list[KeySpec], granting_scopes: list[str] | None = None
+) -> list[CreatedKey]:
+    """Create several keys all-or-nothing (one transaction); secrets returned once.
+
+    With `granting_scopes` (the calling key's scopes) no new key may exceed them (11007).
+    """
+    if not specs:
+        raise ApiError(SC.CONN_INVALID_REQUEST, "keys must hold at least one key", field="keys")
+    for spec in specs:
+        spec.scopes = validate_scopes(spec.scopes)
+        if granting_scopes is not None:
+            check_grantable(granting_scopes=granting_scopes, scopes=spec.scopes)
+    with transaction.atomic():
+        return [
+            key_create(
+                owner=owner,
+                scopes=s.scopes,
+                description=s.description,
+                app=s.app,
+                expires_at=s.expires_at,
+            )
+            for s in specs
+        ]
+
+
+_UNSET = object()
+
+
+def key_update(
+    *,
+    owner: User,
+    key_public_id: str,
+    action: str = "overwrite",
+    description: str | None = None,
+    scopes: list[str] | None = None,
+    expires_at=_UNSET,
+    granting_scopes: list[str] | None = None,
+) -> Key:
+    """Change a live key's description, scopes or expiry (transactional).
+
+    action: 'overwrite' replaces what is given, 'merge' adds scopes, 'remove' drops scopes.
+    A revoked or another user's key is 11101; a key keeps at least one scope.
+    """
+    if action not in ("overwrite", "merge", "remove"):
+        raise ApiError(
+            SC.CONN_INVALID_REQUEST,
+            "action must be 'overwrite', 'merge' or 'remove'",
+            field="action",
+        )
+    with transaction.atomic():
+        key = (
+            Key.objects.select_for_update()
+            .filter(owner=owner, public_id=key_public_id, revoked_at__isnull=True)
+            .first()
+        )
+        if key is None:
+            raise ApiError(SC.CONN_DOES_NOT_EXIST, f"Key '{key_public_id[:64]}' does not exist")
+        if scopes:
+            if action == "remove":
+                new_scopes = [s for s in key.scopes if s not in set(scopes)]
+                if not new_scopes:
+                    raise ApiError(
+                        SC.CONN_INVALID_REQUEST, "A key needs at least one scope", field="scopes"
+                    )
+            else:
+                wanted = validate_scopes(scopes)
+                if granting_scopes is not None:
+                    check_grantable(granting_scopes=granting_scopes, scopes=wanted)
+                new_scopes = (
+                    wanted if action == "overwrite" else list(dict.fromkeys([*key.scopes, *wanted]))
+                )
+            key.scopes = new_scopes
+        if description is not None and action != "remove":
+            key.description = description[:256]
+        if expires_at is not _UNSET and action != "remove":
+            if expires_at is not None and expires_at <= timezone.now():
+                raise ApiError(
+                    SC.CONN_INVALID_REQUEST, "expires_at must be in the future", field="expires_at"
+                )
+            key.expires_at = expires_at
+        key.save(update_fields=["scopes", "description", "expires_at"])
+    return key

@@ -1,5 +1,7 @@
 def test_post_then_get_app_with_pat(api, alice):
-    r = api.post("/v2/users/alice/apps", {"apps": [{"id": "new-app", "description": "d"}]}, key=alice.secret)
+    r = api.post(
+        "/v2/users/alice/apps", {"apps": [{"id": "new-app", "description": "d"}]}, key=alice.secret
+    )
     assert r["status"]["code"] == 10000, r
     assert r["apps"][0]["id"] == "new-app"
     r = api.get("/v2/users/me/apps/new-app", key=alice.secret)
@@ -38,3 +40,12 @@ def test_missing_scope_is_insufficient_scopes(api, alice, make_key):
 def test_unimplemented_rpc_answers_not_implemented(api, alice):
     r = api.get("/v2/users/alice/apps/app1/datasets", key=alice.secret)
     assert r["status"]["code"] == 10040
+
+
+def test_delete_app_deletes_it_and_another_tenants_app_is_untouched(api, alice, bob):
+    r = api.delete("/v2/users/bob/apps/bobapp", key=alice.secret)
+    assert (r["_http"], r["status"]["code"]) == (404, 11101)
+    r = api.delete("/v2/users/alice/apps/app1", key=alice.secret)
+    assert (r["_http"], r["status"]["code"]) == (200, 10000), r
+    assert api.get("/v2/users/alice/apps/app1", key=alice.secret)["status"]["code"] == 11101
+    assert api.get("/v2/users/bob/apps/bobapp", key=bob.secret)["status"]["code"] == 10000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from clarifai_grpc.grpc.api import service_pb2
+from clarifai_grpc.grpc.api.status import status_pb2
 
 from collectors_module.applications import selectors, services
 from collectors_module.core.errors import SC, ApiError
@@ -34,7 +35,9 @@ def post_apps(ctx, req: service_pb2.PostAppsRequest):
 def list_apps(ctx, req: service_pb2.ListAppsRequest):
     if ctx.owner_user_id != ctx.user.username:
         raise ApiError(SC.CONN_DOES_NOT_EXIST, f"User '{ctx.owner_user_id}' does not exist")
-    apps = paginate(selectors.apps_of_user(ctx.user).select_related("owner"), req.page, req.per_page)
+    apps = paginate(
+        selectors.apps_of_user(ctx.user).select_related("owner"), req.page, req.per_page
+    )
     return service_pb2.MultiAppResponse(apps=[app_to_pb(a) for a in apps])
 
 
@@ -46,7 +49,4 @@ def get_app(ctx, req: service_pb2.GetAppRequest):
 @rpc("DeleteApp")
 def delete_app(ctx, req: service_pb2.DeleteAppRequest):
     services.app_delete(app=ctx.app(write=True))
-    return service_pb2.BaseResponse()
-
-
-
+    return status_pb2.BaseResponse()
