@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+
+SIDEBAR_INSTALLATION_TEMPLATE = "modules/sidebar_installation.html"
+
+
+@functools.cache
+def _installation_template() -> str:
+    """The modules UI's sidebar row template, or '' while that part is not installed."""
+    try:
+        get_template(SIDEBAR_INSTALLATION_TEMPLATE)
+    except TemplateDoesNotExist:
+        return ""
+    return SIDEBAR_INSTALLATION_TEMPLATE
+
 
 def layout(request) -> dict:
     user = getattr(request, "user", None)
@@ -13,8 +30,15 @@ def layout(request) -> dict:
     installs = []
     try:
         from collectors_module.modules.selectors import installations_for_sidebar
-
-        installs = installations_for_sidebar(user)
     except ImportError:
-        pass
-    return {"sidebar_apps": apps, "sidebar_installations": installs}
+        installations_for_sidebar = None
+    if installations_for_sidebar is not None:
+        installs = installations_for_sidebar(user)
+    template = _installation_template() if installs else ""
+    if not template:
+        _installation_template.cache_clear()  # pick the template up once it is written
+    return {
+        "sidebar_apps": apps,
+        "sidebar_installations": installs,
+        "sidebar_installation_template": template,
+    }

@@ -1,0 +1,123 @@
+"""Log in / out, the account page (plan) and the keys page (create, list, revoke)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
+
+from collectors_module.applications.selectors import apps_of_user
+from collectors_module.core.errors import ApiError
+
+from . import services
+from .forms import KeyCreateForm, LoginForm, PlanForm, scope_groups
+from .models import User
+from .selectors import key_of_user, keys_of_user
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return ""
+
+
+@sensitive_post_parameters("password")
+@csrf_protect
+@never_cache
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated and request.method == "GET":
+        return redirect(_safe_next(request) or "applications:home")
+    form = LoginForm(request, data=request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        login(request, form.get_user())
+        return redirect(_safe_next(request) or "applications:home")
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request, "accounts/login.html", {"form": form, "next": _safe_next(request)}, status=status
+    )
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    messages.info(request, "You are logged out.")
+    return redirect("accounts:login")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_view(request: HttpRequest) -> HttpResponse:
+    form = PlanForm(request.POST or None, initial={"plan": request.user.plan})
+    if request.method == "POST":
+        if form.is_valid():
+            # A demo control (no billing here): the plan decides who may use Collectors.
+            User.objects.filter(pk=request.user.pk).update(plan=form.cleaned_data["plan"])
+            messages.success(request, "Plan changed.")
+            return redirect("accounts:account")
+        return render(request, "accounts/account.html", {"form": form}, status=400)
+    return render(request, "accounts/account.html", {"form": form})
+
+
+def _keys_context(request: HttpRequest, form: KeyCreateForm) -> dict:
+    return {
+        "form": form,
+        "keys": keys_of_user(request.user),
+        "scope_groups": scope_groups(),
+        "checked_scopes": set(form["scopes"].value() or []),
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def keys_view(request: HttpRequest) -> HttpResponse:
+    apps = list(apps_of_user(request.user))
+    if request.method == "GET":
+        initial = {"key_type": "pat", "preset": "all"}
+        if request.GET.get("app") in {a.public_id for a in apps}:
+            initial.update(key_type="app", app=request.GET["app"])
+        form = KeyCreateForm(apps=apps, initial=initial)
+        return render(request, "accounts/keys.html", _keys_context(request, form))
+
+    form = KeyCreateForm(request.POST, apps=apps)
+    if form.is_valid():
+        try:
+            created = services.key_create(
+                owner=request.user,
+                scopes=form.cleaned_data["scopes"],
+                description=form.cleaned_data["description"],
+                app=form.chosen_app,
+                expires_at=form.expires_at,
+            )
+        except ApiError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.details)
+        else:
+            # The secret is rendered once in this response and never stored (not even in the
+            # session), so this page is not a redirect; it must not be cached either.
+            response = render(request, "accounts/key_created.html", {"created": created})
+            add_never_cache_headers(response)
+            return response
+    return render(request, "accounts/keys.html", _keys_context(request, form), status=400)
+
+
+@login_required
+@require_POST
+def key_revoke_view(request: HttpRequest, key_id: str) -> HttpResponse:
+    if key_of_user(request.user, key_id) is None:
+        raise Http404("Key does not exist")
+    key = services.key_revoke(owner=request.user, key_public_id=key_id)
+    if request.htmx:
+        return render(request, "accounts/keys.html#key-row", {"key": key})
+    messages.success(request, f"Key {key.public_id} revoked.")
+    return redirect("accounts:keys")

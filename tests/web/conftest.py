@@ -1,0 +1,52 @@
+"""Web UI fixtures: a logged-in browser-like client and inputs stored through the inputs service."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.test import Client
+
+PASSWORD = "pw-for-tests-123"
+
+
+def png_bytes(size: tuple[int, int] = (8, 8), color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def alice_client(alice) -> Client:
+    client = Client()
+    assert client.login(username="alice", password=PASSWORD)
+    return client
+
+
+@pytest.fixture
+def make_input(db):
+    from clarifai_grpc.grpc.api import resources_pb2
+    from google.protobuf import json_format
+
+    from collectors_module.inputs.services import input_create
+
+    def make(app, input_id: str = "", *, image: bytes | None = None, text: str = "",
+             concepts=(), metadata: dict | None = None):
+        data: dict = {}
+        if text:
+            data["text"] = {"raw": text}
+        if concepts:
+            data["concepts"] = [{"id": c, "name": c, "value": v} for c, v in concepts]
+        if metadata:
+            data["metadata"] = metadata
+        pb = json_format.ParseDict({"id": input_id, "data": data}, resources_pb2.Input())
+        return input_create(app=app, input_pb=pb, image_bytes=image)
+
+    return make
