@@ -1,0 +1,392 @@
+"""Writers for models and versions, and the predict path (prepare inputs, run, hook)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from clarifai_grpc.grpc.api import resources_pb2
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from google.protobuf import json_format
+
+from collectors_module.applications.models import Visibility
+from collectors_module.core.errors import SC, ApiError, make_status
+from collectors_module.core.ids import is_valid_id, new_hex_id, validate_id
+
+from . import conf, hooks
+from .convert import model_ref_pb
+from .models import Model, ModelVersion
+from .runners.builtin import BY_NAME as BUILTINS
+from .runners.registry import get_runner, is_runnable
+
+log = logging.getLogger("collectors.inference")
+
+# Default model type for a remote runner when PostModels does not name one.
+_REMOTE_DEFAULT_TYPES = {"openai-chat": "image-to-text", "kserve-v2": "visual-classifier"}
+# output_config fields applied to concepts after any runner (Clarifai's OutputConfig names).
+OUTPUT_CONFIG_KEYS = ("max_concepts", "min_value", "select_concepts")
+_ECHO_BASE64 = b"true"  # what Clarifai echoes in output.input for uploaded bytes
+
+
+def operator_types() -> frozenset[str]:
+    """Operator model types (run by the workflow executor, not by PostModelOutputs)."""
+    try:
+        from collectors_module.workflows.model_types import OPERATOR_TYPES
+    except ImportError:
+        return frozenset()
+    return frozenset(OPERATOR_TYPES)
+
+
+def _struct_to_dict(message) -> dict:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _resolve_runner(model_type_id: str, metadata: dict) -> tuple[str, str, dict]:
+    """(model_type_id, runner, runner_config) for a new version; raises MODEL_INVALID_ARGUMENT."""
+    runner = str(metadata.get("runner", "") or "")
+    config = {k: v for k, v in metadata.items() if k != "runner"}
+    if model_type_id and model_type_id in operator_types():
+        if runner and runner != f"operator:{model_type_id}":
+            raise ApiError(
+                SC.MODEL_INVALID_ARGUMENT,
+                f"'{model_type_id}' is an operator type; it takes no runner",
+                field="runner",
+            )
+        return model_type_id, f"operator:{model_type_id}", {}
+    kind, _, name = runner.partition(":")
+    if kind == "remote":
+        try:
+            from .runners.remote import make_remote_runner
+        except ImportError as exc:
+            raise ApiError(
+                SC.MODEL_INVALID_ARGUMENT, "Remote models are not available on this server"
+            ) from exc
+        make_remote_runner(name, dict(config))  # validates kind, url allow-list, model name
+        return model_type_id or _REMOTE_DEFAULT_TYPES.get(name, ""), runner, config
+    if kind == "builtin":
+        spec = BUILTINS.get(name)
+        if spec is None:
+            raise ApiError(
+                SC.MODEL_INVALID_ARGUMENT,
+                f"Unknown built-in runner '{runner}'; known: "
+                + ", ".join(f"builtin:{n}" for n in BUILTINS),
+                field="runner",
+            )
+        if model_type_id and model_type_id != spec.model_type_id:
+            raise ApiError(
+                SC.MODEL_INVALID_ARGUMENT,
+                f"'{runner}' produces '{spec.model_type_id}' outputs, not '{model_type_id}'",
+                field="model_type_id",
+            )
+        return spec.model_type_id, runner, {}
+    if runner:
+        raise ApiError(
+            SC.MODEL_INVALID_ARGUMENT,
+            f"Unknown runner '{runner[:64]}': use 'builtin:<name>', 'remote:openai-chat' "
+            "or 'remote:kserve-v2'",
+            field="runner",
+        )
+    return model_type_id, "", {}
+
+
+def _output_info_dict(pb: resources_pb2.OutputInfo) -> dict:
+    info = json_format.MessageToDict(pb, preserving_proto_field_name=True)
+    concepts = info.get("data", {}).get("concepts", [])
+    seen = set()
+    for c in concepts:
+        cid = c.get("id", "")
+        validate_id(cid, "concept id", SC.MODEL_INVALID_ARGUMENT, field="concepts")
+        if cid in seen:
+            raise ApiError(
+                SC.CONCEPTS_INVALID_REQUEST, f"duplicate concept id '{cid}'", field="concepts"
+            )
+        seen.add(cid)
+        c.setdefault("name", cid)
+    return info
+
+
+def model_create(*, app, model_pb: resources_pb2.Model) -> Model:
+    """Create a model and its first version in one transaction. Raises ApiError on bad ids,
+    an unknown/not-allowed runner or a duplicate model id (MODEL_INVALID_REQUEST, 'duplicate')."""
+    model_id = validate_id(model_pb.id, "model id", SC.MODEL_INVALID_ARGUMENT, field="id")
+    # The runner comes from model.model_version.metadata (or, failing that, model.metadata).
+    metadata = _struct_to_dict(model_pb.model_version.metadata)
+    if "runner" not in metadata:
+        alt = _struct_to_dict(model_pb.metadata)
+        if "runner" in alt:
+            metadata = alt
+    model_type_id, runner, config = _resolve_runner(model_pb.model_type_id, metadata)
+    if not model_type_id:
+        raise ApiError(
+            SC.MODEL_INVALID_ARGUMENT, "model_type_id is required", field="model_type_id"
+        )
+    info_pb = (
+        model_pb.model_version.output_info
+        if model_pb.model_version.HasField("output_info")
+        else model_pb.output_info
+    )
+    output_info = _output_info_dict(info_pb)
+    visibility = model_pb.visibility.gettable or Visibility.PRIVATE
+    if visibility not in Visibility.values:
+        raise ApiError(
+            SC.MODEL_INVALID_ARGUMENT, f"Unknown visibility {visibility}", field="visibility"
+        )
+    version_id = model_pb.model_version.id or new_hex_id()
+    if not is_valid_id(version_id):
+        raise ApiError(
+            SC.MODEL_INVALID_ARGUMENT,
+            f"Invalid model version id '{version_id[:64]}'",
+            field="version_id",
+        )
+    try:
+        with transaction.atomic():
+            if Model.objects.filter(app=app, public_id=model_id).exists():
+                raise ApiError(
+                    SC.MODEL_INVALID_REQUEST,
+                    f"Model '{model_id}' already exists (duplicate id)",
+                    field="id",
+                )
+            model = Model.objects.create(
+                app=app,
+                public_id=model_id,
+                name=model_pb.name[:256],
+                description=model_pb.description,
+                model_type_id=model_type_id,
+                visibility=visibility,
+                output_info=output_info,
+            )
+            ModelVersion.objects.create(
+                model=model,
+                public_id=version_id,
+                description=model_pb.model_version.description[:512],
+                output_info=output_info,
+                runner=runner,
+                runner_config=config,
+            )
+    except IntegrityError as exc:
+        raise ApiError(
+            SC.MODEL_INVALID_REQUEST, f"Model '{model_id}' already exists (duplicate id)"
+        ) from exc
+    return model
+
+
+def model_version_create(*, model: Model, version_pb: resources_pb2.ModelVersion) -> ModelVersion:
+    """Add a version to `model` (runner/config/output_info default to the latest version's).
+    Transactional; raises ApiError on a bad runner or a duplicate version id."""
+    latest = model.latest_version()
+    metadata = _struct_to_dict(version_pb.metadata)
+    if metadata.get("runner"):
+        _, runner, config = _resolve_runner(model.model_type_id, metadata)
+    elif latest is not None:
+        runner, config = latest.runner, dict(latest.runner_config)
+    else:
+        _, runner, config = _resolve_runner(model.model_type_id, {})
+    if version_pb.HasField("output_info"):
+        output_info = _output_info_dict(version_pb.output_info)
+    else:
+        output_info = dict(latest.output_info) if latest else dict(model.output_info)
+    version_id = version_pb.id or new_hex_id()
+    if not is_valid_id(version_id):
+        raise ApiError(
+            SC.MODEL_INVALID_ARGUMENT,
+            f"Invalid model version id '{version_id[:64]}'",
+            field="version_id",
+        )
+    try:
+        with transaction.atomic():
+            if model.versions.filter(public_id=version_id).exists():
+                raise ApiError(
+                    SC.MODEL_INVALID_REQUEST,
+                    f"Model version '{version_id}' already exists (duplicate id)",
+                )
+            version = ModelVersion.objects.create(
+                model=model,
+                public_id=version_id,
+                description=version_pb.description[:512],
+                output_info=output_info,
+                runner=runner,
+                runner_config=config,
+            )
+            Model.objects.filter(pk=model.pk).update(modified_at=timezone.now())
+    except IntegrityError as exc:
+        raise ApiError(
+            SC.MODEL_INVALID_REQUEST, f"Model version '{version_id}' already exists (duplicate id)"
+        ) from exc
+    version.model = model
+    return version
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def _fetch(url: str, max_bytes: int):
+    try:
+        from collectors_module.core.safe_fetch import fetch
+    except ImportError as exc:
+        raise ApiError(SC.INPUT_INVALID_URL, "URL inputs are not available on this server") from exc
+    return fetch(url, max_bytes=max_bytes)
+
+
+def _prepare_one(inp: resources_pb2.Input) -> resources_pb2.Data | ApiError:
+    from collectors_module.core.images import max_image_bytes, validate_image
+
+    data = inp.data
+    try:
+        if data.image.base64:
+            validate_image(data.image.base64)
+            return data
+        if data.image.url:
+            result = _fetch(data.image.url, max_image_bytes())
+            validate_image(result.content)
+            prepared = resources_pb2.Data()
+            prepared.CopyFrom(data)
+            prepared.image.base64 = result.content
+            return prepared
+        if data.text.raw:
+            if len(data.text.raw.encode("utf-8")) > conf.max_text_bytes():
+                raise ApiError(
+                    SC.INPUT_INVALID_ARGUMENT, f"text is longer than {conf.max_text_bytes()} bytes"
+                )
+            return data
+        if data.text.url:
+            result = _fetch(data.text.url, conf.max_text_bytes())
+            prepared = resources_pb2.Data()
+            prepared.CopyFrom(data)
+            prepared.text.raw = result.content.decode("utf-8", errors="replace")
+            return prepared
+        raise ApiError(
+            SC.INPUT_INVALID_ARGUMENT,
+            "The input has no data: send data.image.url, data.image.base64 or data.text.raw",
+        )
+    except ApiError as exc:
+        return exc
+
+
+def prepare_inputs(inputs: list[resources_pb2.Input]) -> list[resources_pb2.Data | ApiError]:
+    """Validate bytes, fetch URLs through the SSRF-safe fetcher (in parallel), pass text through.
+    Never raises for one bad input: its slot holds the ApiError."""
+    url_count = sum(
+        1
+        for i in inputs
+        if not i.data.image.base64
+        and (i.data.image.url or (not i.data.text.raw and i.data.text.url))
+    )
+    if url_count > 1:
+        with ThreadPoolExecutor(max_workers=min(conf.fetch_workers(), url_count)) as pool:
+            return list(pool.map(_prepare_one, inputs))
+    return [_prepare_one(i) for i in inputs]
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+def _apply_output_config(data: resources_pb2.Data, params: dict) -> None:
+    select = params.get("select_concepts") or []
+    min_value = params.get("min_value")
+    max_concepts = params.get("max_concepts")
+    if not (select or min_value or max_concepts) or not data.concepts:
+        return
+    kept = list(data.concepts)
+    if select:
+        wanted = {c.get("id") or c.get("name") for c in select if isinstance(c, dict)}
+        kept = [c for c in kept if c.id in wanted or c.name in wanted]
+    if min_value:
+        kept = [c for c in kept if c.value >= float(min_value)]
+    if max_concepts:
+        kept = kept[: int(max_concepts)]
+    del data.concepts[:]
+    data.concepts.extend(kept)
+
+
+def run_model_version(
+    model_version: ModelVersion, data: list[resources_pb2.Data], params: dict | None = None
+) -> list[resources_pb2.Data | ApiError]:
+    """Run the version's runner on prepared data (no hooks, no ORM writes). One result per input.
+    Raises ApiError(MODEL_INVALID_REQUEST) if the version has no runner (operators, bare models)."""
+    if not data:
+        return []
+    if not is_runnable(model_version.runner):
+        get_runner(model_version.runner, model_version.runner_config)  # raises the right ApiError
+    runner = get_runner(model_version.runner, model_version.runner_config)
+    merged: dict[str, Any] = dict((model_version.output_info or {}).get("params") or {})
+    merged.update(params or {})
+    try:
+        results = runner.predict(list(data), merged)
+    except ApiError as exc:
+        results = [exc] * len(data)
+    except Exception as exc:
+        log.exception("runner %s failed", model_version.runner)
+        results = [
+            ApiError(SC.MODEL_PREDICTION_FAILED, f"The model failed: {type(exc).__name__}")
+        ] * len(data)
+    if len(results) != len(data):
+        results = [
+            ApiError(SC.MODEL_PREDICTION_FAILED, "The model returned a wrong number of outputs")
+        ] * len(data)
+    for result in results:
+        if isinstance(result, resources_pb2.Data):
+            _apply_output_config(result, merged)
+    return results
+
+
+def _echo_input(inp: resources_pb2.Input) -> resources_pb2.Input:
+    echo = resources_pb2.Input(id=inp.id or new_hex_id())
+    echo.data.CopyFrom(inp.data)
+    if echo.data.image.base64:
+        echo.data.image.base64 = _ECHO_BASE64
+    return echo
+
+
+def predict(
+    *,
+    caller,
+    model_version: ModelVersion,
+    inputs: list[resources_pb2.Input],
+    params: dict | None = None,
+    request_id: str,
+) -> list[resources_pb2.Output]:
+    """PostModelOutputs: prepare inputs, run the model, build one Output per input (each with its
+    status), then run the after-predict hooks. Raises ApiError only for a non-runnable version."""
+    if not is_runnable(model_version.runner):
+        get_runner(
+            model_version.runner, model_version.runner_config
+        )  # raises MODEL_INVALID_REQUEST
+    prepared = prepare_inputs(inputs)
+    ok_idx = [i for i, p in enumerate(prepared) if not isinstance(p, ApiError)]
+    results = run_model_version(model_version, [prepared[i] for i in ok_idx], params)
+    by_index: dict[int, resources_pb2.Data | ApiError] = dict(zip(ok_idx, results, strict=True))
+    model_pb = model_ref_pb(model_version)
+    now = timezone.now()
+    success = make_status(SC.SUCCESS)
+    outputs: list[resources_pb2.Output] = []
+    fetched: dict[int, bytes] = {}
+    for i, inp in enumerate(inputs):
+        result = by_index.get(i, prepared[i])
+        out = resources_pb2.Output(id=new_hex_id(), model=model_pb, input=_echo_input(inp))
+        out.created_at.FromDatetime(now)
+        if isinstance(result, ApiError):
+            out.status.CopyFrom(result.to_status())
+        else:
+            out.status.CopyFrom(success)
+            out.data.CopyFrom(result)
+            if not inp.data.image.base64 and inp.data.image.url and i in by_index:
+                fetched[i] = prepared[i].image.base64
+        outputs.append(out)
+    started = time.perf_counter()
+    hooks.run_after_predict(
+        hooks.PredictionEvent(
+            model_version=model_version,
+            caller=caller,
+            request_id=request_id,
+            inputs=inputs,
+            outputs=outputs,
+            fetched=fetched,
+        )
+    )
+    elapsed = (time.perf_counter() - started) * 1000
+    if elapsed > 50:
+        log.warning("after-predict hooks took %.1f ms (request %s)", elapsed, request_id)
+    return outputs
