@@ -1,0 +1,165 @@
+"""`manage.py seed_demo`: the quick start's demo workspace (safe to run again).
+
+Creates user `demo` (Professional), app `demo-app`, a PAT with scope `All`, the Collectors module
+installed in the app, and a collector capturing demo's predictions on the built-in colour model
+with random sample 1.0. Passwords and key secrets are stored only as hashes in the database, so
+this local demo keeps the generated password and secret in `var/` (mode 0600) to print them again
+on the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from collectors_module.accounts import services
+from collectors_module.accounts.models import Key, Plan, User
+from collectors_module.applications.models import App
+from collectors_module.core.auth import digest_secret
+from collectors_module.core.errors import ApiError
+
+DEMO_USER = "demo"
+DEMO_APP = "demo-app"
+DEMO_COLLECTOR = "demo-collector"
+DEMO_KEY_DESCRIPTION = "demo key (quick start)"
+SOURCE = {"model_user_id": "builtin", "model_app_id": "main", "model_id": "color-recognition"}
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _write_private(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo workspace of the quick start and print how to log in."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--state-dir",
+            default=str(Path(settings.VAR_DIR)),
+            help="where the demo password and key secret are kept (default: var/)",
+        )
+        parser.add_argument(
+            "--reset-password", action="store_true", help="generate a new password for demo"
+        )
+
+    def handle(self, *args, **options) -> None:
+        state = Path(options["state_dir"])
+        user, password = self._user(state / "demo_password", options["reset_password"])
+        app = App.objects.filter(owner=user, public_id=DEMO_APP).first()
+        if app is None:
+            from collectors_module.applications.services import app_create
+
+            app = app_create(
+                owner=user, app_id=DEMO_APP, description="Demo app: captured predictions land here"
+            )
+        key, secret = self._key(user, state / "demo_key")
+        self._module(user, app)
+        collector_note = self._collector(user, app, key)
+
+        out = self.stdout.write
+        out(f"user:      {user.username}")
+        out(f"password:  {password}")
+        out(f"app:       {app.public_id}")
+        out(f"key id:    {key.public_id}")
+        out(f"key:       {secret}")
+        out(f"collector: {collector_note}")
+
+    # -- parts -----------------------------------------------------------------------------
+
+    def _user(self, password_file: Path, reset: bool) -> tuple[User, str]:
+        user = User.objects.filter(username=DEMO_USER).first()
+        password = _read(password_file)
+        if user is None:
+            user, password = services.user_create(
+                user_id=DEMO_USER, plan=Plan.PROFESSIONAL, password=password or None
+            )
+            _write_private(password_file, password)
+            return user, password
+        if user.plan == Plan.COMMUNITY:
+            User.objects.filter(pk=user.pk).update(plan=Plan.PROFESSIONAL)
+            user.plan = Plan.PROFESSIONAL
+        if reset or not password or not user.check_password(password):
+            password = secrets.token_urlsafe(12)
+            user.set_password(password)
+            user.save(update_fields=["password"])
+            _write_private(password_file, password)
+        return user, password
+
+    def _key(self, user: User, key_file: Path) -> tuple[Key, str]:
+        secret = _read(key_file)
+        if secret:
+            key = Key.objects.filter(owner=user, digest=digest_secret(secret)).first()
+            if key is not None and key.is_usable:
+                return key, secret
+        created = services.key_create(owner=user, scopes=["All"], description=DEMO_KEY_DESCRIPTION)
+        _write_private(key_file, created.secret)
+        return created.key, created.secret
+
+    def _module(self, user: User, app: App) -> None:
+        """Install the Collectors module in the demo app, so it shows in the sidebar."""
+        try:
+            from collectors_module.modules.models import Installation, Module
+            from collectors_module.modules.services import (
+                installation_authorize,
+                installation_create,
+            )
+        except ImportError:
+            return
+        module = Module.objects.filter(slug="collector").first()
+        if module is None:
+            return
+        inst = Installation.objects.filter(app=app, module=module).first()
+        try:
+            if inst is None:
+                inst = installation_create(module=module, app=app, user=user, slug="collector")
+            if inst.key is None or not inst.key.is_usable:
+                installation_authorize(installation=inst, user=user)
+        except ApiError as exc:
+            self.stderr.write(
+                f"note: Collectors module not installed in {app.public_id}: {exc.details}"
+            )
+
+    def _collector(self, user: User, app: App, key: Key) -> str:
+        try:
+            from clarifai_grpc.grpc.api import resources_pb2
+
+            from collectors_module.collectors.models import Collector
+            from collectors_module.collectors.services import collector_create, collector_set_status
+        except ImportError:
+            return "skipped (the collectors services are not installed in this build yet)"
+        existing = Collector.objects.filter(app=app, public_id=DEMO_COLLECTOR).first()
+        if existing is not None:
+            collector_set_status(app=app, collector_id=DEMO_COLLECTOR, active=True)
+            return f"{DEMO_COLLECTOR} (exists; active)"
+        pb = resources_pb2.Collector(
+            id=DEMO_COLLECTOR,
+            description="Collects every prediction demo makes with the built-in colour model",
+            pre_queue_random_sample=1.0,
+            collect_outputs=True,
+        )
+        src = pb.collector_source.api_post_model_outputs_collector_source
+        src.model_user_id = SOURCE["model_user_id"]
+        src.model_app_id = SOURCE["model_app_id"]
+        src.model_id = SOURCE["model_id"]
+        src.caller_user_id = user.username
+        src.post_inputs_key_id = key.public_id
+        try:
+            collector_create(app=app, actor=user, collector_pb=pb)
+        except ApiError as exc:
+            self.stderr.write(f"note: demo collector not created: {exc.details}")
+            return f"not created ({exc.details})"
+        return f"{DEMO_COLLECTOR} (created; random sample 1.0 on builtin/main/color-recognition)"

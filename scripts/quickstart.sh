@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Quick start: run Collectors on this machine with nothing but Python 3.11+.
+#
+#   bash scripts/quickstart.sh            # web on http://127.0.0.1:8000 (PORT=9000 to change)
+#
+# Creates .venv (if missing), installs requirements.txt, migrates a SQLite database in var/,
+# seeds a demo workspace (user, app, key, collector), then runs the web server and a Celery
+# worker (with the beat scheduler) on an embedded filesystem broker. Ctrl-C stops both.
+# Safe to run again: the seed is idempotent and nothing is reinstalled unless requirements change.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PORT="${PORT:-8000}"
+HOST="127.0.0.1"
+VAR="$ROOT/var"
+LOG_DIR="$VAR/log"
+mkdir -p "$VAR" "$LOG_DIR"
+
+say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
+die() { printf 'quickstart: %s\n' "$*" >&2; exit 1; }
+
+# --- Python + virtual environment ----------------------------------------------------------
+PYTHON=""
+for candidate in "${PYTHON_BIN:-}" python3.13 python3.12 python3.11 python3; do
+  [ -n "$candidate" ] || continue
+  if command -v "$candidate" >/dev/null 2>&1 &&
+     "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+    PYTHON="$(command -v "$candidate")"
+    break
+  fi
+done
+[ -n "$PYTHON" ] || die "Python 3.11 or newer is required (set PYTHON_BIN to its path)"
+
+if [ ! -x .venv/bin/python ]; then
+  say "Creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv || die "could not create .venv (on Debian/Ubuntu: apt-get install python3-venv)"
+fi
+VPY="$ROOT/.venv/bin/python"
+
+REQ_HASH="$("$VPY" -c 'import hashlib,sys; print(hashlib.sha256(open("requirements.txt","rb").read()).hexdigest())')"
+STAMP=".venv/.requirements.sha256"
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$REQ_HASH" ]; then
+  say "Installing requirements (first run takes a few minutes)"
+  "$VPY" -m pip install --disable-pip-version-check -q --upgrade pip
+  "$VPY" -m pip install --disable-pip-version-check -q -r requirements.txt
+  echo "$REQ_HASH" > "$STAMP"
+else
+  say "Requirements already installed"
+fi
+
+# --- Settings for the quick start ----------------------------------------------------------
+if [ ! -s "$VAR/secret_key" ]; then
+  (umask 077 && "$VPY" -c 'import secrets; print(secrets.token_urlsafe(50))' > "$VAR/secret_key")
+fi
+export COLLECTORS_DEV=1
+export SECRET_KEY="$(cat "$VAR/secret_key")"
+export DATABASE_URL="sqlite:///var/quickstart.sqlite3"
+export CELERY_BROKER_URL="filesystem://"
+export COLLECTORS_VAR_DIR="$VAR"
+export ALLOWED_HOSTS="${ALLOWED_HOSTS:-localhost,127.0.0.1,[::1]}"
+export COLLECTORS_PUBLIC_URL="${COLLECTORS_PUBLIC_URL:-http://$HOST:$PORT}"
+export PYTHONUNBUFFERED=1
+
+say "Migrating var/quickstart.sqlite3"
+"$VPY" manage.py migrate --no-input -v 0
+
+say "Seeding the demo workspace"
+SEED_OUT="$("$VPY" manage.py seed_demo)"
+echo "$SEED_OUT" | sed 's/^/    /'
+field() { echo "$SEED_OUT" | sed -n "s/^$1:[[:space:]]*//p"; }
+DEMO_PASSWORD="$(field password)"
+DEMO_KEY="$(field key)"
+
+# --- Processes -----------------------------------------------------------------------------
+# Each child runs in its own process group (job control on), so Ctrl-C stops it with
+# everything it started.
+set -m
+PIDS=()
+cleanup() {
+  trap - INT TERM EXIT
+  if [ "${#PIDS[@]}" -gt 0 ]; then
+    say "Stopping"
+    for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
+    for _ in $(seq 1 50); do
+      alive=0
+      for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+      [ "$alive" = 0 ] && break
+      sleep 0.2
+    done
+    for pid in "${PIDS[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if "$VPY" -c "import socket,sys; s=socket.socket(); sys.exit(0 if s.connect_ex(('$HOST', $PORT)) == 0 else 1)"; then
+  die "port $PORT is already in use (run with PORT=<another port>)"
+fi
+
+say "Starting the web server on http://$HOST:$PORT (log: var/log/web.log)"
+"$VPY" manage.py runserver "$HOST:$PORT" --noreload >"$LOG_DIR/web.log" 2>&1 &
+PIDS+=("$!")
+
+say "Starting a Celery worker with the sweeper schedule (log: var/log/worker.log)"
+"$ROOT/.venv/bin/celery" -A collectors_module worker -B --pool solo --loglevel INFO \
+  -s "$VAR/celerybeat-schedule" >"$LOG_DIR/worker.log" 2>&1 &
+PIDS+=("$!")
+
+for _ in $(seq 1 150); do
+  if "$VPY" -c "import urllib.request,sys; urllib.request.urlopen('http://$HOST:$PORT/accounts/login/', timeout=1)" 2>/dev/null; then
+    break
+  fi
+  for pid in "${PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { tail -n 30 "$LOG_DIR"/*.log >&2; die "a process exited early"; }
+  done
+  sleep 0.2
+done
+
+# An 8x8 red PNG: the colour model answers "red", and the collector captures it.
+PNG_B64="iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFUlEQVR42mO8IyLCgA0wMeAAg1MCANDoARQXWCREAAAAAElFTkSuQmCC"
+
+cat <<EOF
+
+  Collectors is running.
+
+    URL:       http://$HOST:$PORT/
+    Log in:    user demo, password $DEMO_PASSWORD
+    API key:   $DEMO_KEY
+
+  Predict as demo with the built-in colour model; the demo collector captures the input and it
+  appears in the demo-app inputs gallery (http://$HOST:$PORT/apps/demo-app/) within a minute:
+
+    curl -s -X POST "http://$HOST:$PORT/v2/users/builtin/apps/main/models/color-recognition/outputs" \\
+      -H "Authorization: Key $DEMO_KEY" -H "Content-Type: application/json" \\
+      -d '{"inputs": [{"data": {"image": {"base64": "$PNG_B64"}}}]}'
+
+  Press Ctrl-C to stop the web server and the worker.
+
+EOF
+
+# Wait until Ctrl-C or until one of the processes stops.
+while true; do
+  for pid in "${PIDS[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      printf 'quickstart: a process stopped; last log lines:\n' >&2
+      tail -n 20 "$LOG_DIR"/*.log >&2
+      exit 1
+    fi
+  done
+  sleep 1
+done
