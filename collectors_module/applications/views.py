@@ -55,7 +55,9 @@ def _collector_ids(app) -> list[str]:
         from collectors_module.collectors.models import Collector
     except ImportError:  # pragma: no cover - the collectors app is always installed
         return []
-    return list(Collector.objects.filter(app=app).order_by("public_id").values_list("public_id", flat=True))
+    return list(
+        Collector.objects.filter(app=app).order_by("public_id").values_list("public_id", flat=True)
+    )
 
 
 @login_required

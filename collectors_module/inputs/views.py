@@ -56,7 +56,9 @@ def stored_image_mime(inp: Input, head: bytes) -> str:
     sniffed = sniff_image_mime(head)
     image = (inp.data or {}).get("image") or {}
     info = image.get("image_info") or {} if isinstance(image, dict) else {}
-    declared = _FORMAT_MIME.get(str(info.get("format") or "").lower()) if isinstance(info, dict) else None
+    declared = (
+        _FORMAT_MIME.get(str(info.get("format") or "").lower()) if isinstance(info, dict) else None
+    )
     if declared and declared == sniffed:
         return declared
     return sniffed
@@ -122,7 +124,9 @@ def input_card(inp: Input, app: App) -> InputCard:
     data = inp.data if isinstance(inp.data, dict) else {}
     metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
     provenance = metadata.get("collector") if isinstance(metadata.get("collector"), dict) else {}
-    text = inp.text or ((data.get("text") or {}).get("raw") if isinstance(data.get("text"), dict) else "")
+    text = inp.text or (
+        (data.get("text") or {}).get("raw") if isinstance(data.get("text"), dict) else ""
+    )
     media_url = ""
     if inp.image:
         media_url = reverse("inputs:media", args=[app.public_id, inp.public_id])

@@ -37,8 +37,15 @@ def make_input(db):
 
     from collectors_module.inputs.services import input_create
 
-    def make(app, input_id: str = "", *, image: bytes | None = None, text: str = "",
-             concepts=(), metadata: dict | None = None):
+    def make(
+        app,
+        input_id: str = "",
+        *,
+        image: bytes | None = None,
+        text: str = "",
+        concepts=(),
+        metadata: dict | None = None,
+    ):
         data: dict = {}
         if text:
             data["text"] = {"raw": text}

@@ -20,36 +20,50 @@ def _secret_in(page: str) -> str:
 
 
 def test_create_pat_shows_secret_once_and_stores_only_its_digest(alice, alice_client, api):
-    r = alice_client.post("/accounts/keys/", {"description": "ci key", "key_type": "pat", "preset": "all"})
+    r = alice_client.post(
+        "/accounts/keys/", {"description": "ci key", "key_type": "pat", "preset": "all"}
+    )
     assert r.status_code == 200
     assert "no-store" in r["Cache-Control"]
     secret = _secret_in(r.content.decode())
     key = Key.objects.get(description="ci key")
     assert key.digest == hashlib.sha256(secret.encode()).hexdigest()
-    assert key.scopes == ["All"] and key.app is None
+    assert key.scopes == ["All"]
+    assert key.app is None
     assert not Key.objects.filter(digest=secret).exists()
     # The secret is never shown again: not on the list page.
     listing = alice_client.get("/accounts/keys/").content.decode()
-    assert key.public_id in listing and "ci key" in listing
+    assert key.public_id in listing
+    assert "ci key" in listing
     assert secret not in listing
     # And it works against the API.
     assert api.get("/v2/users/alice/apps", key=secret)["status"]["code"] == 10000
 
 
 def test_create_app_key_with_post_inputs_preset(alice, alice_client):
-    r = alice_client.post("/accounts/keys/", {"description": "ingest", "key_type": "app",
-                                              "app": "app1", "preset": "post_inputs"})
+    r = alice_client.post(
+        "/accounts/keys/",
+        {"description": "ingest", "key_type": "app", "app": "app1", "preset": "post_inputs"},
+    )
     assert r.status_code == 200
     key = Key.objects.get(description="ingest")
-    assert key.app == alice.app and key.type == "app_specific_key"
+    assert key.app == alice.app
+    assert key.type == "app_specific_key"
     assert set(get_rpc("PostInputs").scopes) <= set(key.scopes)
     assert {"Models:Get", "Predict"} <= set(key.scopes)
     assert "All" not in key.scopes
 
 
 def test_create_key_with_custom_scopes(alice, alice_client):
-    alice_client.post("/accounts/keys/", {"description": "custom", "key_type": "pat", "preset": "custom",
-                                          "scopes": ["Inputs:Get", "Collectors:Get"]})
+    alice_client.post(
+        "/accounts/keys/",
+        {
+            "description": "custom",
+            "key_type": "pat",
+            "preset": "custom",
+            "scopes": ["Inputs:Get", "Collectors:Get"],
+        },
+    )
     assert Key.objects.get(description="custom").scopes == ["Inputs:Get", "Collectors:Get"]
 
 
@@ -76,11 +90,14 @@ def test_keys_page_lists_only_own_keys(alice, bob, alice_client):
 
 
 def test_revoke_with_htmx_returns_the_row_partial(alice, alice_client, api):
-    r = alice_client.post(f"/accounts/keys/{alice.key.public_id}/revoke/", headers={"HX-Request": "true"})
+    r = alice_client.post(
+        f"/accounts/keys/{alice.key.public_id}/revoke/", headers={"HX-Request": "true"}
+    )
     assert r.status_code == 200
     body = r.content.decode().strip()
     assert body.startswith(f'<tr id="key-{alice.key.public_id}">')
-    assert "Revoked" in body and "<html" not in body
+    assert "Revoked" in body
+    assert "<html" not in body
     alice.key.refresh_from_db()
     assert alice.key.revoked_at is not None
     assert api.get("/v2/users/alice/apps", key=alice.secret)["status"]["code"] == 11008
@@ -117,8 +134,10 @@ def test_key_forms_refused_without_csrf_token(alice):
     # With the token htmx sends (X-CSRFToken from <body hx-headers>), the revoke is accepted.
     page = client.get("/accounts/keys/").content.decode()
     token = re.search(r'"X-CSRFToken": "([^"]+)"', page).group(1)
-    r = client.post(f"/accounts/keys/{alice.key.public_id}/revoke/",
-                    headers={"HX-Request": "true", "X-CSRFToken": token})
+    r = client.post(
+        f"/accounts/keys/{alice.key.public_id}/revoke/",
+        headers={"HX-Request": "true", "X-CSRFToken": token},
+    )
     assert r.status_code == 200
 
 

@@ -10,8 +10,15 @@ from .conftest import PASSWORD, png_bytes
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/new-app/", "/apps/app1/", "/apps/app1/inputs/x/", "/apps/app1/inputs/x/media",
-     "/accounts/keys/", "/accounts/account/"],
+    [
+        "/",
+        "/new-app/",
+        "/apps/app1/",
+        "/apps/app1/inputs/x/",
+        "/apps/app1/inputs/x/media",
+        "/accounts/keys/",
+        "/accounts/account/",
+    ],
 )
 def test_pages_require_login(client, alice, path):
     r = client.get(path)
@@ -23,7 +30,8 @@ def test_login_then_home_lists_apps_and_logout_ends_session(client, alice):
     r = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
     assert (r.status_code, r["Location"]) == (302, "/")
     page = client.get("/").content.decode()
-    assert "app1" in page and "Your apps" in page
+    assert "app1" in page
+    assert "Your apps" in page
     assert client.get("/accounts/logout/").status_code == 405  # logout is POST only
     r = client.post("/accounts/logout/")
     assert r.status_code == 302
@@ -38,11 +46,15 @@ def test_wrong_password_is_refused(client, alice):
 
 
 def test_login_next_is_followed_only_when_local(client, alice):
-    r = client.post("/accounts/login/?next=/apps/app1/", {"username": "alice", "password": PASSWORD})
+    r = client.post(
+        "/accounts/login/?next=/apps/app1/", {"username": "alice", "password": PASSWORD}
+    )
     assert r["Location"] == "/apps/app1/"
     client.post("/accounts/logout/")
-    r = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD,
-                                         "next": "https://evil.example/"})
+    r = client.post(
+        "/accounts/login/",
+        {"username": "alice", "password": PASSWORD, "next": "https://evil.example/"},
+    )
     assert r["Location"] == "/"
 
 
@@ -56,7 +68,8 @@ def test_create_app_redirects_to_its_page(alice_client):
     r = alice_client.post("/new-app/", {"app_id": "photos", "description": "my photos"})
     assert (r.status_code, r["Location"]) == (302, "/apps/photos/")
     page = alice_client.get("/apps/photos/").content.decode()
-    assert "photos" in page and "No inputs yet" in page
+    assert "photos" in page
+    assert "No inputs yet" in page
 
 
 def test_create_app_with_taken_or_bad_id_shows_the_error(alice_client):
@@ -68,16 +81,23 @@ def test_create_app_with_taken_or_bad_id_shows_the_error(alice_client):
     assert "invalid" in r.content.decode()
 
 
-def test_gallery_lists_inputs_with_thumbnails_text_concepts_and_provenance(alice, alice_client, make_input):
+def test_gallery_lists_inputs_with_thumbnails_text_concepts_and_provenance(
+    alice, alice_client, make_input
+):
     make_input(alice.app, "img1", image=png_bytes(), concepts=[("red", 0.97)])
     make_input(alice.app, "txt1", text="hello collectors")
-    make_input(alice.app, "cap1", image=png_bytes(color=(0, 0, 255)),
-               metadata={"collector": {"collector_id": "col-a", "caller_user_id": "alice"}})
+    make_input(
+        alice.app,
+        "cap1",
+        image=png_bytes(color=(0, 0, 255)),
+        metadata={"collector": {"collector_id": "col-a", "caller_user_id": "alice"}},
+    )
     page = alice_client.get("/apps/app1/").content.decode()
     assert '<img src="/apps/app1/inputs/img1/media"' in page
     assert '<img src="/apps/app1/inputs/cap1/media"' in page
     assert "hello collectors" in page
-    assert "red" in page and "0.97" in page
+    assert "red" in page
+    assert "0.97" in page
     assert "col-a" in page
     assert "3 inputs" in page
 
@@ -88,16 +108,20 @@ def test_gallery_filters_by_collector_id(alice, alice_client, make_input):
     make_input(alice.app, "plain", text="posted by hand")
     page = alice_client.get("/apps/app1/?collector=col-a").content.decode()
     assert "from a" in page
-    assert "from b" not in page and "posted by hand" not in page
+    assert "from b" not in page
+    assert "posted by hand" not in page
     assert "1 input " in page
 
 
 def test_gallery_htmx_request_gets_only_the_gallery_partial(alice, alice_client, make_input):
     make_input(alice.app, "a1", text="from a", metadata={"collector": {"collector_id": "col-a"}})
-    r = alice_client.get("/apps/app1/?collector=col-a", headers={"HX-Request": "true", "HX-Target": "gallery"})
+    r = alice_client.get(
+        "/apps/app1/?collector=col-a", headers={"HX-Request": "true", "HX-Target": "gallery"}
+    )
     body = r.content.decode()
     assert body.lstrip().startswith('<section id="gallery"')
-    assert "<html" not in body and "from a" in body
+    assert "<html" not in body
+    assert "from a" in body
     assert "HX-Request" in r["Vary"]
 
 
@@ -105,20 +129,29 @@ def test_gallery_is_paginated_newest_first(alice, alice_client, make_input):
     for i in range(30):
         make_input(alice.app, f"in{i:02d}", text=f"text number {i:02d}")
     first = alice_client.get("/apps/app1/").content.decode()
-    assert "text number 29" in first and "text number 05" not in first
+    assert "text number 29" in first
+    assert "text number 05" not in first
     assert "page 1 of 2" in first
     second = alice_client.get("/apps/app1/?page=2").content.decode()
-    assert "text number 05" in second and "text number 29" not in second
+    assert "text number 05" in second
+    assert "text number 29" not in second
     # Out-of-range and junk page numbers do not fail.
     assert alice_client.get("/apps/app1/?page=999").status_code == 200
     assert alice_client.get("/apps/app1/?page=abc").status_code == 200
 
 
 def test_input_detail_shows_metadata_and_concepts(alice, alice_client, make_input):
-    make_input(alice.app, "img1", image=png_bytes(), concepts=[("red", 0.5)],
-               metadata={"collector": {"collector_id": "col-a", "capture_id": "cap-123"}})
+    make_input(
+        alice.app,
+        "img1",
+        image=png_bytes(),
+        concepts=[("red", 0.5)],
+        metadata={"collector": {"collector_id": "col-a", "capture_id": "cap-123"}},
+    )
     page = alice_client.get("/apps/app1/inputs/img1/").content.decode()
-    assert "cap-123" in page and "col-a" in page and "red" in page
+    assert "cap-123" in page
+    assert "col-a" in page
+    assert "red" in page
     assert '<img src="/apps/app1/inputs/img1/media"' in page
 
 
@@ -141,9 +174,14 @@ def test_media_view_of_text_input_is_404(alice, alice_client, make_input):
 
 def test_other_users_app_inputs_and_media_are_404(alice, bob, alice_client, make_input):
     make_input(bob.app, "secret-img", image=png_bytes(), text="bob's private text")
-    for path in ["/apps/bobapp/", "/apps/bobapp/inputs/secret-img/",
-                 "/apps/bobapp/inputs/secret-img/media", "/apps/app1/inputs/secret-img/",
-                 "/apps/app1/inputs/secret-img/media", "/apps/nope/"]:
+    for path in [
+        "/apps/bobapp/",
+        "/apps/bobapp/inputs/secret-img/",
+        "/apps/bobapp/inputs/secret-img/media",
+        "/apps/app1/inputs/secret-img/",
+        "/apps/app1/inputs/secret-img/media",
+        "/apps/nope/",
+    ]:
         r = alice_client.get(path)
         assert r.status_code == 404, path
         assert b"bob's private text" not in r.content
@@ -154,7 +192,8 @@ def test_sidebar_lists_apps_and_marks_the_current_app(alice, alice_client, make_
     page = alice_client.get("/apps/second/").content.decode()
     assert 'href="/apps/app1/"' in page
     assert 'href="/apps/second/" aria-current="page"' in page
-    assert "Installed Modules" in page and "Manage Installed Modules" in page
+    assert "Installed Modules" in page
+    assert "Manage Installed Modules" in page
 
 
 def test_account_page_changes_plan(alice, alice_client):
@@ -171,7 +210,8 @@ def test_account_page_changes_plan(alice, alice_client):
 def _assert_security_headers(r):
     csp = r["Content-Security-Policy"]
     assert "script-src 'self' 'nonce-" in csp
-    assert "style-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "style-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
     assert r["X-Frame-Options"] == "DENY"
     assert r["X-Content-Type-Options"] == "nosniff"
 
@@ -183,7 +223,9 @@ def test_security_headers_on_full_pages_and_htmx_partials(alice, alice_client, m
     _assert_security_headers(
         alice_client.get("/apps/app1/", headers={"HX-Request": "true", "HX-Target": "gallery"})
     )
-    r = alice_client.post(f"/accounts/keys/{alice.key.public_id}/revoke/", headers={"HX-Request": "true"})
+    r = alice_client.post(
+        f"/accounts/keys/{alice.key.public_id}/revoke/", headers={"HX-Request": "true"}
+    )
     _assert_security_headers(r)
 
 
@@ -191,8 +233,14 @@ def test_pages_have_no_inline_styles_or_unnonced_scripts(alice, alice_client, ma
     import re
 
     make_input(alice.app, "img1", image=png_bytes(), metadata={"collector": {"collector_id": "c"}})
-    for path in ["/", "/new-app/", "/apps/app1/", "/apps/app1/inputs/img1/", "/accounts/keys/",
-                 "/accounts/account/"]:
+    for path in [
+        "/",
+        "/new-app/",
+        "/apps/app1/",
+        "/apps/app1/inputs/img1/",
+        "/accounts/keys/",
+        "/accounts/account/",
+    ]:
         r = alice_client.get(path)
         body = r.content.decode()
         nonce = re.search(r"'nonce-([^']+)'", r["Content-Security-Policy"]).group(1)
