@@ -29,7 +29,9 @@ def from_dict(data: dict, message_cls, *, code: int = SC.CONN_BAD_REQUEST_FORMAT
         text = str(exc)
         if "base64" in text.lower():
             # Clarifai answers undecodable image bytes with ALL_INPUT_INVALID_BYTES, not 11100.
-            raise ApiError(SC.ALL_INPUT_INVALID_BYTES, f"Invalid base64 bytes: {text[:300]}") from exc
+            raise ApiError(
+                SC.ALL_INPUT_INVALID_BYTES, f"Invalid base64 bytes: {text[:300]}"
+            ) from exc
         raise ApiError(code, f"Could not parse the request: {text[:300]}") from exc
 
 
@@ -61,14 +63,21 @@ def _coerce(field: FieldDescriptor | None, raw: str) -> Any:
         except ValueError as exc:
             raise ApiError(SC.CONN_BAD_REQUEST_FORMAT, f"'{field.name}' must be a number") from exc
     if t in (
-        FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
-        FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
-        FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_FIXED64,
+        FieldDescriptor.TYPE_INT32,
+        FieldDescriptor.TYPE_INT64,
+        FieldDescriptor.TYPE_UINT32,
+        FieldDescriptor.TYPE_UINT64,
+        FieldDescriptor.TYPE_SINT32,
+        FieldDescriptor.TYPE_SINT64,
+        FieldDescriptor.TYPE_FIXED32,
+        FieldDescriptor.TYPE_FIXED64,
     ):
         try:
             return int(raw)
         except ValueError as exc:
-            raise ApiError(SC.CONN_BAD_REQUEST_FORMAT, f"'{field.name}' must be an integer") from exc
+            raise ApiError(
+                SC.CONN_BAD_REQUEST_FORMAT, f"'{field.name}' must be an integer"
+            ) from exc
     return raw
 
 
@@ -93,7 +102,7 @@ def query_to_dict(query, message_cls) -> dict:
         if field is None:
             continue  # unknown query parameters are ignored, like unknown JSON fields
         values = query.getlist(key)
-        if field.label == FieldDescriptor.LABEL_REPEATED:
+        if field.is_repeated:  # protobuf 7 dropped FieldDescriptor.label
             set_path(data, key, [_coerce(field, v) for v in values])
         else:
             set_path(data, key, _coerce(field, values[-1]))

@@ -27,7 +27,9 @@ class Input(models.Model):
     modified_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["app", "public_id"], name="input_id_unique_per_app")]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "public_id"], name="input_id_unique_per_app")
+        ]
         indexes = [models.Index(fields=["app", "-created_at"])]
 
     def __str__(self) -> str:
