@@ -214,7 +214,8 @@ def test_conflict_resolution_suffix_makes_a_new_id(api, alice):
     r = post(api, alice, text_input("k", "new"), input_id_conflict_resolution="SUFFIX")
     assert r["status"]["code"] == 10000, r
     new_id = r["inputs"][0]["id"]
-    assert new_id.startswith("k-") and new_id != "k"
+    assert new_id.startswith("k-")
+    assert new_id != "k"
     assert Input.objects.get(public_id=new_id).text == "new"
 
 
@@ -452,7 +453,8 @@ def test_input_create_service_with_bytes_annotations_and_provenance(alice):
         annotations=[{"model": "m1", "concepts": [{"id": "cat", "value": 0.9}]}],
         extra_metadata={"collector": {"id": "c1", "capture_id": "abc"}},
     )
-    assert row.image.name and row.status_code == 30000
+    assert row.image.name
+    assert row.status_code == 30000
     assert row.annotations[0]["model"] == "m1"
     assert row.data["metadata"]["collector"]["capture_id"] == "abc"
     with pytest.raises(ApiError) as exc:
