@@ -23,12 +23,23 @@ class Module(models.Model):
 
 class Installation(models.Model):
     module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="installations")
-    app = models.ForeignKey("applications.App", on_delete=models.CASCADE, related_name="installations")
+    app = models.ForeignKey(
+        "applications.App", on_delete=models.CASCADE, related_name="installations"
+    )
     slug = models.SlugField(max_length=64)  # destination URL suffix
     visibility = models.IntegerField(choices=Visibility.choices, default=Visibility.PRIVATE)
-    installed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    key = models.ForeignKey("accounts.Key", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    installed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    key = models.ForeignKey(
+        "accounts.Key", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["app", "slug"], name="install_slug_unique_per_app")]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "slug"], name="install_slug_unique_per_app")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.module.title} at {self.app.public_id}/{self.slug}"

@@ -1,0 +1,336 @@
+"""The Collectors module's pages: create, update, Show All (live counters), status, delete.
+
+Every page belongs to an installation of the Collectors module in one of the user's apps and
+acts with that installation's key: the key must be usable (else back to Authorize) and hold the
+scopes of the API call the page stands for, checked before each action.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from collectors_module.accounts.selectors import keys_of_user
+from collectors_module.core.errors import ApiError
+from collectors_module.modules.access import installation_access, scopes_for
+
+from . import selectors, services
+from .forms import (
+    CollectorForm,
+    initial_from_collector,
+    key_choices,
+    parse_source_url,
+    workflow_builder_url,
+)
+
+FORM_SCOPES = scopes_for("PostCollectors", "ListWorkflows", "ListKeys", "GetModel")
+UPDATE_SCOPES = scopes_for("PatchCollectors", "ListWorkflows", "ListKeys", "GetModel")
+LIST_SCOPES = scopes_for("ListCollectors")
+STATUS_SCOPES = scopes_for("PatchCollectors")
+DELETE_SCOPES = scopes_for("DeleteCollectors")
+SOURCE_SCOPES = scopes_for("GetModel", "ListKeys")
+POLL_SECONDS = 3
+TIMELINE_MINUTES = 60
+
+
+def _workflows(app):
+    try:
+        from collectors_module.workflows.selectors import workflows_of_app
+    except ImportError:  # the workflows part is not there yet
+        from collectors_module.workflows.models import Workflow
+
+        return list(Workflow.objects.filter(app=app).order_by("public_id"))
+    return list(workflows_of_app(app).order_by("public_id"))
+
+
+def _check_source(user, source_url: str, version_id: str):
+    """(model_version, error message) for what the user typed; never raises."""
+    from collectors_module.inference.selectors import model_version_for_user
+
+    if not (source_url or "").strip():
+        return None, ""
+    try:
+        ref = parse_source_url(source_url)
+        version_id = (version_id or "").strip() or ref.version_id
+        mv = model_version_for_user(
+            user,
+            owner_user_id=ref.user_id,
+            app_id=ref.app_id,
+            model_id=ref.model_id,
+            version_id=version_id,
+        )
+    except ApiError as exc:
+        if exc.field == "source_url":
+            return None, exc.details
+        return (
+            None,
+            "No such model (or version) that you may use: check the URL and the version ID.",
+        )
+    return mv, ""
+
+
+def _form_context(request, access, form, *, collector=None, source_mv=None, source_error=""):
+    app = access.app
+    return {
+        "form": form,
+        "app": app,
+        "current_app": app,
+        "installation": access.installation,
+        "current_installation": access.installation,
+        "collector": collector,
+        "builder_url": workflow_builder_url(app),
+        "keys_url": reverse("accounts:keys"),
+        "source_mv": source_mv,
+        "source_error": source_error,
+        "key_choices": form.key_choices,
+    }
+
+
+def _build_form(request, access, *, data=None, initial=None, editing=False):
+    app = access.app
+    source_url = (data or initial or {}).get("source_url", "")
+    version = (data or initial or {}).get("model_version_id", "")
+    source_mv, source_error = _check_source(request.user, source_url, version)
+    form = CollectorForm(
+        data,
+        initial=initial,
+        workflows=_workflows(app),
+        key_choices_=key_choices(
+            keys_of_user(request.user), app=app, source_model=source_mv.model if source_mv else None
+        ),
+        editing=editing,
+    )
+    return form, source_mv, source_error
+
+
+def _save(request, access, form, *, collector=None) -> object | None:
+    """Validate with the service; on failure the error lands next to its field."""
+    if not form.is_valid():
+        return None
+    try:
+        if collector is None:
+            return services.collector_create(
+                app=access.app, actor=request.user, collector_pb=form.to_pb(), limits=form.limits()
+            )
+        pb = form.to_pb()
+        pb.id = collector.public_id
+        return services.collector_overwrite(
+            app=access.app, actor=request.user, collector_pb=pb, limits=form.limits()
+        )
+    except ApiError as exc:
+        form.add_api_error(exc)
+        return None
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def create(request, app_id: str, inst_slug: str):
+    access = installation_access(request, app_id, inst_slug, scopes=FORM_SCOPES)
+    if isinstance(access, HttpResponse):
+        return access
+    if request.method == "POST":
+        form, source_mv, source_error = _build_form(request, access, data=request.POST)
+        collector = _save(request, access, form)
+        if collector is not None:
+            messages.success(request, f"Collector {collector.public_id} created.")
+            return redirect("collectors:list", access.app.public_id, access.installation.slug)
+        status = 400
+    else:
+        form, source_mv, source_error = _build_form(
+            request, access, initial={"caller_user_id": request.user.username, "active": True}
+        )
+        status = 200
+    form.finalize_a11y()
+    ctx = _form_context(request, access, form, source_mv=source_mv, source_error=source_error)
+    return render(request, "collectors/form.html", ctx, status=status)
+
+
+def _collector_or_404(app, collector_id: str):
+    try:
+        return selectors.collector_for_app(app, collector_id)
+    except ApiError as exc:
+        raise Http404(exc.details) from exc
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def update(request, app_id: str, inst_slug: str, collector_id: str):
+    access = installation_access(request, app_id, inst_slug, scopes=UPDATE_SCOPES)
+    if isinstance(access, HttpResponse):
+        return access
+    collector = _collector_or_404(access.app, collector_id)
+    initial = initial_from_collector(collector)
+    if request.method == "POST":
+        form, source_mv, source_error = _build_form(
+            request, access, data=request.POST, initial=initial, editing=True
+        )
+        saved = _save(request, access, form, collector=collector)
+        if saved is not None:
+            messages.success(request, f"Collector {saved.public_id} updated.")
+            return redirect("collectors:list", access.app.public_id, access.installation.slug)
+        status = 400
+    else:
+        form, source_mv, source_error = _build_form(request, access, initial=initial, editing=True)
+        status = 200
+    form.finalize_a11y()
+    ctx = _form_context(
+        request, access, form, collector=collector, source_mv=source_mv, source_error=source_error
+    )
+    return render(request, "collectors/form.html", ctx, status=status)
+
+
+@login_required
+def source_check(request, app_id: str, inst_slug: str):
+    """What the typed source URL and version resolve to (htmx partial, or a small page)."""
+    access = installation_access(request, app_id, inst_slug, scopes=SOURCE_SCOPES)
+    if isinstance(access, HttpResponse):
+        return access
+    source_url = request.GET.get("source_url", "")[:4096]
+    version = request.GET.get("model_version_id", "")[:256]
+    source_mv, source_error = _check_source(request.user, source_url, version)
+    ctx = {
+        "app": access.app,
+        "current_app": access.app,
+        "installation": access.installation,
+        "current_installation": access.installation,
+        "source_mv": source_mv,
+        "source_error": source_error,
+        "source_url": source_url,
+    }
+    if request.htmx:
+        # The key picker's marks depend on the source model: refresh it out of band.
+        form = CollectorForm(
+            initial={"post_inputs_key_id": request.GET.get("post_inputs_key_id", "")},
+            key_choices_=key_choices(
+                keys_of_user(request.user),
+                app=access.app,
+                source_model=source_mv.model if source_mv else None,
+            ),
+        )
+        form.finalize_a11y()
+        ctx.update(form=form, key_choices=form.key_choices, oob=True)
+        return render(request, "collectors/source_check.html#source-check-oob", ctx)
+    return render(request, "collectors/source_check.html", ctx)
+
+
+def _rows(collectors):
+    collectors = list(collectors)
+    stats = selectors.collectors_stats(collectors)
+    return [_row(c, stats[c.pk]) for c in collectors]
+
+
+def _row(collector, stats=None):
+    if stats is None:
+        stats = selectors.collector_stats(collector)
+    timeline = selectors.capture_timeline(collector, minutes=TIMELINE_MINUTES)
+    return {"collector": collector, "stats": stats, "chart": sparkline(timeline)}
+
+
+def sparkline(timeline, *, width: int = 120, height: int = 28) -> dict:
+    """Points for an inline SVG of accepted (and ingested) captures per minute."""
+    accepted = [a for _, a, _ in timeline]
+    ingested = [i for _, _, i in timeline]
+    peak = max([1, *accepted, *ingested])
+    n = max(len(timeline) - 1, 1)
+
+    def points(values):
+        return " ".join(
+            f"{round(i * width / n, 1)},{round(height - 2 - v * (height - 4) / peak, 1)}"
+            for i, v in enumerate(values)
+        )
+
+    return {
+        "width": width,
+        "height": height,
+        "accepted_points": points(accepted),
+        "ingested_points": points(ingested),
+        "accepted_total": sum(accepted),
+        "ingested_total": sum(ingested),
+        "peak": peak,
+        "minutes": len(timeline),
+    }
+
+
+def _list_ctx(access, **extra):
+    return {
+        "app": access.app,
+        "current_app": access.app,
+        "installation": access.installation,
+        "current_installation": access.installation,
+        "poll_seconds": POLL_SECONDS,
+        **extra,
+    }
+
+
+@login_required
+def collector_list(request, app_id: str, inst_slug: str):
+    """Show All: every collector of the app with details, status, counters and a chart."""
+    access = installation_access(request, app_id, inst_slug, scopes=LIST_SCOPES)
+    if isinstance(access, HttpResponse):
+        return access
+    rows = _rows(selectors.collectors_of_app(access.app))
+    return render(request, "collectors/collector_list.html", _list_ctx(access, rows=rows))
+
+
+@login_required
+def collector_stats(request, app_id: str, inst_slug: str, collector_id: str):
+    """The live counters and chart of one collector (htmx polling); a full page redirects."""
+    access = installation_access(request, app_id, inst_slug, scopes=LIST_SCOPES)
+    if isinstance(access, HttpResponse):
+        return access
+    collector = _collector_or_404(access.app, collector_id)
+    if not request.htmx:
+        return redirect("collectors:list", access.app.public_id, access.installation.slug)
+    return render(
+        request,
+        "collectors/collector_list.html#collector-stats",
+        _list_ctx(access, row=_row(collector)),
+    )
+
+
+@login_required
+@require_POST
+def collector_status(request, app_id: str, inst_slug: str, collector_id: str):
+    """Deactivate (active=0) or reactivate (active=1); htmx gets the row partial."""
+    access = installation_access(request, app_id, inst_slug, scopes=STATUS_SCOPES)
+    if isinstance(access, HttpResponse):
+        return access
+    collector = _collector_or_404(access.app, collector_id)
+    active = request.POST.get("active", "") in ("1", "true", "on")
+    collector = services.collector_set_status(
+        app=access.app, collector_id=collector.public_id, active=active
+    )
+    collector = selectors.collector_for_app(access.app, collector.public_id)
+    if request.htmx:
+        return render(
+            request,
+            "collectors/collector_list.html#collector-row",
+            _list_ctx(access, row=_row(collector)),
+        )
+    messages.success(
+        request, f"Collector {collector.public_id} {'reactivated' if active else 'deactivated'}."
+    )
+    return redirect("collectors:list", access.app.public_id, access.installation.slug)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def collector_delete(request, app_id: str, inst_slug: str, collector_id: str):
+    """GET: confirmation page (no JavaScript). POST: delete; htmx gets an empty row."""
+    access = installation_access(request, app_id, inst_slug, scopes=DELETE_SCOPES)
+    if isinstance(access, HttpResponse):
+        return access
+    collector = _collector_or_404(access.app, collector_id)
+    if request.method == "GET":
+        return render(
+            request, "collectors/delete_confirm.html", _list_ctx(access, collector=collector)
+        )
+    services.collectors_delete(app=access.app, ids=[collector.public_id])
+    if request.htmx:
+        return HttpResponse("")
+    messages.success(request, f"Collector {collector.public_id} deleted.")
+    return redirect("collectors:list", access.app.public_id, access.installation.slug)
