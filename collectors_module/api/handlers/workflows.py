@@ -1,0 +1,283 @@
+"""Workflows: PostWorkflows, ListWorkflows, GetWorkflow, PatchWorkflows (overwrite),
+DeleteWorkflow, DeleteWorkflows, PostWorkflowResults; and the model type catalogue
+(ListModelTypes, GetModelType).
+
+An app's workflows are visible only to the app's owner: every handler resolves the app with
+`write=True`, so anybody else gets 11101.
+"""
+
+from __future__ import annotations
+
+from clarifai_grpc.grpc.api import resources_pb2, service_pb2
+from django.utils import timezone
+from google.protobuf import struct_pb2
+
+from collectors_module.core.errors import SC, ApiError, make_status, not_found
+from collectors_module.core.ids import new_hex_id
+from collectors_module.core.pagination import page_bounds, paginate
+from collectors_module.core.rpc import rpc
+from collectors_module.workflows import conf, executor, selectors, services
+from collectors_module.workflows.model_types import MODEL_TYPES, get_model_type, model_type_to_pb
+
+from .convert import ts
+
+_ECHO_BASE64 = b"true"  # what Clarifai echoes in place of uploaded bytes
+
+
+def model_ref_pb(version) -> resources_pb2.Model:
+    model = version.model
+    app = model.app
+    pb = resources_pb2.Model(
+        id=model.public_id,
+        name=model.name or model.public_id,
+        app_id=app.public_id,
+        user_id=app.owner.username,
+        model_type_id=model.model_type_id,
+    )
+    pb.model_version.id = version.public_id
+    pb.model_version.app_id = app.public_id
+    pb.model_version.user_id = app.owner.username
+    return pb
+
+
+def _struct(value: dict) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(value or {})
+    return s
+
+
+def node_to_pb(node) -> resources_pb2.WorkflowNode:
+    pb = resources_pb2.WorkflowNode(
+        id=node.node_id,
+        model=model_ref_pb(node.model_version),
+        suppress_output=node.suppress_output,
+    )
+    for parent in node.node_inputs or []:
+        pb.node_inputs.add(node_id=parent)
+    override = node.output_info_override or {}
+    if override.get("params"):
+        pb.output_info_override.params.CopyFrom(_struct(override["params"]))
+    for concept in (override.get("data") or {}).get("concepts") or []:
+        pb.output_info_override.data.concepts.add(
+            id=str(concept.get("id", "")),
+            name=str(concept.get("name", concept.get("id", ""))),
+            value=float(concept.get("value", 1.0)),
+        )
+    return pb
+
+
+def workflow_to_pb(workflow) -> resources_pb2.Workflow:
+    app = workflow.app
+    pb = resources_pb2.Workflow(
+        id=workflow.public_id,
+        app_id=app.public_id,
+        user_id=app.owner.username,
+        description=workflow.description,
+        nodes=[node_to_pb(n) for n in workflow.nodes.all()],
+    )
+    pb.visibility.gettable = resources_pb2.Visibility.PRIVATE
+    if workflow.metadata:
+        pb.metadata.CopyFrom(_struct(workflow.metadata))
+    ts(pb.created_at, workflow.created_at)
+    ts(pb.modified_at, workflow.modified_at)
+    return pb
+
+
+def _reload(app, workflows):
+    return [selectors.workflow_for_app(app, w.public_id) for w in workflows]
+
+
+@rpc("PostWorkflows")
+def post_workflows(ctx, req: service_pb2.PostWorkflowsRequest):
+    app = ctx.app(write=True)
+    if not req.workflows:
+        raise ApiError(SC.WORKFLOW_INVALID_REQUEST, "workflows must hold at least one workflow")
+    created = services.workflows_create(app=app, workflow_pbs=list(req.workflows))
+    return service_pb2.MultiWorkflowResponse(
+        workflows=[workflow_to_pb(w) for w in _reload(app, created)]
+    )
+
+
+_SORT_FIELDS = {
+    "sort_by_id": "public_id",
+    "sort_by_created_at": "created_at",
+    "sort_by_modified_at": "modified_at",
+}
+
+
+@rpc("ListWorkflows")
+def list_workflows(ctx, req: service_pb2.ListWorkflowsRequest):
+    sort = req.WhichOneof("sort_by")
+    field = _SORT_FIELDS.get(sort or "", "modified_at")
+    order = field if req.sort_ascending else f"-{field}"
+    if ctx.app_id:
+        qs = selectors.workflows_of_app(ctx.app(write=True), order=order)
+    else:
+        if ctx.owner_user_id != ctx.user.username:
+            raise not_found("User", ctx.owner_user_id)
+        qs = selectors.workflows_of_user(ctx.user, order=order)
+    search = (req.search or req.query or req.search_term or req.id).strip()
+    if search:
+        qs = qs.filter(public_id__icontains=search)
+    workflows = paginate(qs, req.page, req.per_page)
+    return service_pb2.MultiWorkflowResponse(workflows=[workflow_to_pb(w) for w in workflows])
+
+
+@rpc("GetWorkflow")
+def get_workflow(ctx, req: service_pb2.GetWorkflowRequest):
+    workflow = selectors.workflow_for_app(ctx.app(write=True), req.workflow_id)
+    return service_pb2.SingleWorkflowResponse(workflow=workflow_to_pb(workflow))
+
+
+@rpc("PatchWorkflows")
+def patch_workflows(ctx, req: service_pb2.PatchWorkflowsRequest):
+    app = ctx.app(write=True)
+    if req.action != "overwrite":
+        raise ApiError(
+            SC.WORKFLOW_INVALID_REQUEST,
+            f"action '{req.action[:40]}' is not supported: use action 'overwrite' (the given "
+            "nodes replace all nodes; a given description or metadata replaces the stored one)",
+            field="action",
+        )
+    if not req.workflows:
+        raise ApiError(SC.WORKFLOW_INVALID_REQUEST, "workflows must hold at least one workflow")
+    updated = services.workflows_overwrite(app=app, workflow_pbs=list(req.workflows))
+    return service_pb2.MultiWorkflowResponse(
+        workflows=[workflow_to_pb(w) for w in _reload(app, updated)]
+    )
+
+
+@rpc("DeleteWorkflow")
+def delete_workflow(ctx, req: service_pb2.DeleteWorkflowRequest):
+    services.workflow_delete(app=ctx.app(write=True), workflow_id=req.workflow_id)
+    return service_pb2.BaseResponse()
+
+
+@rpc("DeleteWorkflows")
+def delete_workflows(ctx, req: service_pb2.DeleteWorkflowsRequest):
+    services.workflows_delete(app=ctx.app(write=True), ids=list(req.ids), delete_all=req.delete_all)
+    return service_pb2.BaseResponse()
+
+
+# --- PostWorkflowResults ----------------------------------------------------------------------
+
+
+def _echo_input(inp: resources_pb2.Input, input_id: str) -> resources_pb2.Input:
+    echo = resources_pb2.Input(id=input_id)
+    echo.data.CopyFrom(inp.data)
+    if echo.data.image.base64:
+        echo.data.image.base64 = _ECHO_BASE64
+    return echo
+
+
+def _output_data(data: resources_pb2.Data) -> resources_pb2.Data:
+    """A node's output without raw image bytes (operators pass the input image through)."""
+    if not data.image.base64:
+        return data
+    out = resources_pb2.Data()
+    out.CopyFrom(data)
+    out.image.ClearField("base64")
+    if not out.image.ListFields():
+        out.ClearField("image")
+    return out
+
+
+def _results_status(codes: list[int], errors: list[ApiError]):
+    failed = [c for c in codes if c != SC.SUCCESS]
+    if not failed:
+        return make_status(SC.SUCCESS)
+    if len(failed) < len(codes):
+        return make_status(SC.MIXED_STATUS, details=f"{len(failed)} of {len(codes)} inputs failed")
+    first = errors[0]
+    details = (
+        first.details if len(codes) == 1 else f"all {len(codes)} inputs failed: {first.details}"
+    )
+    return make_status(first.code, first.description, details)
+
+
+@rpc("PostWorkflowResults")
+def post_workflow_results(ctx, req: service_pb2.PostWorkflowResultsRequest):
+    from collectors_module.inference.services import prepare_inputs
+
+    app = ctx.app(write=True)
+    workflow = selectors.workflow_for_app(app, req.workflow_id)
+    limit = conf.max_result_inputs()
+    if not req.inputs:
+        raise ApiError(
+            SC.WORKFLOW_INVALID_REQUEST, "inputs must hold at least one input", field="inputs"
+        )
+    if len(req.inputs) > limit:
+        raise ApiError(
+            SC.WORKFLOW_INVALID_REQUEST,
+            f"A workflow runs on at most {limit} inputs at once; this request has {len(req.inputs)}",
+            field="inputs",
+        )
+    inputs = list(req.inputs)
+    input_ids = [inp.id or new_hex_id() for inp in inputs]
+    prepared = prepare_inputs(inputs)
+    ok = [i for i, p in enumerate(prepared) if not isinstance(p, ApiError)]
+    runs = executor.run_workflow(
+        workflow, [prepared[i] for i in ok], seed_keys=[input_ids[i] for i in ok]
+    )
+    run_of = dict(zip(ok, runs, strict=True))
+    now = timezone.now()
+    nodes = list(workflow.nodes.all())
+    response = service_pb2.PostWorkflowResultsResponse(workflow=workflow_to_pb(workflow))
+    codes: list[int] = []
+    errors: list[ApiError] = []
+    for i, inp in enumerate(inputs):
+        result = response.results.add(id=new_hex_id(), input=_echo_input(inp, input_ids[i]))
+        ts(result.created_at, now)
+        run = run_of.get(i)
+        if run is None:
+            err = prepared[i]
+            result.status.CopyFrom(err.to_status())
+            codes.append(err.code)
+            errors.append(err)
+            continue
+        by_node = {r.node_id: r for r in run.outputs}
+        for node in nodes:
+            node_run = by_node[node.node_id]
+            out = result.outputs.add(id=new_hex_id(), model=model_ref_pb(node.model_version))
+            ts(out.created_at, now)
+            out.input.id = input_ids[i]
+            details = node_run.details
+            if node_run.ok:
+                details = f"{details}; " if details else ""
+                details += f"{node_run.duration_ms:.3f} ms" if not node_run.reused else "reused"
+            out.status.CopyFrom(make_status(node_run.status_code, details=details))
+            if not node.suppress_output:
+                out.data.CopyFrom(_output_data(node_run.data))
+        if run.status_code == SC.SUCCESS:
+            result.status.CopyFrom(make_status(SC.SUCCESS))
+            codes.append(SC.SUCCESS)
+        else:
+            err = ApiError(run.status_code, f"node '{run.failed_node}': {run.details}")
+            result.status.CopyFrom(err.to_status())
+            codes.append(err.code)
+            errors.append(err)
+    response.status.CopyFrom(_results_status(codes, errors))
+    return response
+
+
+# --- model types ------------------------------------------------------------------------------
+
+
+@rpc("ListModelTypes")
+def list_model_types(ctx, req: service_pb2.ListModelTypesRequest):
+    if ctx.app_id:
+        ctx.app()  # a named app must exist and be visible
+    offset, limit = page_bounds(req.page, req.per_page)
+    return service_pb2.MultiModelTypeResponse(
+        model_types=[model_type_to_pb(spec) for spec in MODEL_TYPES[offset : offset + limit]]
+    )
+
+
+@rpc("GetModelType")
+def get_model_type_handler(ctx, req: service_pb2.GetModelTypeRequest):
+    if ctx.app_id:
+        ctx.app()
+    spec = get_model_type(req.model_type_id)
+    if spec is None:
+        raise not_found("Model type", req.model_type_id)
+    return service_pb2.SingleModelTypeResponse(model_type=model_type_to_pb(spec))

@@ -1,0 +1,451 @@
+"""Writers for workflows and concept relations (the only code that changes them).
+
+A workflow graph is checked before anything is written: 1 to WORKFLOW_MAX_NODES nodes, unique
+well-formed node ids, `node_inputs` naming other nodes of the workflow, no cycle, every model
+version existing and visible to the app's owner (their own models, or public ones such as
+builtin/main), models able to run (a runner, or an operator type with valid parameters).
+A failure is `ApiError(WORKFLOW_INVALID_GRAPH, details, field=<node id>)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from clarifai_grpc.grpc.api import resources_pb2
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from google.protobuf import json_format
+
+from collectors_module.core.errors import SC, ApiError
+from collectors_module.core.ids import is_valid_id, new_hex_id, validate_id
+
+from . import conf, executor
+from .models import ConceptRelation, Predicate, Workflow, WorkflowNode
+from .operators import registry
+
+MAX_DESCRIPTION = 512
+MAX_CONCEPT_ID = 256
+
+
+def _graph_error(details: str, node_id: str = "") -> ApiError:
+    return ApiError(SC.WORKFLOW_INVALID_GRAPH, details, field=node_id or "nodes")
+
+
+@dataclass
+class NodeSpec:
+    """A validated node, ready to be stored."""
+
+    node_id: str
+    model_version: Any
+    node_inputs: list[str]
+    suppress_output: bool
+    output_info_override: dict
+
+
+def _override_dict(node_pb: resources_pb2.WorkflowNode) -> dict:
+    if not node_pb.HasField("output_info_override"):
+        return {}
+    info = json_format.MessageToDict(node_pb.output_info_override, preserving_proto_field_name=True)
+    return {k: info[k] for k in ("data", "params") if k in info}
+
+
+def _resolve_model_version(app, node_id: str, model_pb: resources_pb2.Model):
+    """The version a node names, as the app's owner may see it; else WORKFLOW_INVALID_GRAPH."""
+    from collectors_module.inference import selectors as models
+
+    model_id, version_id = model_pb.id, model_pb.model_version.id
+    if not model_id:
+        raise _graph_error(f"Node '{node_id}' needs model.id", node_id)
+    owner = app.owner
+    where = ""
+    try:
+        if model_pb.user_id or model_pb.app_id:
+            user_id = model_pb.user_id or owner.username
+            app_id = model_pb.app_id or app.public_id
+            where = f" in app '{user_id}/{app_id}'"
+            return models.model_version_for_user(
+                owner,
+                owner_user_id=user_id,
+                app_id=app_id,
+                model_id=model_id,
+                version_id=version_id,
+            )
+        try:
+            return models.model_version_for_user(
+                owner,
+                owner_user_id=owner.username,
+                app_id=app.public_id,
+                model_id=model_id,
+                version_id=version_id,
+            )
+        except ApiError as exc:
+            if exc.code != SC.CONN_DOES_NOT_EXIST:
+                raise
+            # Like Clarifai's own public models, built-in models may be named by id alone.
+            return models.builtin_model_version(owner, model_id=model_id, version_id=version_id)
+    except ApiError as exc:
+        what = f"model '{model_id}'" + (f" version '{version_id}'" if version_id else "")
+        raise _graph_error(
+            f"Node '{node_id}': {what}{where} does not exist or is not visible to the app's owner",
+            node_id,
+        ) from exc
+
+
+def _check_runnable(node_id: str, model_version, override: dict) -> None:
+    from collectors_module.inference.runners.registry import is_runnable
+
+    if executor.is_operator_version(model_version):
+        type_id = executor.operator_type_of(model_version)
+        if type_id not in registry.SUPPORTED:
+            raise _graph_error(f"Node '{node_id}': unknown operator type '{type_id}'", node_id)
+        params, concepts = executor.effective_config(model_version, override)
+        try:
+            registry.compile_operator(type_id, params, concepts, ())
+        except ApiError as exc:
+            raise _graph_error(f"Node '{node_id}': {exc.details}", node_id) from exc
+        return
+    if not is_runnable(model_version.runner):
+        raise _graph_error(
+            f"Node '{node_id}': model '{model_version.model.public_id}' has no runner, so it "
+            "cannot run in a workflow",
+            node_id,
+        )
+
+
+def validate_graph(*, app, nodes: list[resources_pb2.WorkflowNode]) -> list[NodeSpec]:
+    """Check a workflow's nodes (see the module docstring); returns them resolved, in order."""
+    limit = conf.max_nodes()
+    if not nodes:
+        raise _graph_error("A workflow needs at least one node")
+    if len(nodes) > limit:
+        raise _graph_error(f"A workflow may have at most {limit} nodes, this one has {len(nodes)}")
+    ids: list[str] = []
+    for position, node in enumerate(nodes):
+        node_id = node.id
+        if not node_id:
+            raise _graph_error(f"Node #{position + 1} needs an id", f"nodes[{position}]")
+        if not is_valid_id(node_id):
+            raise _graph_error(
+                f"Node id '{node_id[:64]}' is invalid: use letters, digits, '_', '-' or '.'",
+                node_id[:128],
+            )
+        if node_id in ids:
+            raise _graph_error(f"Node id '{node_id}' is used twice", node_id)
+        ids.append(node_id)
+    parents: dict[str, list[str]] = {}
+    for node in nodes:
+        seen: list[str] = []
+        for node_input in node.node_inputs:
+            ref = node_input.node_id
+            if ref == node.id:
+                raise _graph_error(f"Node '{node.id}' cannot take its own output as input", node.id)
+            if ref not in ids:
+                raise _graph_error(
+                    f"Node '{node.id}' takes input from '{ref[:64]}', which is not a node of "
+                    "this workflow",
+                    node.id,
+                )
+            if ref not in seen:
+                seen.append(ref)
+        parents[node.id] = seen
+    try:
+        executor.topological_order(ids, parents)
+    except ValueError as exc:
+        raise _graph_error(
+            f"The workflow graph has a cycle through node '{exc.args[0]}'", exc.args[0]
+        ) from None
+    specs = []
+    for node in nodes:
+        override = _override_dict(node)
+        version = _resolve_model_version(app, node.id, node.model)
+        _check_runnable(node.id, version, override)
+        specs.append(
+            NodeSpec(
+                node_id=node.id,
+                model_version=version,
+                node_inputs=parents[node.id],
+                suppress_output=node.suppress_output,
+                output_info_override=override,
+            )
+        )
+    return specs
+
+
+def _fields(workflow_pb: resources_pb2.Workflow) -> tuple[str, dict]:
+    description = workflow_pb.description
+    if len(description) > MAX_DESCRIPTION:
+        raise ApiError(
+            SC.WORKFLOW_INVALID_ARGUMENT,
+            f"description may be at most {MAX_DESCRIPTION} characters",
+            field="description",
+        )
+    metadata = (
+        json_format.MessageToDict(workflow_pb.metadata) if workflow_pb.metadata.fields else {}
+    )
+    return description, metadata
+
+
+def _store_nodes(workflow: Workflow, specs: list[NodeSpec]) -> None:
+    WorkflowNode.objects.bulk_create(
+        WorkflowNode(
+            workflow=workflow,
+            node_id=s.node_id,
+            position=i,
+            model_version=s.model_version,
+            node_inputs=s.node_inputs,
+            suppress_output=s.suppress_output,
+            output_info_override=s.output_info_override,
+        )
+        for i, s in enumerate(specs)
+    )
+
+
+def _duplicate(workflow_id: str) -> ApiError:
+    return ApiError(
+        SC.WORKFLOW_DUPLICATE,
+        f"A workflow with id '{workflow_id}' already exists in this app; use PatchWorkflows with "
+        "action 'overwrite' to change it",
+        field="id",
+    )
+
+
+def workflows_create(*, app, workflow_pbs: list[resources_pb2.Workflow]) -> list[Workflow]:
+    """Create workflows, all or none (one transaction). Raises WORKFLOW_INVALID_ARGUMENT (ids),
+    WORKFLOW_DUPLICATE (an id that exists or repeats), WORKFLOW_INVALID_GRAPH (nodes)."""
+    prepared = []
+    seen: set[str] = set()
+    for pb in workflow_pbs:
+        workflow_id = validate_id(pb.id, "workflow id", SC.WORKFLOW_INVALID_ARGUMENT, field="id")
+        if workflow_id in seen:
+            raise _duplicate(workflow_id)
+        seen.add(workflow_id)
+        description, metadata = _fields(pb)
+        specs = validate_graph(app=app, nodes=list(pb.nodes))
+        prepared.append((workflow_id, description, metadata, specs))
+    created = []
+    try:
+        with transaction.atomic():
+            existing = set(
+                Workflow.objects.filter(app=app, public_id__in=seen).values_list(
+                    "public_id", flat=True
+                )
+            )
+            if existing:
+                raise _duplicate(sorted(existing)[0])
+            for workflow_id, description, metadata, specs in prepared:
+                workflow = Workflow.objects.create(
+                    app=app, public_id=workflow_id, description=description, metadata=metadata
+                )
+                _store_nodes(workflow, specs)
+                created.append(workflow)
+    except IntegrityError as exc:  # a concurrent create of the same id
+        raise _duplicate(", ".join(sorted(seen))) from exc
+    return created
+
+
+def workflow_create(*, app, workflow_pb: resources_pb2.Workflow) -> Workflow:
+    """Create one workflow with its nodes (transactional); raises as `workflows_create`."""
+    return workflows_create(app=app, workflow_pbs=[workflow_pb])[0]
+
+
+def workflow_overwrite(*, app, workflow_pb: resources_pb2.Workflow) -> Workflow:
+    """Replace a workflow's nodes (when given), description and metadata (when given).
+    Transactional; 11101 for a missing workflow, WORKFLOW_INVALID_GRAPH for bad nodes."""
+    return workflows_overwrite(app=app, workflow_pbs=[workflow_pb])[0]
+
+
+def workflows_overwrite(*, app, workflow_pbs: list[resources_pb2.Workflow]) -> list[Workflow]:
+    """PatchWorkflows(action='overwrite') for several workflows, all or none."""
+    from .selectors import workflow_for_app
+
+    prepared = []
+    for pb in workflow_pbs:
+        if not pb.id:
+            raise ApiError(SC.WORKFLOW_INVALID_ARGUMENT, "workflow id is required", field="id")
+        workflow = workflow_for_app(app, pb.id)
+        description, metadata = _fields(pb)
+        specs = validate_graph(app=app, nodes=list(pb.nodes)) if pb.nodes else None
+        prepared.append((workflow, pb, description, metadata, specs))
+    updated = []
+    with transaction.atomic():
+        for workflow, pb, description, metadata, specs in prepared:
+            locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+            if description:
+                locked.description = description
+            if pb.metadata.fields:
+                locked.metadata = metadata
+            if specs is not None:
+                locked.nodes.all().delete()
+                _store_nodes(locked, specs)
+            locked.save()
+            updated.append(locked)
+    for workflow in updated:
+        executor.invalidate_workflow(workflow.pk)
+    return updated
+
+
+def _users_of(workflows) -> list[str]:
+    from collectors_module.collectors.models import Collector
+
+    return list(
+        Collector.objects.filter(
+            Q(pre_queue_workflow__in=workflows) | Q(post_queue_workflow__in=workflows)
+        ).values_list("public_id", flat=True)[:5]
+    )
+
+
+def workflows_delete(*, app, ids: list[str] | None = None, delete_all: bool = False) -> int:
+    """Delete the named workflows (or all of the app's), all or none. 11101 names a missing id;
+    WORKFLOW_INVALID_REQUEST when a collector still uses one (so it never silently loses its
+    sampling or filtering)."""
+    if not delete_all and not ids:
+        raise ApiError(SC.WORKFLOW_INVALID_REQUEST, "Give the ids to delete, or delete_all")
+    with transaction.atomic():
+        qs = Workflow.objects.select_for_update().filter(app=app)
+        if not delete_all:
+            wanted = list(dict.fromkeys(ids or []))
+            qs = qs.filter(public_id__in=wanted)
+            found = set(qs.values_list("public_id", flat=True))
+            missing = [i for i in wanted if i not in found]
+            if missing:
+                raise ApiError(SC.CONN_DOES_NOT_EXIST, f"Workflow '{missing[0]}' does not exist")
+        workflows = list(qs)
+        users = _users_of(workflows)
+        if users:
+            raise ApiError(
+                SC.WORKFLOW_INVALID_REQUEST,
+                "Collector(s) " + ", ".join(f"'{u}'" for u in users) + " use this workflow; "
+                "change or delete them first",
+            )
+        count = len(workflows)
+        Workflow.objects.filter(pk__in=[w.pk for w in workflows]).delete()
+    for workflow in workflows:
+        executor.invalidate_workflow(workflow.pk)
+    return count
+
+
+def workflow_delete(*, app, workflow_id: str) -> None:
+    """Delete one workflow (and its nodes). 11101 when missing; refused while a collector uses it."""
+    workflows_delete(app=app, ids=[workflow_id])
+
+
+# --- concept relations ------------------------------------------------------------------------
+
+
+def _concept_id(value: str, field: str) -> str:
+    if not value or len(value) > MAX_CONCEPT_ID or any(ord(ch) < 32 for ch in value):
+        raise ApiError(
+            SC.CONCEPTS_INVALID_REQUEST,
+            f"{field} must be a concept id of 1-{MAX_CONCEPT_ID} printable characters",
+            field=field,
+        )
+    return value
+
+
+def _predicate(value: str) -> str:
+    predicate = (value or "").strip().lower()
+    if predicate not in Predicate.values:
+        raise ApiError(
+            SC.CONCEPTS_INVALID_REQUEST,
+            f"predicate must be one of {', '.join(Predicate.values)}, got '{value[:40]}'",
+            field="predicate",
+        )
+    return predicate
+
+
+def relation_create(
+    *,
+    app,
+    subject_concept_id: str,
+    object_concept_id: str,
+    predicate: str,
+    knowledge_graph_id: str = "",
+    object_app_id: str = "",
+    relation_id: str = "",
+) -> ConceptRelation:
+    """Store 'subject predicate object' in the app's knowledge graph. Idempotent: the same
+    relation again returns the stored one. Raises CONCEPTS_INVALID_REQUEST on bad values."""
+    return relations_create(
+        app=app,
+        relations=[
+            {
+                "subject": subject_concept_id,
+                "object": object_concept_id,
+                "predicate": predicate,
+                "knowledge_graph_id": knowledge_graph_id,
+                "object_app_id": object_app_id,
+                "id": relation_id,
+            }
+        ],
+    )[0]
+
+
+def relations_create(*, app, relations: list[dict]) -> list[ConceptRelation]:
+    """Several relations ({subject, object, predicate, knowledge_graph_id, object_app_id, id}),
+    all or none; each idempotent like `relation_create`."""
+    cleaned = []
+    for rel in relations:
+        subject = _concept_id(rel.get("subject", ""), "subject_concept.id")
+        obj = _concept_id(rel.get("object", ""), "object_concept.id")
+        if subject == obj:
+            raise ApiError(
+                SC.CONCEPTS_INVALID_REQUEST,
+                f"A concept cannot be related to itself ('{subject}')",
+                field="object_concept.id",
+            )
+        kg = rel.get("knowledge_graph_id", "") or ""
+        if kg:
+            validate_id(kg, "knowledge_graph_id", SC.CONCEPTS_INVALID_REQUEST)
+        rid = rel.get("id") or ""
+        if rid:
+            validate_id(rid, "relation id", SC.CONCEPTS_INVALID_REQUEST, field="id")
+        object_app_id = rel.get("object_app_id", "") or ""
+        if object_app_id:
+            validate_id(object_app_id, "object_concept.app_id", SC.CONCEPTS_INVALID_REQUEST)
+        cleaned.append((subject, obj, _predicate(rel.get("predicate", "")), kg, object_app_id, rid))
+    out = []
+    try:
+        with transaction.atomic():
+            for subject, obj, predicate, kg, object_app_id, rid in cleaned:
+                existing = ConceptRelation.objects.filter(
+                    app=app,
+                    subject_concept_id=subject,
+                    object_concept_id=obj,
+                    predicate=predicate,
+                    knowledge_graph_id=kg,
+                ).first()
+                if existing is not None:
+                    out.append(existing)
+                    continue
+                if rid and ConceptRelation.objects.filter(app=app, public_id=rid).exists():
+                    raise ApiError(
+                        SC.DATABASE_DUPLICATE_KEY,
+                        f"A concept relation with id '{rid}' already exists",
+                        field="id",
+                    )
+                out.append(
+                    ConceptRelation.objects.create(
+                        app=app,
+                        public_id=rid or new_hex_id(),
+                        subject_concept_id=subject,
+                        object_concept_id=obj,
+                        object_app_id=object_app_id,
+                        predicate=predicate,
+                        knowledge_graph_id=kg,
+                    )
+                )
+            transaction.on_commit(lambda: executor.invalidate_app(app.pk))
+    except IntegrityError as exc:
+        raise ApiError(SC.DATABASE_DUPLICATE_KEY, "This concept relation already exists") from exc
+    return out
+
+
+def relations_delete(*, app, ids: list[str]) -> int:
+    """Delete relations of the app by id; returns how many were deleted (missing ids ignored)."""
+    if not ids:
+        return 0
+    with transaction.atomic():
+        count, _ = ConceptRelation.objects.filter(app=app, public_id__in=list(ids)).delete()
+        transaction.on_commit(lambda: executor.invalidate_app(app.pk))
+    return count
