@@ -1,0 +1,108 @@
+"""The sweeper: publishes again what the broker lost or never got, reclaims expired leases,
+expires captures that waited too long. Beat runs it every COLLECTORS_SWEEP_SECONDS (15 s).
+
+Safe when two schedulers run it: on PostgreSQL it works under a transaction-level advisory lock
+(the second one skips); rows are taken with `FOR UPDATE SKIP LOCKED` in bounded batches, so rows a
+worker is ingesting right now are left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import Capture, CaptureState
+
+log = logging.getLogger("collectors.sweeper")
+
+ADVISORY_LOCK_KEY = 0x636F6C6C  # "coll"
+
+
+def _setting(name: str, default: float) -> float:
+    env = os.environ.get(name)
+    if env not in (None, ""):
+        return float(env)
+    return float(getattr(settings, name, default))
+
+
+def _try_lock() -> bool:
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+        return bool(cur.fetchone()[0])
+
+
+def sweep(*, min_age: float | None = None, limit: int | None = None, publish: bool = True) -> dict:
+    """Republish due captures (accepted/retry due and untouched for `min_age` s, expired leases),
+    expire the too-old ones. Returns counts. Publishes after the transaction commits."""
+    from .pipeline import max_age_seconds
+
+    min_age = _setting("COLLECTORS_SWEEP_MIN_AGE_SECONDS", 5) if min_age is None else min_age
+    limit = int(_setting("COLLECTORS_SWEEP_LIMIT", 5000)) if limit is None else limit
+    now = timezone.now()
+    quiet_since = now - timedelta(seconds=min_age)
+    too_old = now - timedelta(seconds=max_age_seconds())
+    result = {"locked": False, "expired": 0, "republished": 0, "reclaimed": 0}
+    with transaction.atomic():
+        if not _try_lock():
+            return result
+        result["locked"] = True
+        # Waiting too long: end them now rather than ingesting stale data (claim checks this too).
+        stale = list(
+            Capture.objects.select_for_update(skip_locked=True)
+            .filter(
+                Q(state__in=[CaptureState.ACCEPTED, CaptureState.RETRY])
+                | Q(state=CaptureState.PROCESSING, lease_until__lt=now),
+                created_at__lt=too_old,
+            )
+            .values_list("pk", "collector_id")[:limit]
+        )
+        if stale:
+            Capture.objects.filter(pk__in=[s[0] for s in stale]).update(
+                state=CaptureState.EXPIRED,
+                reason=f"expired: older than {int(max_age_seconds())} s",
+                payload=None,
+                lease_until=None,
+                finished_at=now,
+                updated_at=now,
+            )
+        result["expired"] = len(stale)
+        due = list(
+            Capture.objects.select_for_update(skip_locked=True)
+            .filter(
+                Q(state=CaptureState.ACCEPTED, updated_at__lte=quiet_since)
+                | Q(state=CaptureState.RETRY, next_attempt_at__lte=now, updated_at__lte=quiet_since)
+                | Q(state=CaptureState.PROCESSING, lease_until__lt=now, updated_at__lte=quiet_since)
+            )
+            .order_by("created_at")
+            .values_list("pk", "state")[:limit]
+        )
+        if due:
+            # Touch them so the next sweep leaves them alone for `min_age` while they are queued.
+            Capture.objects.filter(pk__in=[d[0] for d in due]).update(updated_at=now)
+        result["reclaimed"] = sum(1 for d in due if d[1] == CaptureState.PROCESSING)
+    ids = [str(d[0]) for d in due]
+    if ids and publish:
+        from .relay import publish_ids
+
+        result["republished"] = publish_ids(ids)
+    elif ids:
+        result["due_ids"] = ids
+    for _pk, collector_id in stale:
+        _count_expired(collector_id)
+    if result["republished"] or result["expired"]:
+        log.info("sweep: %s", result)
+    return result
+
+
+def _count_expired(collector_id: int) -> None:
+    from .pipeline import _count
+
+    _count(collector_id, "outcome:expired")

@@ -1,0 +1,85 @@
+"""Celery tasks of the capture pipeline: thin wrappers around `pipeline` and `sweeper`.
+
+Messages carry only capture ids (never keys or bytes). Every task is safe to run twice: the claim
+is a compare-and-set, a missing row is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init, worker_ready
+from django.conf import settings
+
+from collectors_module.core.faults import fault_point
+
+from . import pipeline, sweeper
+
+_LIMITS = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": True,
+    "serializer": "json",
+    "time_limit": getattr(settings, "CELERY_TASK_TIME_LIMIT", 120),
+    "soft_time_limit": getattr(settings, "CELERY_TASK_SOFT_TIME_LIMIT", 100),
+}
+
+
+@shared_task(name="collectors.process_capture", **_LIMITS)
+def process_capture(*, capture_id: str) -> str | None:
+    """Claim and process one capture; returns its state (None when it no longer exists)."""
+    try:
+        state = pipeline.process(capture_id)
+    except SoftTimeLimitExceeded:
+        state = "retry"  # the lease expires and the sweeper republishes it
+    fault_point("before_ack")
+    return state
+
+
+@shared_task(name="collectors.process_batch", **_LIMITS)
+def process_batch(*, capture_ids: list[str]) -> dict:
+    """Claim and process several captures in one transaction (throughput path)."""
+    try:
+        states = pipeline.process_batch(
+            list(capture_ids or [])[: max(1, pipeline.batch_size()) * 2]
+        )
+    except SoftTimeLimitExceeded:
+        states = {}
+    fault_point("before_ack")
+    counts: dict[str, int] = {}
+    for state in states.values():
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+@shared_task(
+    name="collectors.sweep", acks_late=False, ignore_result=True, time_limit=60, soft_time_limit=50
+)
+def sweep() -> dict:
+    """Republish due captures, reclaim expired leases, expire old ones (beat, every 15 s)."""
+    return sweeper.sweep()
+
+
+# -- pidfiles for the fault tests: the harness kills the main process and the pool children ------
+
+
+def _pidfile_dir() -> str:
+    return os.environ.get("COLLECTORS_WORKER_PIDFILE_DIR", "")
+
+
+@worker_process_init.connect
+def _write_child_pidfile(**_kwargs) -> None:
+    folder = _pidfile_dir()
+    if folder:
+        with open(os.path.join(folder, f"child-{os.getpid()}"), "w") as fh:
+            fh.write(str(os.getppid()))
+
+
+@worker_ready.connect
+def _write_main_pidfile(**_kwargs) -> None:
+    folder = _pidfile_dir()
+    if folder:
+        with open(os.path.join(folder, f"main-{os.getpid()}"), "w") as fh:
+            fh.write("ready")

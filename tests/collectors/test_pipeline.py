@@ -1,0 +1,358 @@
+"""The worker side of the capture path: claim, re-check, ingest one input, one end state."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from collectors_module.collectors.models import Capture, CaptureState
+from collectors_module.collectors.pipeline import destination_input_id, process, process_batch
+from collectors_module.collectors.relay import enqueue_publish, flush, publish_ids
+from collectors_module.core.errors import SC
+from collectors_module.inputs.models import Input
+
+from .conftest import predict_text
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+POSITIVE = [{"data": {"concepts": [{"id": "positive", "name": "positive", "value": 0.91}]}}]
+
+
+def accept(
+    collector, caller, text: str = "what a lovely day", *, publish: bool = True, **fields
+) -> Capture:
+    """Insert an accepted capture the way the capture hook does, publishing after commit."""
+    with transaction.atomic():
+        capture = Capture.objects.create(
+            collector=collector,
+            caller=caller,
+            request_id=uuid.uuid4().hex,
+            input_data={"text": {"raw": text}},
+            payload=fields.pop("payload", None),
+            outputs=fields.pop("outputs", POSITIVE),
+            **fields,
+        )
+        if publish:
+            transaction.on_commit(lambda: enqueue_publish(capture.pk))
+    return capture
+
+
+def wait_terminal(ids, timeout: float = 30.0) -> dict[str, str]:
+    """Wait until every capture is in a terminal state; returns {id: state}."""
+    ids = [str(i) for i in ids]
+    deadline = time.monotonic() + timeout
+    pending = set(CaptureState.values) - {s.value for s in _terminal()}
+    while True:
+        states = {
+            str(pk): s for pk, s in Capture.objects.filter(pk__in=ids).values_list("pk", "state")
+        }
+        if not any(s in pending for s in states.values()) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.1)
+
+
+def _terminal():
+    from collectors_module.collectors.models import TERMINAL_STATES
+
+    return TERMINAL_STATES
+
+
+# -- in-process: the pipeline functions ---------------------------------------------------------
+
+
+def test_capture_is_ingested_as_one_input_with_provenance(alice, make_collector):
+    collector = make_collector(alice, collect_outputs=True)
+    capture = accept(collector, alice.user, "I love this", publish=False)
+
+    assert process(capture.pk) == CaptureState.INGESTED
+
+    capture.refresh_from_db()
+    assert capture.state == CaptureState.INGESTED
+    assert capture.payload is None
+    assert capture.finished_at is not None
+    assert capture.attempts == 1
+    inp = Input.objects.get(app=alice.app)
+    assert inp.public_id == destination_input_id(capture.pk) == capture.destination_input_id
+    assert inp.text == "I love this"
+    prov = inp.data["metadata"]["collector"]
+    assert prov["collector_id"] == collector.public_id
+    assert prov["capture_id"] == str(capture.pk)
+    assert prov["caller"] == "alice"
+    assert prov["source_model_version"] == collector.model_version_id
+    assert prov["captured_at"]
+    assert inp.annotations
+    assert inp.annotations[0]["data"]["concepts"][0]["id"] == "positive"
+
+
+def test_source_outputs_are_not_annotated_without_collect_outputs(alice, make_collector):
+    collector = make_collector(alice, collect_outputs=False)
+    capture = accept(collector, alice.user, publish=False)
+    assert process(capture.pk) == CaptureState.INGESTED
+    assert Input.objects.get(app=alice.app).annotations == []
+
+
+def test_pipeline_run_twice_for_one_capture_leaves_one_input(alice, make_collector):
+    collector = make_collector(alice)
+    capture = accept(collector, alice.user, publish=False)
+    assert process(capture.pk) == CaptureState.INGESTED
+    assert process(capture.pk) == CaptureState.INGESTED  # already done: a no-op
+    assert process_batch([capture.pk, capture.pk]) == {}
+    assert Input.objects.filter(app=alice.app).count() == 1
+    capture.refresh_from_db()
+    assert capture.attempts == 1
+
+
+def test_retry_after_input_committed_finds_it_and_does_not_create_a_second(alice, make_collector):
+    """A crash after the commit and a lease takeover: the input exists, the row says processing."""
+    collector = make_collector(alice)
+    capture = accept(collector, alice.user, publish=False)
+    assert process(capture.pk) == CaptureState.INGESTED
+    # as if the mark had not been recorded and the lease had expired
+    Capture.objects.filter(pk=capture.pk).update(
+        state=CaptureState.PROCESSING, lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    assert process(capture.pk) == CaptureState.INGESTED
+    capture.refresh_from_db()
+    assert capture.attempts == 2
+    assert "input_duplicate" in capture.reason
+    assert Input.objects.filter(app=alice.app).count() == 1
+
+
+def test_capture_held_by_a_live_lease_is_not_claimed_again(alice, make_collector):
+    collector = make_collector(alice)
+    capture = accept(collector, alice.user, publish=False)
+    Capture.objects.filter(pk=capture.pk).update(
+        state=CaptureState.PROCESSING,
+        attempts=1,
+        lease_until=timezone.now() + timedelta(seconds=60),
+    )
+    assert process(capture.pk) == CaptureState.PROCESSING
+    assert not Input.objects.exists()
+
+
+def test_revoked_key_fails_capture_with_52003_and_flags_collector(alice, make_collector):
+    from collectors_module.accounts.services import key_revoke
+
+    collector = make_collector(alice)
+    capture = accept(collector, alice.user, publish=False)
+    key_revoke(owner=alice.user, key_public_id=alice.key.public_id)
+
+    assert process(capture.pk) == CaptureState.FAILED
+    capture.refresh_from_db()
+    assert capture.status_code == SC.COLLECTOR_POST_INPUT_FAILED == 52003
+    assert "revoked" in capture.reason
+    assert capture.payload is None
+    collector.refresh_from_db()
+    assert "revoked" in collector.flagged_reason
+    assert collector.flagged_at is not None
+    assert not Input.objects.exists()
+
+
+def test_key_without_input_scopes_fails_capture(alice, make_collector, make_key):
+    collector = make_collector(alice)
+    # the key lost its scopes after the collector was created
+    alice.key.scopes = ["Predict"]
+    alice.key.save(update_fields=["scopes"])
+    capture = accept(collector, alice.user, publish=False)
+    assert process(capture.pk) == CaptureState.FAILED
+    capture.refresh_from_db()
+    assert capture.status_code == 52003
+    assert "Inputs:Add" in capture.reason
+
+
+def test_inactive_collector_drops_capture_in_flight(alice, make_collector):
+    from collectors_module.collectors.services import collector_set_status
+
+    collector = make_collector(alice)
+    capture = accept(collector, alice.user, publish=False)
+    collector_set_status(app=alice.app, collector_id=collector.public_id, active=False)
+
+    assert process(capture.pk) == CaptureState.DROPPED
+    capture.refresh_from_db()
+    assert capture.reason == "collector_inactive"
+    assert capture.payload is None
+    assert not Input.objects.exists()
+
+
+def test_deleted_collector_capture_is_a_noop(alice, make_collector):
+    from collectors_module.collectors.services import collectors_delete
+
+    collector = make_collector(alice)
+    capture = accept(collector, alice.user, publish=False)
+    collectors_delete(app=alice.app, ids=[collector.public_id])
+    assert process(capture.pk) is None
+    assert not Input.objects.exists()
+
+
+def test_capture_older_than_max_age_expires_at_claim(alice, make_collector, monkeypatch):
+    monkeypatch.setenv("COLLECTORS_CAPTURE_MAX_AGE_SECONDS", "60")
+    collector = make_collector(alice)
+    capture = accept(collector, alice.user, publish=False, payload=b"x")
+    Capture.objects.filter(pk=capture.pk).update(created_at=timezone.now() - timedelta(seconds=61))
+    assert process(capture.pk) == CaptureState.EXPIRED
+    capture.refresh_from_db()
+    assert capture.reason.startswith("expired")
+    assert capture.payload is None
+    assert not Input.objects.exists()
+
+
+def test_capture_past_max_attempts_fails_with_reason(alice, make_collector, monkeypatch):
+    monkeypatch.setenv("COLLECTORS_MAX_ATTEMPTS", "3")
+    collector = make_collector(alice)
+    capture = accept(collector, alice.user, publish=False)
+    Capture.objects.filter(pk=capture.pk).update(
+        state=CaptureState.RETRY,
+        attempts=3,
+        reason="destination: boom",
+        next_attempt_at=timezone.now(),
+    )
+    assert process(capture.pk) == CaptureState.FAILED
+    capture.refresh_from_db()
+    assert capture.reason.startswith("max_attempts")
+    assert "boom" in capture.reason
+    assert capture.attempts == 4
+    assert not Input.objects.exists()
+
+
+def test_retry_row_is_not_claimed_before_its_next_attempt(alice, make_collector):
+    collector = make_collector(alice)
+    capture = accept(collector, alice.user, publish=False)
+    Capture.objects.filter(pk=capture.pk).update(
+        state=CaptureState.RETRY, attempts=1, next_attempt_at=timezone.now() + timedelta(seconds=60)
+    )
+    assert process(capture.pk) == CaptureState.RETRY
+    Capture.objects.filter(pk=capture.pk).update(next_attempt_at=timezone.now())
+    assert process(capture.pk) == CaptureState.INGESTED
+
+
+def test_refused_input_fails_capture_with_52003(alice, make_collector):
+    collector = make_collector(alice)
+    # an input with neither text nor media: the destination refuses it
+    capture = accept(collector, alice.user, publish=False)
+    Capture.objects.filter(pk=capture.pk).update(input_data={})
+    assert process(capture.pk) == CaptureState.FAILED
+    capture.refresh_from_db()
+    assert capture.status_code == 52003
+    assert "refused" in capture.reason
+
+
+def test_sweeper_expires_old_and_selects_due_captures(
+    alice, make_collector, run_sweep, monkeypatch
+):
+    monkeypatch.setenv("COLLECTORS_CAPTURE_MAX_AGE_SECONDS", "3600")
+    collector = make_collector(alice)
+    fresh = accept(collector, alice.user, publish=False)
+    old = accept(collector, alice.user, publish=False)
+    lease_gone = accept(collector, alice.user, publish=False)
+    leased = accept(collector, alice.user, publish=False)
+    not_due = accept(collector, alice.user, publish=False)
+    now = timezone.now()
+    Capture.objects.filter(pk=old.pk).update(created_at=now - timedelta(hours=2))
+    Capture.objects.filter(pk=lease_gone.pk).update(
+        state=CaptureState.PROCESSING, lease_until=now - timedelta(seconds=1)
+    )
+    Capture.objects.filter(pk=leased.pk).update(
+        state=CaptureState.PROCESSING, lease_until=now + timedelta(seconds=60)
+    )
+    Capture.objects.filter(pk=not_due.pk).update(
+        state=CaptureState.RETRY, next_attempt_at=now + timedelta(seconds=60)
+    )
+    result = run_sweep(publish=False)
+    assert result["locked"]
+    assert result["expired"] == 1
+    assert set(result["due_ids"]) == {str(fresh.pk), str(lease_gone.pk)}
+    assert result["reclaimed"] == 1
+    assert Capture.objects.get(pk=old.pk).state == CaptureState.EXPIRED
+    # touched: a second sweep within the quiet period leaves them alone
+    assert run_sweep(publish=False, min_age=5).get("due_ids") is None
+
+
+def test_system_check_refuses_visibility_timeout_below_time_limit_plus_lease(settings, monkeypatch):
+    from collectors_module.collectors.checks import check_delivery_settings
+
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
+    settings.CELERY_TASK_TIME_LIMIT = 10
+    monkeypatch.setenv("COLLECTORS_LEASE_SECONDS", "12")
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 20}
+    assert [e.id for e in check_delivery_settings()] == ["collectors.E001"]
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 23}
+    assert check_delivery_settings() == []
+    settings.CELERY_TASK_REJECT_ON_WORKER_LOST = False
+    assert [e.id for e in check_delivery_settings()] == ["collectors.E003"]
+
+
+def test_enqueue_publish_returns_at_once_and_never_raises():
+    started = time.perf_counter()
+    for _ in range(1000):
+        enqueue_publish(uuid.uuid4())
+    assert time.perf_counter() - started < 0.5
+    enqueue_publish(None)  # nonsense is swallowed too
+    flush(5)
+
+
+# -- real worker processes ----------------------------------------------------------------------
+
+
+@pytest.mark.worker
+def test_worker_ingests_accepted_captures(alice, make_collector, celery_workers):
+    celery_workers.start(pool="prefork", concurrency=2)
+    collector = make_collector(alice)
+    captures = [accept(collector, alice.user, f"text {i}") for i in range(20)]
+    states = wait_terminal([c.pk for c in captures])
+    assert set(states.values()) == {CaptureState.INGESTED}
+    assert Input.objects.filter(app=alice.app).count() == 20
+
+
+@pytest.mark.worker
+def test_task_delivered_twice_creates_one_input(alice, make_collector, celery_workers):
+    from collectors_module.celery import app
+
+    collector = make_collector(alice)
+    capture = accept(collector, alice.user, publish=False)
+    for _ in range(2):
+        app.send_task("collectors.process_capture", kwargs={"capture_id": str(capture.pk)})
+    publish_ids([capture.pk, capture.pk])  # and once more as a batch
+    celery_workers.start(pool="prefork", concurrency=2)
+    assert wait_terminal([capture.pk]) == {str(capture.pk): CaptureState.INGESTED}
+    time.sleep(1.0)  # let the other deliveries run
+    assert Input.objects.filter(app=alice.app).count() == 1
+    assert Capture.objects.get(pk=capture.pk).attempts == 1
+
+
+@pytest.mark.worker
+def test_sweeper_republishes_a_capture_the_broker_never_got(
+    alice, make_collector, celery_workers, run_sweep
+):
+    celery_workers.start()
+    collector = make_collector(alice)
+    capture = accept(collector, alice.user, publish=False)
+    time.sleep(0.5)
+    assert Capture.objects.get(pk=capture.pk).state == CaptureState.ACCEPTED
+    assert run_sweep()["republished"] == 1
+    assert wait_terminal([capture.pk]) == {str(capture.pk): CaptureState.INGESTED}
+
+
+@pytest.mark.worker
+def test_callers_prediction_is_ingested_and_another_callers_is_not(
+    alice, bob, make_collector, api, celery_workers
+):
+    pytest.importorskip("collectors_module.collectors.capture")
+    celery_workers.start(pool="prefork", concurrency=2)
+    collector = make_collector(alice)
+    for i in range(3):
+        assert predict_text(api, alice.secret, f"alice says {i} good")["_http"] == 200
+    for i in range(3):
+        assert predict_text(api, bob.secret, f"bob says {i}")["_http"] == 200
+    captures = list(Capture.objects.filter(collector=collector))
+    assert len(captures) == 3
+    assert {c.caller_id for c in captures} == {alice.user.pk}
+    states = wait_terminal([c.pk for c in captures])
+    assert set(states.values()) == {CaptureState.INGESTED}
+    texts = sorted(Input.objects.filter(app=alice.app).values_list("text", flat=True))
+    assert texts == [f"alice says {i} good" for i in range(3)]
+    assert not Input.objects.filter(app=bob.app).exists()
