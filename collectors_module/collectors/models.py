@@ -99,7 +99,9 @@ class Capture(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4)
     collector = models.ForeignKey(Collector, on_delete=models.CASCADE, related_name="captures")
-    state = models.CharField(max_length=16, choices=CaptureState.choices, default=CaptureState.ACCEPTED)
+    state = models.CharField(
+        max_length=16, choices=CaptureState.choices, default=CaptureState.ACCEPTED
+    )
     reason = models.CharField(max_length=512, blank=True)
     status_code = models.IntegerField(default=0)
     attempts = models.PositiveIntegerField(default=0)
@@ -109,7 +111,9 @@ class Capture(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    caller = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    caller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     request_id = models.CharField(max_length=64)
     input_index = models.PositiveIntegerField(default=0)
     # The original input: `Data` JSON without bytes, plus the bytes themselves (purged when done).
@@ -125,13 +129,17 @@ class Capture(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["collector", "request_id", "input_index"], name="one_capture_per_request_input"
+                fields=["collector", "request_id", "input_index"],
+                name="one_capture_per_request_input",
             )
         ]
         indexes = [
             models.Index(fields=["state", "next_attempt_at"]),
             models.Index(fields=["collector", "-created_at"]),
         ]
+
+    def __str__(self) -> str:
+        return f"capture {self.pk} ({self.state})"
 
 
 class CollectorCounter(models.Model):
@@ -144,5 +152,10 @@ class CollectorCounter(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["collector", "metric", "bucket"], name="one_counter_per_bucket")
+            models.UniqueConstraint(
+                fields=["collector", "metric", "bucket"], name="one_counter_per_bucket"
+            )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.collector_id} {self.metric} {self.bucket:%Y-%m-%d %H:%M}: {self.count}"
