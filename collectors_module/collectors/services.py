@@ -251,7 +251,8 @@ def _sample(value: float) -> float:
             "pre_queue_random_sample must be a fraction above 0 and at most 1 (0 = not set)",
             field="pre_queue_random_sample",
         )
-    return float(value)
+    # The message carries a float32: keep the decimal the client meant (0.001, not 0.0010000000475).
+    return float(f"{value:.7g}")
 
 
 def _status(collector_pb, default: int | None) -> int | None:
