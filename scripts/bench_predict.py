@@ -25,7 +25,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib  # noqa: E402
+import benchlib
 
 MODELS_PATH = "/v2/users/builtin/apps/main/models"
 
@@ -33,7 +33,10 @@ MODELS_PATH = "/v2/users/builtin/apps/main/models"
 def sample_inputs(model: str, batch: int) -> list[dict]:
     """Inputs the model takes: a 256x256 JPEG with shapes and text, or a sentence."""
     if model == "sentiment":
-        return [{"data": {"text": {"raw": f"I really love this product, number {i}!"}}} for i in range(batch)]
+        return [
+            {"data": {"text": {"raw": f"I really love this product, number {i}!"}}}
+            for i in range(batch)
+        ]
     from PIL import Image, ImageDraw, ImageFont
 
     img = Image.new("RGB", (256, 256), (240, 240, 235))
@@ -87,25 +90,45 @@ def session_factory(key: str):
 
 def create_workflow(base: str, key: str, user: str, app: str, model: str) -> str | None:
     wf_id = "bench-wf-" + uuid.uuid4().hex[:6]
-    body = {"workflows": [{"id": wf_id, "nodes": [
-        {"id": "colors", "model": {"id": model, "user_id": "builtin", "app_id": "main"}},
-    ]}]}
-    r = requests.post(f"{base}/v2/users/{user}/apps/{app}/workflows", json=body,
-                      headers={"Authorization": f"Key {key}"}, timeout=30)
+    body = {
+        "workflows": [
+            {
+                "id": wf_id,
+                "nodes": [
+                    {
+                        "id": "colors",
+                        "model": {"id": model, "user_id": "builtin", "app_id": "main"},
+                    },
+                ],
+            }
+        ]
+    }
+    r = requests.post(
+        f"{base}/v2/users/{user}/apps/{app}/workflows",
+        json=body,
+        headers={"Authorization": f"Key {key}"},
+        timeout=30,
+    )
     status = r.json().get("status", {})
     if status.get("code") != 10000:
-        print(f"  PostWorkflowResults skipped: could not create a workflow ({status.get('code')} "
-              f"{status.get('details') or status.get('description')})")
+        print(
+            f"  PostWorkflowResults skipped: could not create a workflow ({status.get('code')} "
+            f"{status.get('details') or status.get('description')})"
+        )
         return None
     return wf_id
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-n", type=int, default=300, help="requests per measurement")
     parser.add_argument("-c", type=int, default=4, help="concurrent clients")
     parser.add_argument("--batch", type=int, default=1, help="inputs per request")
-    parser.add_argument("--model", default="color-recognition", help="built-in model id in builtin/main")
+    parser.add_argument(
+        "--model", default="color-recognition", help="built-in model id in builtin/main"
+    )
     parser.add_argument("--url", help="base URL of a running server (else one is started)")
     parser.add_argument("--key", help="API key (PAT) for --url")
     parser.add_argument("--user", default="", help="user id of --key (for the workflow part)")
@@ -121,26 +144,36 @@ def main() -> None:
         base, key, user, app = args.url.rstrip("/"), args.key, args.user, args.app
     else:
         env = benchlib.bench_env()
-        env.setdefault("CELERY_BROKER_URL", os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15"))
+        env.setdefault(
+            "CELERY_BROKER_URL", os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+        )
         benchlib.ensure_database(env)
         benchlib.setup_django(env)
         user, app, key = make_tenant()
         port = benchlib.free_port()
         server = benchlib.start_rest(env, port, workers=args.workers, threads=args.threads)
         base = f"http://127.0.0.1:{port}"
-        print(f"server: gunicorn {args.workers} workers x {args.threads} threads on {base} "
-              f"(db {env['DATABASE_URL'].rsplit('/', 1)[1]})")
+        print(
+            f"server: gunicorn {args.workers} workers x {args.threads} threads on {base} "
+            f"(db {env['DATABASE_URL'].rsplit('/', 1)[1]})"
+        )
     try:
         session = session_factory(key)
         inputs = sample_inputs(args.model, args.batch)
         predict_url = f"{base}{MODELS_PATH}/{args.model}/outputs"
         body = {"inputs": inputs}
         checked(session(), predict_url, body)  # loads the model in at least one worker
-        benchlib.run_load(lambda i: checked(session(), predict_url, body), max(20, args.c * 5), args.c)
+        benchlib.run_load(
+            lambda i: checked(session(), predict_url, body), max(20, args.c * 5), args.c
+        )
         print(f"PostModelOutputs  model={args.model} batch={args.batch} concurrency={args.c}")
-        print(f"  {benchlib.fmt(benchlib.run_load(lambda i: checked(session(), predict_url, body), args.n, args.c))}")
+        print(
+            f"  {benchlib.fmt(benchlib.run_load(lambda i: checked(session(), predict_url, body), args.n, args.c))}"
+        )
         print("  sequential (c=1)")
-        print(f"  {benchlib.fmt(benchlib.run_load(lambda i: checked(session(), predict_url, body), max(50, args.n // 3), 1))}")
+        print(
+            f"  {benchlib.fmt(benchlib.run_load(lambda i: checked(session(), predict_url, body), max(50, args.n // 3), 1))}"
+        )
 
         if not (user and app):
             print("PostWorkflowResults skipped: give --user and --app with --url")
@@ -152,9 +185,15 @@ def main() -> None:
         wf_inputs = sample_inputs(args.model, min(args.batch, 32))
         wf_body = {"inputs": wf_inputs}
         checked(session(), wf_url, wf_body)
-        benchlib.run_load(lambda i: checked(session(), wf_url, wf_body), max(20, args.c * 5), args.c)
-        print(f"PostWorkflowResults  one node ({args.model}) batch={len(wf_inputs)} concurrency={args.c}")
-        print(f"  {benchlib.fmt(benchlib.run_load(lambda i: checked(session(), wf_url, wf_body), args.n, args.c))}")
+        benchlib.run_load(
+            lambda i: checked(session(), wf_url, wf_body), max(20, args.c * 5), args.c
+        )
+        print(
+            f"PostWorkflowResults  one node ({args.model}) batch={len(wf_inputs)} concurrency={args.c}"
+        )
+        print(
+            f"  {benchlib.fmt(benchlib.run_load(lambda i: checked(session(), wf_url, wf_body), args.n, args.c))}"
+        )
     finally:
         if server is not None:
             benchlib.stop(server)

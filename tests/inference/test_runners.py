@@ -8,6 +8,7 @@ import pytest
 from clarifai_grpc.grpc.api import resources_pb2
 
 from collectors_module.core.errors import SC, ApiError
+from collectors_module.inference.runners import registry
 from collectors_module.inference.runners.builtin import CATALOG
 from collectors_module.inference.runners.registry import get_runner
 
@@ -19,9 +20,10 @@ def _image(raw: bytes) -> resources_pb2.Data:
 
 
 def test_each_builtin_runner_is_loaded_once_even_when_threads_race():
+    registry._cache.clear()  # make the threads race to load each runner
     for spec in CATALOG:
         with ThreadPoolExecutor(8) as pool:
-            runners = list(pool.map(lambda _: get_runner(spec.runner, {}), range(16)))
+            runners = list(pool.map(get_runner, [spec.runner] * 16, [{}] * 16))
         assert len({id(r) for r in runners}) == 1
         assert runners[0].model_type_id == spec.model_type_id
 
