@@ -9,6 +9,7 @@ An app's workflows are visible only to the app's owner: every handler resolves t
 from __future__ import annotations
 
 from clarifai_grpc.grpc.api import resources_pb2, service_pb2
+from clarifai_grpc.grpc.api.status import status_pb2
 from django.utils import timezone
 from google.protobuf import struct_pb2
 
@@ -150,13 +151,13 @@ def patch_workflows(ctx, req: service_pb2.PatchWorkflowsRequest):
 @rpc("DeleteWorkflow")
 def delete_workflow(ctx, req: service_pb2.DeleteWorkflowRequest):
     services.workflow_delete(app=ctx.app(write=True), workflow_id=req.workflow_id)
-    return service_pb2.BaseResponse()
+    return status_pb2.BaseResponse()
 
 
 @rpc("DeleteWorkflows")
 def delete_workflows(ctx, req: service_pb2.DeleteWorkflowsRequest):
     services.workflows_delete(app=ctx.app(write=True), ids=list(req.ids), delete_all=req.delete_all)
-    return service_pb2.BaseResponse()
+    return status_pb2.BaseResponse()
 
 
 # --- PostWorkflowResults ----------------------------------------------------------------------
