@@ -42,7 +42,6 @@ REQ_HASH="$("$VPY" -c 'import hashlib,sys; print(hashlib.sha256(open("requiremen
 STAMP=".venv/.requirements.sha256"
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$REQ_HASH" ]; then
   say "Installing requirements (first run takes a few minutes)"
-  "$VPY" -m pip install --disable-pip-version-check -q --upgrade pip
   "$VPY" -m pip install --disable-pip-version-check -q -r requirements.txt
   echo "$REQ_HASH" > "$STAMP"
 else
@@ -84,7 +83,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
     for _ in $(seq 1 50); do
       alive=0
-      for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+      for pid in "${PIDS[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
       [ "$alive" = 0 ] && break
       sleep 0.2
     done
@@ -107,6 +106,7 @@ say "Starting a Celery worker with the sweeper schedule (log: var/log/worker.log
 "$ROOT/.venv/bin/celery" -A collectors_module worker -B --pool solo --loglevel INFO \
   -s "$VAR/celerybeat-schedule" >"$LOG_DIR/worker.log" 2>&1 &
 PIDS+=("$!")
+set +m  # back to one process group: Ctrl-C reaches this script, whose trap stops the children
 
 for _ in $(seq 1 150); do
   if "$VPY" -c "import urllib.request,sys; urllib.request.urlopen('http://$HOST:$PORT/accounts/login/', timeout=1)" 2>/dev/null; then
@@ -149,5 +149,7 @@ while true; do
       exit 1
     fi
   done
-  sleep 1
+  # `wait` (unlike a foreground command) returns at once when a trapped signal arrives.
+  sleep 1 &
+  wait $! || true
 done
