@@ -233,12 +233,21 @@ def invalidate_workflow(workflow_pk: int) -> None:
     _plans.pop(workflow_pk, None)
 
 
+_ttl: list[float] = []  # conf.plan_ttl_seconds(), read once (reading settings costs microseconds)
+
+
+def _plan_ttl() -> float:
+    if not _ttl:
+        _ttl.append(conf.plan_ttl_seconds())
+    return _ttl[0]
+
+
 def get_plan(workflow) -> Plan:
     """The cached Plan of `workflow` (rebuilt when it changed, or after the TTL)."""
     key = (workflow.modified_at, _app_generation.get(workflow.app_id, 0))
     now = time.monotonic()
     cached = _plans.get(workflow.pk)
-    if cached is not None and cached[0] == key and now - cached[1] < conf.plan_ttl_seconds():
+    if cached is not None and cached[0] == key and now - cached[1] < _plan_ttl():
         return cached[2]
     plan = build_plan(workflow)
     _plans[workflow.pk] = (key, now, plan)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clarifai_grpc.grpc.api import resources_pb2
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 
 from ._params import invalid
 
@@ -114,8 +114,8 @@ def json_equal(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def holds(condition: Condition, metadata: dict) -> bool:
-    found = lookup(metadata, condition.path)
+def holds(condition: Condition, metadata: dict, path: tuple[str, ...] | None = None) -> bool:
+    found = lookup(metadata, condition.path if path is None else path)
     op = condition.op
     if found is _MISSING:
         return op in ("not_exists", "not_equals", "not_in")
@@ -144,6 +144,47 @@ def metadata_of(data: resources_pb2.Data) -> dict:
     return json_format.MessageToDict(data.metadata)
 
 
+def _python(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "number_value":
+        return value.number_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind in ("struct_value", "list_value"):
+        return json_format.MessageToDict(getattr(value, kind))
+    return None
+
+
+def lookup_struct(struct: struct_pb2.Struct, path: tuple[str, ...]) -> Any:
+    """`lookup` on a protobuf Struct without converting all of it (only the value found)."""
+    fields = struct.fields
+    for cut in range(len(path), 0, -1):
+        key = ".".join(path[:cut]) if cut > 1 else path[0]
+        if key not in fields:
+            continue
+        value = fields[key]
+        rest = path[cut:]
+        if not rest:
+            return _python(value)
+        if value.WhichOneof("kind") == "struct_value":
+            found = lookup_struct(value.struct_value, rest)
+            if found is not _MISSING:
+                return found
+    return _MISSING
+
+
+def holds_in_struct(condition: Condition, struct: struct_pb2.Struct) -> bool:
+    found = lookup_struct(struct, condition.path)
+    return holds(condition, {} if found is _MISSING else {"v": found}, path=("v",))
+
+
 def apply(data: resources_pb2.Data, config: Config, *, seed_key: str = "") -> resources_pb2.Data:
     """The input itself when its metadata matches, an empty Data otherwise."""
-    return data if matches(config, metadata_of(data)) else resources_pb2.Data()
+    if not config.conditions:
+        return data
+    struct = data.metadata
+    results = (holds_in_struct(c, struct) for c in config.conditions)
+    keep = all(results) if config.match_all else any(results)
+    return data if keep else resources_pb2.Data()
