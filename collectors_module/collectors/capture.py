@@ -69,7 +69,7 @@ def _input_json(data: resources_pb2.Data) -> dict:
     return to_dict(clean, compact=True)
 
 
-def _inline_filter(entry, output, event, index: int) -> tuple[bool, str, bool]:
+def _inline_filter(entry, output, event, index: int, data) -> tuple[bool, str, bool]:
     """(keep, filtered_by, deferred): run an operator-only pre-queue workflow on the output."""
     wf = entry.pre_queue_workflow
     if wf is None:
@@ -84,6 +84,7 @@ def _inline_filter(entry, output, event, index: int) -> tuple[bool, str, bool]:
             output.data,
             source_model_version=event.model_version,
             seed_key=f"{event.request_id}:{index}:{entry.pk}",
+            input_data=data,  # metadata filters read the input's metadata
         )
     except Exception:
         log.exception(
@@ -125,7 +126,7 @@ def _admit_and_write(event, entries) -> None:
                 if entry.sample > 0 and draw(event.request_id, index, entry.pk) >= entry.sample:
                     _drop(entry.pk, SAMPLED_OUT)
                     continue
-                keep, filtered_by, deferred = _inline_filter(entry, output, event, index)
+                keep, filtered_by, deferred = _inline_filter(entry, output, event, index, data)
                 if not keep:
                     _drop(entry.pk, f"filtered_inline:{filtered_by}")
                     continue
@@ -137,6 +138,7 @@ def _admit_and_write(event, entries) -> None:
                 if reason:
                     _drop(entry.pk, reason)
                     continue
+                backlog.note_accepted(entry.pk)  # reserve a place (given back if not written)
                 rows.append(
                     Capture(
                         id=uuid.uuid4(),
@@ -203,9 +205,6 @@ def _write(rows: list[Capture]) -> None:
                     ).values_list("pk", flat=True)
                 )
             kept = [r for r in rows if r.collector_id in active]
-            for r in rows:
-                if r.collector_id not in active:
-                    _drop(r.collector_id, COLLECTOR_INACTIVE)
             if kept:
                 Capture.objects.bulk_create(kept)
             if restore is not None and outer:
@@ -223,10 +222,14 @@ def _write(rows: list[Capture]) -> None:
             log.warning("capture insert dropped: %s", reason)
         for r in rows:
             _drop(r.collector_id, reason)
+            backlog.note_accepted(r.collector_id, -1)
         return
-    for r in kept:
-        counters.count(r.collector_id, "accepted")
-        backlog.note_accepted(r.collector_id)
+    for r in rows:
+        if r.collector_id in active:
+            counters.count(r.collector_id, "accepted")
+        else:  # deactivated after the index was built
+            _drop(r.collector_id, COLLECTOR_INACTIVE)
+            backlog.note_accepted(r.collector_id, -1)
     ids = [r.id for r in kept]
     if ids:
         transaction.on_commit(lambda: _publish(ids))
