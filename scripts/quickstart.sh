@@ -40,7 +40,9 @@ VPY="$ROOT/.venv/bin/python"
 
 REQ_HASH="$("$VPY" -c 'import hashlib,sys; print(hashlib.sha256(open("requirements.txt","rb").read()).hexdigest())')"
 STAMP=".venv/.requirements.sha256"
-if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$REQ_HASH" ]; then
+if [ -n "${QUICKSTART_SKIP_INSTALL:-}" ]; then
+  say "Skipping the install (QUICKSTART_SKIP_INSTALL is set)"
+elif [ "$(cat "$STAMP" 2>/dev/null || true)" != "$REQ_HASH" ]; then
   say "Installing requirements (first run takes a few minutes)"
   "$VPY" -m pip install --disable-pip-version-check -q -r requirements.txt
   echo "$REQ_HASH" > "$STAMP"
