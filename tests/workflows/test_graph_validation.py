@@ -222,3 +222,29 @@ def test_a_batch_with_one_bad_workflow_creates_none(alice, ops, workflow_pb):
             ],
         )
     assert not selectors.workflows_of_app(alice.app).exists()
+
+
+def test_workflow_used_by_a_collector_cannot_be_deleted(api, alice, ops, workflow_pb):
+    from collectors_module.collectors.models import Collector
+
+    wf = services.workflow_create(
+        app=alice.app, workflow_pb=workflow_pb("pre", [node("a", "sample")])
+    )
+    colors = selectors.workflow_for_app(alice.app, "pre").nodes.all()[0].model_version
+    Collector.objects.create(
+        app=alice.app,
+        public_id="col",
+        pre_queue_workflow=wf,
+        source_model_version=colors,
+        model_user_id="alice",
+        model_app_id="app1",
+        model_id="sample",
+        model_version_id=colors.public_id,
+    )
+    with pytest.raises(ApiError) as exc:
+        services.workflow_delete(app=alice.app, workflow_id="pre")
+    assert exc.value.code == SC.WORKFLOW_INVALID_REQUEST
+    assert "'col'" in exc.value.details
+    r = api.delete("/v2/users/alice/apps/app1/workflows", {"delete_all": True}, key=alice.secret)
+    assert r["status"]["code"] == SC.WORKFLOW_INVALID_REQUEST
+    assert selectors.workflows_of_app(alice.app).count() == 1
