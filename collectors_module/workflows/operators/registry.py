@@ -77,4 +77,19 @@ def run_operator(
     return compile_operator(model_type_id, params, concepts, relations)(data, seed_key)
 
 
-__all__ = ["NEEDS_RELATIONS", "SUPPORTED", "CompiledOperator", "compile_operator", "run_operator"]
+__all__ = [
+    "NEEDS_RELATIONS",
+    "SUPPORTED",
+    "CompiledOperator",
+    "check_operator_config",
+    "compile_operator",
+    "run_operator",
+]
+
+
+def check_operator_config(model_type_id: str, output_info: dict | None) -> None:
+    """For PostModels of an operator type: raise ApiError(MODEL_INVALID_ARGUMENT, field=<the
+    output_info path>) when its `output_info.params` / `output_info.data.concepts` are invalid."""
+    info = output_info or {}
+    concepts = (info.get("data") or {}).get("concepts") or []
+    compile_operator(model_type_id, info.get("params") or {}, concepts, ())
