@@ -28,17 +28,19 @@ def api_keys_of_user(user):
     return keys_of_user(user).filter(revoked_at__isnull=True)
 
 
-def key_for_api(user, key_id: str) -> Key:
-    """One of `user`'s live keys by public id or by its secret; 11101 for anything else.
+def key_for_api(user, key_id: str, *, allow_secret: bool = True) -> Key:
+    """One of `user`'s live keys by public id (or by its secret); 11101 for anything else.
 
-    The secret is accepted because PostKeys returns it as `id` (what Clarifai clients keep).
+    The secret is accepted because PostKeys returns it as `id` (what Clarifai clients keep);
+    callers that get the id from a URL path of a non-destructive request pass
+    allow_secret=False, so a live secret is never invited into access logs.
     """
     from collectors_module.core.auth import digest_secret
     from collectors_module.core.errors import not_found
 
     keys = api_keys_of_user(user)
     key = keys.filter(public_id=key_id).first() if key_id else None
-    if key is None and key_id and len(key_id) <= 512:
+    if key is None and allow_secret and key_id and len(key_id) <= 512:
         key = keys.filter(digest=digest_secret(key_id)).first()
     if key is None:
         # Never echo something that may be a secret: only a well-formed public id is named.

@@ -10,20 +10,30 @@ from collectors_module.core.ids import validate_id
 from .models import App, Visibility
 
 
-def app_create(*, owner, app_id: str, description: str = "", visibility: int = Visibility.PRIVATE) -> App:
+def app_create(
+    *, owner, app_id: str, description: str = "", visibility: int = Visibility.PRIVATE
+) -> App:
     """Create an app for `owner`; a taken id raises DATABASE_DUPLICATE_KEY."""
     validate_id(app_id, "app id", field="app_id")
     if visibility not in Visibility.values:
-        raise ApiError(SC.CONN_INVALID_REQUEST, f"Unknown visibility {visibility}", field="visibility")
+        raise ApiError(
+            SC.CONN_INVALID_REQUEST, f"Unknown visibility {visibility}", field="visibility"
+        )
     try:
         with transaction.atomic():
             return App.objects.create(
                 owner=owner, public_id=app_id, description=description[:512], visibility=visibility
             )
     except IntegrityError as exc:
-        raise ApiError(SC.DATABASE_DUPLICATE_KEY, f"App '{app_id}' already exists", field="app_id") from exc
+        raise ApiError(
+            SC.DATABASE_DUPLICATE_KEY, f"App '{app_id}' already exists", field="app_id"
+        ) from exc
 
 
 def app_delete(*, app: App) -> None:
-    """Delete an app and everything in it (inputs, models, workflows, collectors)."""
-    app.delete()
+    """Delete an app and everything in it (inputs and their blobs, models, workflows, collectors)."""
+    from collectors_module.inputs.services import app_blobs_purge_on_commit
+
+    with transaction.atomic():
+        app_blobs_purge_on_commit(app=app)
+        app.delete()

@@ -326,3 +326,10 @@ def input_delete(*, app, input_id: str) -> None:
     if not input_id:
         raise ApiError(SC.INPUT_INVALID_REQUEST, "input_id is required", field="input_id")
     inputs_delete(app=app, ids=[input_id])
+
+
+def app_blobs_purge_on_commit(*, app) -> None:
+    """Call inside the transaction that deletes `app`: its image blobs go once that commits."""
+    names = set(Input.objects.filter(app=app).exclude(image="").values_list("image", flat=True))
+    if names:
+        transaction.on_commit(lambda: _purge_blobs(names))

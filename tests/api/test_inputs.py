@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from clarifai_grpc.grpc.api import resources_pb2
 from django.core.files.storage import default_storage
+from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
@@ -96,6 +97,17 @@ def test_post_image_bytes_are_stored_in_blob_storage_and_round_trip(api, alice):
     assert data["metadata"] == {"source": "test", "n": 3.0}
     assert data["regions"][0]["region_info"]["bounding_box"]["right_col"] == pytest.approx(0.6)
     assert "created_at" in got["input"]
+
+
+def test_the_hosted_image_url_is_the_web_media_route_and_serves_the_bytes(api, alice, client):
+    raw = png_bytes((9, 9, 9))
+    r = post(api, alice, image_input("m1", raw))
+    url = r["inputs"][0]["data"]["image"]["url"]
+    assert url == reverse("inputs:media", args=["app1", "m1"])
+    client.force_login(alice.user)
+    served = client.get(url)
+    assert served.status_code == 200
+    assert b"".join(served.streaming_content) == raw
 
 
 class _CountingHandler(http.server.BaseHTTPRequestHandler):
@@ -468,3 +480,18 @@ def test_input_create_validates_image_bytes(alice):
         services.input_create(app=alice.app, input_pb=pb, image_bytes=b"\x89PNG\r\n\x1a\ntruncated")
     assert exc.value.code == SC.ALL_INPUT_INVALID_BYTES
     assert not Input.objects.exists()
+
+
+def test_deleting_an_app_deletes_its_image_blobs(
+    api, alice, bob, django_capture_on_commit_callbacks
+):
+    raw = png_bytes((4, 5, 6))
+    post(api, alice, image_input("x1", raw))
+    post(api, bob, image_input("y1", raw), path="/v2/users/bob/apps/bobapp/inputs")
+    mine = Input.objects.get(app=alice.app).image.name
+    theirs = Input.objects.get(app=bob.app).image.name
+    with django_capture_on_commit_callbacks(execute=True):
+        r = api.delete("/v2/users/alice/apps/app1", key=alice.secret)
+    assert r["status"]["code"] == 10000, r
+    assert not default_storage.exists(mine)
+    assert default_storage.exists(theirs)

@@ -210,3 +210,13 @@ def test_patch_keys_changes_scopes_and_description(api, alice, make_key):
     # Another tenant's key cannot be patched.
     r = api.patch(KEYS, {"keys": [{"id": "0" * 32, "scopes": ["All"]}]}, key=alice.secret)
     assert r["status"]["code"] == 11101
+
+
+def test_get_key_takes_only_the_public_id_so_secrets_stay_out_of_urls(api, alice, make_key):
+    other = make_key(alice.user, description="mine")
+    r = api.get(f"{KEYS}/{other.secret}", key=alice.secret)
+    assert (r["_http"], r["status"]["code"]) == (404, 11101)
+    assert other.secret not in str(r)
+    assert (
+        api.get(f"{KEYS}/{other.key.public_id}", key=alice.secret)["key"]["description"] == "mine"
+    )

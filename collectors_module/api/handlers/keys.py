@@ -1,8 +1,9 @@
 """Keys: PostKeys, ListKeys, GetKey, PatchKeys, DeleteKey, ListAppKeys, MyScopes.
 
 Ids: PostKeys answers with `id` = the secret (shown once; it is what Clarifai clients keep as
-their token). Every other response carries the key's public id and never the secret. GetKey,
-PatchKeys and DeleteKey accept either. DeleteKey revokes: the row stays (so a collector using it
+their token). Every other response carries the key's public id and never the secret. PatchKeys
+(id in the body) and DeleteKey (the key dies with the request) accept either; GetKey takes only
+the public id, so a live secret is never put in a URL that access logs keep. DeleteKey revokes: the row stays (so a collector using it
 can report "key revoked") but the API treats a revoked key as deleted.
 """
 
@@ -140,7 +141,8 @@ def list_app_keys(ctx, req: service_pb2.ListAppKeysRequest):
 @rpc("GetKey")
 def get_key(ctx, req: service_pb2.GetKeyRequest):
     _own_user(ctx)
-    return service_pb2.SingleKeyResponse(key=key_to_pb(selectors.key_for_api(ctx.user, req.key_id)))
+    key = selectors.key_for_api(ctx.user, req.key_id, allow_secret=False)
+    return service_pb2.SingleKeyResponse(key=key_to_pb(key))
 
 
 @rpc("PatchKeys")
