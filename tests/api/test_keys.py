@@ -220,3 +220,18 @@ def test_get_key_takes_only_the_public_id_so_secrets_stay_out_of_urls(api, alice
     assert (
         api.get(f"{KEYS}/{other.key.public_id}", key=alice.secret)["key"]["description"] == "mine"
     )
+
+
+def test_patch_keys_cannot_rebind_or_escalate(api, alice, make_app, make_key):
+    make_app(alice.user, "app2")
+    k = make_key(alice.user, scopes=["Predict"], app=alice.app)
+    same = {"id": k.key.public_id, "apps": [{"id": "app1"}], "description": "echo"}
+    assert api.patch(KEYS, {"keys": [same]}, key=alice.secret)["status"]["code"] == 10000
+    moved = {"id": k.key.public_id, "apps": [{"id": "app2"}]}
+    assert api.patch(KEYS, {"keys": [moved]}, key=alice.secret)["status"]["code"] == 11102
+    limited = make_key(alice.user, scopes=["Keys:Add", "Keys:Get"])
+    up = {"action": "merge", "keys": [{"id": k.key.public_id, "scopes": ["All"]}]}
+    r = api.patch(KEYS, up, key=limited.secret)
+    assert r["status"]["code"] == 11007
+    k.key.refresh_from_db()
+    assert (k.key.app_id, k.key.scopes) == (alice.app.pk, ["Predict"])

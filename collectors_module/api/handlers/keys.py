@@ -155,7 +155,10 @@ def patch_keys(ctx, req: service_pb2.PatchKeysRequest):
         updated = []
         for k in req.keys:
             key = selectors.key_for_api(ctx.user, k.id)
-            if k.apps or k.endpoints or (k.type and k.type != key.type):
+            same_app = (not k.apps) or (
+                len(k.apps) == 1 and key.app_id is not None and k.apps[0].id == key.app.public_id
+            )
+            if not same_app or k.endpoints or (k.type and k.type != key.type):
                 raise ApiError(
                     SC.CONN_INVALID_REQUEST,
                     "only description, scopes and expires_at of a key can be changed",
