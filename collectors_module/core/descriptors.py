@@ -77,7 +77,8 @@ def all_rpcs() -> dict[str, Rpc]:
         opts = method.GetOptions()
         scopes = tuple(
             dict.fromkeys(
-                scope_string(scope_pb2.S.Name(s)) for s in opts.Extensions[extension_pb2.cl_depending_scopes]
+                scope_string(scope_pb2.S.Name(s))
+                for s in opts.Extensions[extension_pb2.cl_depending_scopes]
             )
         )
         auth = types_pb2.AuthType.Name(opts.Extensions[extension_pb2.cl_auth_type])

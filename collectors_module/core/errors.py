@@ -95,7 +95,9 @@ def code_name(code: int) -> str:
 
 def make_status(code: int, description: str = "", details: str = "") -> status_pb2.Status:
     return status_pb2.Status(
-        code=code, description=description or DESCRIPTIONS.get(code, code_name(code)), details=details
+        code=code,
+        description=description or DESCRIPTIONS.get(code, code_name(code)),
+        details=details,
     )
 
 

@@ -26,7 +26,9 @@ def is_valid_id(value: str) -> bool:
     return bool(_ID_RE.match(value or ""))
 
 
-def validate_id(value: str, what: str = "id", code: int = SC.CONN_INVALID_REQUEST, field: str = "") -> str:
+def validate_id(
+    value: str, what: str = "id", code: int = SC.CONN_INVALID_REQUEST, field: str = ""
+) -> str:
     """Return `value` if it is a well-formed id, else raise an ApiError naming the field."""
     if not value:
         raise ApiError(code, f"{what} is required", field=field or what)

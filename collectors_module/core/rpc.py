@@ -125,8 +125,13 @@ def dispatch(name: str, request, authorization: str | None, transport: str, requ
                 SC.CONN_INSUFFICIENT_SCOPES, f"{name} needs the scopes: {', '.join(missing)}"
             )
         owner_user_id, app_id = _resolve_user_app(key, request)
-        ctx = Context(key=key, owner_user_id=owner_user_id, app_id=app_id, transport=transport,
-                      request_id=request_id)
+        ctx = Context(
+            key=key,
+            owner_user_id=owner_user_id,
+            app_id=app_id,
+            transport=transport,
+            request_id=request_id,
+        )
         response = handler(ctx, request)
         if not response.status.code:
             response.status.CopyFrom(make_status(SC.SUCCESS))
@@ -138,7 +143,9 @@ def dispatch(name: str, request, authorization: str | None, transport: str, requ
         close_old_connections()
         response = spec.response_cls()
         response.status.CopyFrom(
-            make_status(SC.INTERNAL_SERVER_ISSUE, details=f"Unexpected error; request id {request_id}")
+            make_status(
+                SC.INTERNAL_SERVER_ISSUE, details=f"Unexpected error; request id {request_id}"
+            )
         )
     response.status.req_id = request_id
     return response
