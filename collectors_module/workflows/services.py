@@ -449,3 +449,80 @@ def relations_delete(*, app, ids: list[str]) -> int:
         count, _ = ConceptRelation.objects.filter(app=app, public_id__in=list(ids)).delete()
         transaction.on_commit(lambda: executor.invalidate_app(app.pk))
     return count
+
+
+# --- recipes (the builder's templates) --------------------------------------------------------
+
+
+def _recipe_model_ref(app, workflow_id: str, rn, source_model_version) -> dict:
+    from collectors_module.inference.runners.builtin import BUILTIN_APP_ID, BUILTIN_USER_ID, CATALOG
+    from collectors_module.inference.services import model_create
+
+    from .recipes import DEFAULT_SOURCE_MODEL
+
+    if rn.model_type_id:
+        from collectors_module.inference.models import Model
+
+        base = f"{workflow_id}-{rn.node_id}"[:120]
+        model_id, n = base, 1
+        while Model.objects.filter(app=app, public_id=model_id).exists():
+            n += 1
+            model_id = f"{base}-{n}"
+        pb = resources_pb2.Model(id=model_id, model_type_id=rn.model_type_id)
+        if rn.params:
+            pb.output_info.params.update(rn.params)
+        for concept in rn.concepts:
+            pb.output_info.data.concepts.add(id=concept["id"], value=concept.get("value", 1.0))
+        version = model_create(app=app, model_pb=pb).latest_version()
+        return {"id": version.model.public_id, "model_version": {"id": version.public_id}}
+    if rn.source and source_model_version is not None:
+        model = source_model_version.model
+        return {
+            "id": model.public_id,
+            "user_id": model.app.owner.username,
+            "app_id": model.app.public_id,
+            "model_version": {"id": source_model_version.public_id},
+        }
+    model_id = rn.builtin_model_id or DEFAULT_SOURCE_MODEL
+    spec = next(s for s in CATALOG if s.model_id == model_id)
+    return {
+        "id": spec.model_id,
+        "user_id": BUILTIN_USER_ID,
+        "app_id": BUILTIN_APP_ID,
+        "model_version": {"id": spec.version_id},
+    }
+
+
+def workflow_create_from_recipe(
+    *, app, recipe_id: str, workflow_id: str, source_model_version=None, description: str = ""
+) -> Workflow:
+    """Create a recipe's operator models ("<workflow id>-<node id>", "-2" ... when taken) and its
+    workflow, all or none.
+    `source_model_version` fills the recipe's source node (default: a built-in classifier).
+    Raises 11101 for an unknown recipe, else like `workflow_create` / `model_create`."""
+    from collectors_module.core.errors import not_found
+    from collectors_module.core.protojson import from_dict
+
+    from .recipes import get_recipe
+
+    recipe = get_recipe(recipe_id)
+    if recipe is None:
+        raise not_found("Workflow template", recipe_id)
+    validate_id(workflow_id, "workflow id", SC.WORKFLOW_INVALID_ARGUMENT, field="id")
+    with transaction.atomic():
+        if Workflow.objects.filter(app=app, public_id=workflow_id).exists():
+            raise _duplicate(workflow_id)
+        nodes = []
+        for rn in recipe.nodes:
+            node: dict = {
+                "id": rn.node_id,
+                "model": _recipe_model_ref(app, workflow_id, rn, source_model_version),
+            }
+            if rn.inputs:
+                node["node_inputs"] = [{"node_id": i} for i in rn.inputs]
+            nodes.append(node)
+        pb = from_dict(
+            {"id": workflow_id, "description": description or recipe.title, "nodes": nodes},
+            resources_pb2.Workflow,
+        )
+        return workflow_create(app=app, workflow_pb=pb)
