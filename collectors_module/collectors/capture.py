@@ -182,21 +182,25 @@ def _write(rows: list[Capture]) -> None:
         with transaction.atomic():
             restore = None
             if connection.vendor == "postgresql":
+                sync = "off" if conf.capture_async_commit() else None
                 with connection.cursor() as cursor:
                     cursor.execute(
                         "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), "
+                        "current_setting('synchronous_commit'), "
                         "set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true), "
+                        "set_config('synchronous_commit', COALESCE(%s::text, current_setting('synchronous_commit')), true), "
                         f"ARRAY(SELECT id FROM {connection.ops.quote_name(Collector._meta.db_table)} "
                         "WHERE id = ANY(%s) AND status = %s)",
                         [
                             f"{conf.insert_statement_timeout_ms()}ms",
                             f"{conf.insert_lock_timeout_ms()}ms",
+                            sync,
                             collector_pks,
                             COLLECTOR_ACTIVE,
                         ],
                     )
-                    old_statement, old_lock, _, _, active = cursor.fetchone()
-                    restore = (old_statement, old_lock)
+                    old_statement, old_lock, old_sync, _, _, _, active = cursor.fetchone()
+                    restore = (old_statement, old_lock, old_sync)
                 active = set(active or ())
             else:
                 active = set(
@@ -211,7 +215,8 @@ def _write(rows: list[Capture]) -> None:
                 # SET LOCAL outlives a released savepoint: give the caller's transaction its values back.
                 with connection.cursor() as cursor:
                     cursor.execute(
-                        "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)",
+                        "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true), "
+                        "set_config('synchronous_commit', %s, true)",
                         list(restore),
                     )
     except Exception as exc:

@@ -55,6 +55,17 @@ def insert_lock_timeout_ms() -> int:
     return _get("COLLECTORS_CAPTURE_LOCK_TIMEOUT_MS", 50, int)
 
 
+def capture_async_commit() -> bool:
+    """Commit capture rows without waiting for the WAL flush (PostgreSQL `synchronous_commit=off`
+    for that transaction only): the prediction no longer waits for an fsync, at the price of
+    losing the last few hundred ms of accepted captures if the database server itself crashes.
+    Off by default (accepted = durably committed)."""
+    raw = os.environ.get("COLLECTORS_CAPTURE_ASYNC_COMMIT")
+    if raw is not None and raw != "":
+        return _bool(raw)
+    return bool(getattr(settings, "COLLECTORS_CAPTURE_ASYNC_COMMIT", False))
+
+
 def limiter_redis_url() -> str:
     return _get("COLLECTORS_LIMITER_REDIS_URL", "", str) or os.environ.get(
         "REDIS_URL", getattr(settings, "REDIS_URL", "redis://127.0.0.1:6379/0")

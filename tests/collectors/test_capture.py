@@ -366,3 +366,26 @@ def test_no_collector_means_no_capture_work(api, alice, django_assert_max_num_qu
     with django_assert_max_num_queries(6):  # key lookup, model version, ...: none for collectors
         predict_text(api, alice.secret, "no collectors anywhere")
     assert Capture.objects.count() == 0
+
+
+@pytest.mark.parametrize("async_commit", ["0", "1"])
+def test_the_capture_timeouts_do_not_leak_into_the_callers_transaction(
+    api, alice, make_collector, monkeypatch, async_commit
+):
+    monkeypatch.setenv("COLLECTORS_CAPTURE_ASYNC_COMMIT", async_commit)
+    c = make_collector(alice)
+
+    def settings_now():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), "
+                "current_setting('synchronous_commit')"
+            )
+            return cursor.fetchone()
+
+    before = settings_now()
+    assert (
+        predict_text(api, alice.secret, "inside the test's transaction")["status"]["code"] == 10000
+    )
+    assert len(captured(c)) == 1
+    assert settings_now() == before
