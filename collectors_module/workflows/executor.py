@@ -478,7 +478,7 @@ def run_workflow(
             continue
         started = time.perf_counter()
         try:
-            results = run_model_version(node.model_version, batch, None)
+            results = run_model_version(node.model_version, batch, node.params)
         except ApiError as exc:
             results = [exc] * len(batch)
         elapsed = (time.perf_counter() - started) * 1000

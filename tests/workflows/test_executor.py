@@ -393,3 +393,24 @@ def test_knowledge_graph_mapping_from_builtin_concepts_to_custom_ones(
     assert concept_values(red.output("mapper").data).keys() == {"brand-red"}
     assert red.keep
     assert (blue.keep, blue.filtered_by) == (False, "mapper")
+
+
+def test_model_node_override_params_reach_the_model(alice, create):
+    limited = builtin_node("colors", "color-recognition", COLOR_VERSION)
+    limited["output_info_override"] = {"params": {"max_concepts": 1}}
+    wf = create("limited", [limited, builtin_node("all", "color-recognition", COLOR_VERSION)])
+    [run] = executor.run_workflow(wf, [image(quarter_red())])
+    assert len(run.output("colors").data.concepts) == 1
+    assert len(run.output("all").data.concepts) >= 2
+
+
+def quarter_red() -> bytes:
+    import io
+
+    from PIL import Image
+
+    img = Image.new("RGB", (64, 64), "blue")
+    img.paste("red", (0, 0, 32, 32))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
