@@ -27,8 +27,10 @@ class WorkflowNode(models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="nodes")
     node_id = models.CharField(max_length=128)
     position = models.PositiveIntegerField(default=0)
+    # RESTRICT: deleting an app deletes its workflows and models together; a model version that
+    # a workflow of ANOTHER app uses cannot be deleted (RestrictedError) until that workflow goes.
     model_version = models.ForeignKey(
-        "inference.ModelVersion", on_delete=models.PROTECT, related_name="workflow_nodes"
+        "inference.ModelVersion", on_delete=models.RESTRICT, related_name="workflow_nodes"
     )
     node_inputs = models.JSONField(default=list, blank=True)  # ids of upstream nodes
     suppress_output = models.BooleanField(default=False)

@@ -134,3 +134,15 @@ def relation_tuples_of_app(
             "subject_concept_id", "predicate", "object_concept_id", "knowledge_graph_id"
         )
     )
+
+
+def workflows_using_models_of_app(app) -> QuerySet:
+    """Workflows of OTHER apps whose nodes use a model of `app`: they keep `app` (and those
+    models) from being deleted (RestrictedError) until they are changed or deleted."""
+    return (
+        Workflow.objects.select_related("app__owner")
+        .filter(nodes__model_version__model__app=app)
+        .exclude(app=app)
+        .distinct()
+        .order_by("app_id", "public_id")
+    )
