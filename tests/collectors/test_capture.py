@@ -389,3 +389,44 @@ def test_the_capture_timeouts_do_not_leak_into_the_callers_transaction(
     )
     assert len(captured(c)) == 1
     assert settings_now() == before
+
+
+def test_a_silent_redis_costs_one_short_timeout_then_the_breaker_skips_it(
+    api, alice, make_collector, monkeypatch
+):
+    import socket
+    import threading
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    accepted: list = []
+
+    def accept_and_say_nothing():  # a blackhole peer: connections open, no reply ever
+        while True:
+            try:
+                accepted.append(silent.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept_and_say_nothing, daemon=True).start()
+    try:
+        monkeypatch.setenv(
+            "COLLECTORS_LIMITER_REDIS_URL", f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        )
+        c = make_collector(alice)
+        services.collector_set_limits(app=alice.app, collector_id="c1", limits={"max_per_day": 10})
+        limits.rate_limiter.reset()
+        started = time.perf_counter()
+        for i in range(6):
+            assert predict_text(api, alice.secret, f"t{i}")["status"]["code"] == 10000
+        assert time.perf_counter() - started < 2.0
+        assert counted(c, "dropped:limiter_unavailable") == 6
+        assert captured(c) == []
+        assert (
+            len(accepted) == 1
+        )  # only the first prediction tried Redis; the breaker kept the rest off it
+    finally:
+        silent.close()
+        for conn in accepted:
+            conn.close()
