@@ -361,10 +361,18 @@ def test_counters_flush_to_rows_and_feed_the_stats(api, alice, make_collector):
     assert collector_stats(c)["matched"] == 15  # upserted into the same minute
 
 
-def test_no_collector_means_no_capture_work(api, alice, django_assert_max_num_queries):
-    predict_text(api, alice.secret, "warm up")
-    with django_assert_max_num_queries(6):  # key lookup, model version, ...: none for collectors
-        predict_text(api, alice.secret, "no collectors anywhere")
+def test_no_matching_collector_means_no_capture_work(api, alice, make_collector, monkeypatch):
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setenv(
+        "COLLECTORS_INDEX_CHECK_SECONDS", "60"
+    )  # no periodic change check in this test
+    make_collector(alice, "on-another-model", source=COLOR)
+    predict_text(api, alice.secret, "warm up")  # builds the (empty) index
+    with CaptureQueriesContext(connection) as queries:
+        r = predict_text(api, alice.secret, "no collectors anywhere")
+    assert r["status"]["code"] == 10000
+    assert [q["sql"] for q in queries.captured_queries if "collectors_" in q["sql"]] == []
     assert Capture.objects.count() == 0
 
 
