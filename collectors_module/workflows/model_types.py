@@ -188,8 +188,8 @@ MODEL_TYPES: list[ModelTypeSpec] = [
                 default=[],
                 required=True,
                 description=(
-                    "Per-concept thresholds as [{id, value}], value in [0, 1]. Concepts are matched "
-                    "by id (or by name)."
+                    "Per-concept thresholds as [{id, value}], value in [0, 1] (0 when left out). "
+                    "Concepts are matched by id (or by name)."
                 ),
                 min=0.0,
                 max=1.0,

@@ -414,3 +414,23 @@ def quarter_red() -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def test_thresholder_with_a_zero_threshold_keeps_any_positive_value(alice, make_operator, create):
+    make_operator(
+        alice.app,
+        "any-red",
+        "concept-thresholder",
+        {"concept_threshold_type": "GREATER_THAN", "filter_other_concepts": True},
+        [{"id": "red", "value": 0.0}],
+    )
+    wf = create(
+        "zero",
+        [
+            builtin_node("colors", "color-recognition", COLOR_VERSION),
+            node("t", "any-red", inputs=["colors"]),
+        ],
+    )
+    red, blue = executor.run_workflow(wf, [image(quarter_red()), image(solid("blue"))])
+    assert [c.id for c in red.output("t").data.concepts] == ["red"]
+    assert (blue.keep, blue.filtered_by) == (False, "t")

@@ -82,8 +82,9 @@ def parse_thresholder(params: dict, concepts: list | None) -> ThresholderConfig:
         cid, name = concept_key(concept)
         if not cid and not name:
             raise invalid(CONCEPTS_PATH, f"concepts[{i}] needs an id")
-        raw = concept.get("value", 1.0) if isinstance(concept, dict) else concept.value
-        value = number({"value": raw}, "value", 1.0, 0.0, 1.0) if raw is not None else 1.0
+        # A stored concept without "value" had 0 in its protobuf (JSON drops zeros): threshold 0.
+        raw = concept.get("value", 0.0) if isinstance(concept, dict) else concept.value
+        value = number({"value": raw}, "value", 0.0, 0.0, 1.0) if raw is not None else 0.0
         thresholds[cid or name] = as_float32(value)
     return ThresholderConfig(
         thresholds=thresholds,
