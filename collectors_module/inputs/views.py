@@ -101,6 +101,7 @@ class InputCard:
     regions: int
     status: str
     ok: bool
+    outputs: list[dict[str, Any]] = field(default_factory=list)
     annotations_json: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -117,6 +118,26 @@ def _concepts(data: dict) -> list[dict[str, Any]]:
                 "value": f"{float(value):.2f}" if isinstance(value, int | float) else "",
             }
         )
+    return out
+
+
+def _outputs(annotations) -> list[dict[str, Any]]:
+    """Collected source-model outputs (collect_outputs): model id and its concepts."""
+    out = []
+    for ann in annotations if isinstance(annotations, list) else []:
+        if not isinstance(ann, dict):
+            continue
+        data = ann.get("data") if isinstance(ann.get("data"), dict) else {}
+        concepts = _concepts(data)
+        text = (data.get("text") or {}).get("raw", "") if isinstance(data.get("text"), dict) else ""
+        if concepts or text:
+            out.append(
+                {
+                    "model": str(ann.get("model_id") or "model")[:80],
+                    "concepts": concepts,
+                    "text": str(text)[:300],
+                }
+            )
     return out
 
 
@@ -142,6 +163,7 @@ def input_card(inp: Input, app: App) -> InputCard:
         regions=len(data.get("regions") or []),
         status=status_name(inp.status_code),
         ok=inp.status_code in (SC.INPUT_DOWNLOAD_SUCCESS, SC.SUCCESS),
+        outputs=_outputs(inp.annotations),
     )
 
 

@@ -10,11 +10,13 @@ from django.test import Client
 PASSWORD = "pw-for-tests-123"
 
 
-def png_bytes(size: tuple[int, int] = (8, 8), color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+def png_bytes(
+    size: tuple[int, int] = (8, 8), color: tuple[int, int, int] = (200, 30, 30), fmt: str = "PNG"
+) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, format="PNG")
+    Image.new("RGB", size, color).save(buf, format=fmt)
     return buf.getvalue()
 
 
@@ -45,6 +47,7 @@ def make_input(db):
         text: str = "",
         concepts=(),
         metadata: dict | None = None,
+        annotations: list | None = None,
     ):
         data: dict = {}
         if text:
@@ -54,6 +57,6 @@ def make_input(db):
         if metadata:
             data["metadata"] = metadata
         pb = json_format.ParseDict({"id": input_id, "data": data}, resources_pb2.Input())
-        return input_create(app=app, input_pb=pb, image_bytes=image)
+        return input_create(app=app, input_pb=pb, image_bytes=image, annotations=annotations)
 
     return make

@@ -248,3 +248,43 @@ def test_pages_have_no_inline_styles_or_unnonced_scripts(alice, alice_client, ma
         assert "hx-on" not in body, path
         for tag in re.findall(r"<script[^>]*>", body):
             assert f'nonce="{nonce}"' in tag, (path, tag)
+
+
+def test_gallery_and_detail_show_collected_model_outputs(alice, alice_client, make_input):
+    outputs = [
+        {
+            "model_id": "color-recognition",
+            "model_user_id": "builtin",
+            "model_app_id": "main",
+            "data": {"concepts": [{"id": "red", "name": "red", "value": 1.0}]},
+        }
+    ]
+    make_input(
+        alice.app,
+        "cap1",
+        image=png_bytes(),
+        annotations=outputs,
+        metadata={"collector": {"collector_id": "demo-collector"}},
+    )
+    page = alice_client.get("/apps/app1/").content.decode()
+    assert "color-recognition:</span> red" in page
+    detail = alice_client.get("/apps/app1/inputs/cap1/").content.decode()
+    assert "Source model outputs" in detail
+    assert "color-recognition" in detail
+
+
+def test_media_view_content_type_follows_the_stored_bytes(alice, alice_client, make_input):
+    make_input(alice.app, "jpg1", image=png_bytes(fmt="JPEG"))
+    r = alice_client.get("/apps/app1/inputs/jpg1/media")
+    assert r["Content-Type"] == "image/jpeg"
+
+
+def test_media_type_sniffing_never_yields_markup():
+    from collectors_module.inputs.views import sniff_image_mime
+
+    assert (
+        sniff_image_mime(b"<svg xmlns='http://www.w3.org/2000/svg'>") == "application/octet-stream"
+    )
+    assert sniff_image_mime(b"<!doctype html><script>") == "application/octet-stream"
+    assert sniff_image_mime(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
+    assert sniff_image_mime(b"") == "application/octet-stream"
