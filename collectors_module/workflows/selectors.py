@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from django.db.models import Prefetch, Q, QuerySet
 
 from collectors_module.core.errors import not_found
+from collectors_module.core.ids import is_valid_id
 
 from .models import ConceptRelation, Predicate, Workflow, WorkflowNode
 
@@ -28,6 +29,8 @@ def _workflows() -> QuerySet:
 
 def workflow_for_app(app, workflow_id: str) -> Workflow:
     """The workflow `workflow_id` of `app` with its nodes (and their models) loaded, else 11101."""
+    if not is_valid_id(workflow_id):  # also keeps NUL characters away from PostgreSQL
+        raise not_found("Workflow", workflow_id[:128])
     workflow = _workflows().filter(app=app, public_id=workflow_id).first()
     if workflow is None:
         raise not_found("Workflow", workflow_id)
@@ -103,6 +106,8 @@ def relations_of_app(
     """Relations of `app`, oldest first. With `concept_id`, every relation that concept takes
     part in, seen from it (the inverse of hyponym/hypernym and both sides of a synonym appear);
     `predicate` and `knowledge_graph_id` then filter what is seen."""
+    if any("\x00" in (v or "") for v in (concept_id, predicate, knowledge_graph_id)):
+        return []
     qs = ConceptRelation.objects.filter(app=app)
     if knowledge_graph_id:
         qs = qs.filter(knowledge_graph_id=knowledge_graph_id)

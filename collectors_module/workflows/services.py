@@ -43,11 +43,27 @@ class NodeSpec:
     output_info_override: dict
 
 
+def has_nul(value: Any) -> bool:
+    """True when a JSON value holds a NUL character (PostgreSQL text and jsonb refuse it)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
+
+
 def _override_dict(node_pb: resources_pb2.WorkflowNode) -> dict:
     if not node_pb.HasField("output_info_override"):
         return {}
     info = json_format.MessageToDict(node_pb.output_info_override, preserving_proto_field_name=True)
-    return {k: info[k] for k in ("data", "params") if k in info}
+    override = {k: info[k] for k in ("data", "params") if k in info}
+    if has_nul(override):
+        raise _graph_error(
+            f"Node '{node_pb.id}': output_info_override holds a NUL character", node_pb.id
+        )
+    return override
 
 
 def _resolve_model_version(app, node_id: str, model_pb: resources_pb2.Model):
@@ -57,6 +73,13 @@ def _resolve_model_version(app, node_id: str, model_pb: resources_pb2.Model):
     model_id, version_id = model_pb.id, model_pb.model_version.id
     if not model_id:
         raise _graph_error(f"Node '{node_id}' needs model.id", node_id)
+    for value in (model_id, version_id, model_pb.user_id, model_pb.app_id):
+        if value and not is_valid_id(value):
+            raise _graph_error(
+                f"Node '{node_id}': model {model_id[:64]!r} does not exist or is not visible "
+                "to the app's owner",
+                node_id,
+            )
     owner = app.owner
     where = ""
     try:
@@ -180,9 +203,17 @@ def _fields(workflow_pb: resources_pb2.Workflow) -> tuple[str, dict]:
             f"description may be at most {MAX_DESCRIPTION} characters",
             field="description",
         )
+    if "\x00" in description:
+        raise ApiError(
+            SC.WORKFLOW_INVALID_ARGUMENT, "description holds a NUL character", field="description"
+        )
     metadata = (
         json_format.MessageToDict(workflow_pb.metadata) if workflow_pb.metadata.fields else {}
     )
+    if has_nul(metadata):
+        raise ApiError(
+            SC.WORKFLOW_INVALID_ARGUMENT, "metadata holds a NUL character", field="metadata"
+        )
     return description, metadata
 
 

@@ -481,3 +481,160 @@ def test_operator_model_created_over_rest_runs_in_a_workflow(api, alice):
     )
     kept = [bool(res["outputs"][0]["data"].get("text")) for res in r["results"]]
     assert kept == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    "workflow",
+    [
+        {"id": "w", "nodes": [{"id": "a"}]},
+        {
+            "id": "w",
+            "nodes": [{"id": "a", "model": {"id": "sampler"}, "node_inputs": [{"node_id": ""}]}],
+        },
+        {
+            "id": "w",
+            "nodes": [
+                {
+                    "id": "a",
+                    "model": {"id": "sampler"},
+                    "output_info_override": {"params": {"keep_fraction": {"x": [1]}}},
+                }
+            ],
+        },
+        {
+            "id": "w",
+            "nodes": [
+                {
+                    "id": "a",
+                    "model": {"id": "sampler"},
+                    "output_info_override": {"params": {"keep_fraction": None}},
+                }
+            ],
+        },
+        {
+            "id": "w",
+            "nodes": [
+                {
+                    "id": "a",
+                    "model": {"id": "thresh"},
+                    "output_info_override": {"params": {"concept_threshold_type": [1, 2]}},
+                }
+            ],
+        },
+        {
+            "id": "w",
+            "nodes": [
+                {
+                    "id": "a",
+                    "model": {"id": "thresh"},
+                    "output_info_override": {"data": {"concepts": [{"id": "x", "value": 7}]}},
+                }
+            ],
+        },
+        {
+            "id": "w",
+            "nodes": [
+                {
+                    "id": "a",
+                    "model": {"id": "meta"},
+                    "output_info_override": {"params": {"conditions": [[[]]], "match": 3}},
+                }
+            ],
+        },
+        {"id": "w", "nodes": [{"id": f"n{i}", "model": {"id": "sampler"}} for i in range(500)]},
+        {"id": "w", "nodes": [{"id": "a" * 300, "model": {"id": "sampler"}}]},
+        {
+            "id": "w",
+            "nodes": [{"id": "a", "model": {"id": "sampler", "user_id": "nobody", "app_id": "x"}}],
+        },
+        {
+            "id": "w",
+            "nodes": [{"id": "a", "model": {"id": "\u0000", "model_version": {"id": "../../x"}}}],
+        },
+    ],
+)
+def test_bad_workflow_bodies_get_an_invalid_graph_not_a_500(api, alice, sampler, workflow):
+    post_model(api, alice.secret, {"id": "thresh", "model_type_id": "concept-thresholder"})
+    post_model(api, alice.secret, {"id": "meta", "model_type_id": "metadata-filter"})
+    r = api.post(f"{BASE}/workflows", {"workflows": [workflow]}, key=alice.secret)
+    assert r["_http"] == 400, r
+    assert r["status"]["code"] == 22107, r
+    assert api.get(f"{BASE}/workflows", key=alice.secret)["workflows"] == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"workflows": [{"id": "", "nodes": []}]},
+        {"workflows": [{"id": "w" * 200, "nodes": []}]},
+        {"workflows": []},
+        {
+            "workflows": [
+                {
+                    "id": "w",
+                    "description": "d" * 600,
+                    "nodes": [{"id": "a", "model": {"id": "sampler"}}],
+                }
+            ]
+        },
+    ],
+)
+def test_bad_workflow_fields_are_invalid_arguments(api, alice, sampler, body):
+    r = api.post(f"{BASE}/workflows", body, key=alice.secret)
+    assert r["_http"] == 400, r
+    assert r["status"]["code"] in (22104, 22999), r
+
+
+def test_post_workflow_results_on_empty_and_odd_inputs(api, alice, sampler):
+    api.post(
+        f"{BASE}/workflows",
+        {"workflows": [{"id": "wf", "nodes": [node("s", "sampler")]}]},
+        key=alice.secret,
+    )
+    r = api.post(f"{BASE}/workflows/wf/results", {"inputs": [{"data": {}}]}, key=alice.secret)
+    assert r["_http"] == 400, r
+    assert r["results"][0]["status"]["code"] != 10000
+    r = api.post(f"{BASE}/workflows/wf/results", {"inputs": []}, key=alice.secret)
+    assert r["status"]["code"] == 22999
+    r = api.post(
+        f"{BASE}/workflows/missing/results",
+        {"inputs": [{"data": {"text": {"raw": "x"}}}]},
+        key=alice.secret,
+    )
+    assert (r["_http"], r["status"]["code"]) == (404, 11101)
+    r = api.post(
+        f"{BASE}/workflows/wf/versions/anything/results",
+        {"inputs": [{"data": {"text": {"raw": "x"}}}]},
+        key=alice.secret,
+    )
+    assert r["status"]["code"] == 10000
+
+
+def test_nul_characters_never_reach_the_database(api, alice, sampler):
+    r = api.get(f"{BASE}/workflows/a%00b", key=alice.secret)
+    assert r["status"]["code"] == 11101
+    r = api.get(f"{BASE}/workflows", {"search": "a\x00"}, key=alice.secret)
+    assert r["_http"] == 200
+    body = {"workflows": [{"id": "w", "description": "a\u0000b", "nodes": [node("s", "sampler")]}]}
+    assert api.post(f"{BASE}/workflows", body, key=alice.secret)["status"]["code"] == 22104
+    body = {
+        "workflows": [{"id": "w", "metadata": {"k": "\u0000"}, "nodes": [node("s", "sampler")]}]
+    }
+    assert api.post(f"{BASE}/workflows", body, key=alice.secret)["status"]["code"] == 22104
+    bad = node("s", "sampler", output_info_override={"params": {"seed": "\u0000"}})
+    assert (
+        api.post(
+            f"{BASE}/workflows", {"workflows": [{"id": "w", "nodes": [bad]}]}, key=alice.secret
+        )["status"]["code"]
+        == 22107
+    )
+    r = api.get(f"{BASE}/concepts/a%00b/relations", key=alice.secret)
+    assert (r["status"]["code"], r["concept_relations"]) == (10000, [])
+    r = api.get(f"{BASE}/concepts/relations", {"knowledge_graph_id": "\x00"}, key=alice.secret)
+    assert r["_http"] == 200
+    r = api.post(
+        f"{BASE}/concepts/a%00b/relations",
+        {"concept_relations": [{"object_concept": {"id": "x"}, "predicate": "synonym"}]},
+        key=alice.secret,
+    )
+    assert r["_http"] == 400

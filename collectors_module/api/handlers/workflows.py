@@ -117,7 +117,7 @@ def list_workflows(ctx, req: service_pb2.ListWorkflowsRequest):
         if ctx.owner_user_id != ctx.user.username:
             raise not_found("User", ctx.owner_user_id)
         qs = selectors.workflows_of_user(ctx.user, order=order)
-    search = (req.search or req.query or req.search_term or req.id).strip()
+    search = (req.search or req.query or req.search_term or req.id).strip().replace("\x00", "")
     if search:
         qs = qs.filter(public_id__icontains=search)
     workflows = paginate(qs, req.page, req.per_page)
