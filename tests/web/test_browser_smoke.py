@@ -8,10 +8,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from .conftest import PASSWORD, png_bytes
 
-pytestmark = pytest.mark.browser
+# live_server needs a transactional database, which is flushed after the test; serialized
+# rollback restores the rows data migrations seeded (built-in models, module catalogue).
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "screenshots" / "web"
@@ -93,9 +99,7 @@ def test_login_create_app_create_key_see_secret_once_and_revoke(
     page.reload()
     thumb = page.locator('img[src="/apps/smoke-app/inputs/red-square/media"]')
     thumb.wait_for()
-    page.wait_for_function(
-        "document.querySelector('img[src$=\"/red-square/media\"]').naturalWidth > 0"
-    )
+    expect(thumb).to_have_js_property("naturalWidth", 64)  # the media view served the PNG
     page.screenshot(path=str(SHOTS / "02-gallery.png"), full_page=True)
     # Filter by collector through htmx (partial swap), then clear.
     page.get_by_label("Filter by collector").fill("demo-collector")

@@ -288,3 +288,18 @@ def test_media_type_sniffing_never_yields_markup():
     assert sniff_image_mime(b"<!doctype html><script>") == "application/octet-stream"
     assert sniff_image_mime(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
     assert sniff_image_mime(b"") == "application/octet-stream"
+
+
+def test_sidebar_shows_installed_modules_with_their_links(alice, alice_client):
+    from collectors_module.modules.models import Module
+    from collectors_module.modules.services import installation_create
+
+    module = Module.objects.filter(slug="collector").first()
+    if module is None:
+        pytest.skip("the Collectors module is not in the catalogue")
+    installation_create(module=module, app=alice.app, user=alice.user, slug="collector")
+    page = alice_client.get("/apps/app1/").content.decode()
+    section = page[page.index('id="installed-modules"') :]
+    assert "Collectors" in section
+    assert "/apps/app1/installed_module_versions/collector/" in section
+    assert 'href="/apps/app1/modules/manage/">Manage Installed Modules' in page
