@@ -100,12 +100,9 @@ class KeyChoice:
         key = self.key
         name = key.description or key.get_type_display()
         kind = "PAT" if key.app_id is None else f"app key of {key.app.public_id}"
-        marks = []
-        marks.append("✓ can post inputs here" if self.can_post else "✗ cannot post inputs here")
-        marks.append(
-            "✓ can read the source model" if self.can_read else "✗ cannot read the source model"
-        )
-        return f"{name} ({kind}, …{key.last4}) — {'; '.join(marks)}"
+        post = "posts inputs ✓" if self.can_post else "posts inputs ✗"
+        read = "reads source ✓" if self.can_read else "reads source ✗"
+        return f"{name[:60]} ({kind} …{key.last4}) — {post} · {read}"
 
 
 def key_choices(keys, *, app, source_model=None) -> list[KeyChoice]:

@@ -230,24 +230,34 @@ def _row(collector, stats=None):
     return {"collector": collector, "stats": stats, "chart": sparkline(timeline)}
 
 
-def sparkline(timeline, *, width: int = 120, height: int = 28) -> dict:
-    """Points for an inline SVG of accepted (and ingested) captures per minute."""
+def sparkline(timeline, *, width: int = 180, height: int = 36) -> dict:
+    """Geometry for an inline SVG: one bar per minute for captures, a line for ingested inputs."""
     accepted = [a for _, a, _ in timeline]
     ingested = [i for _, _, i in timeline]
     peak = max([1, *accepted, *ingested])
-    n = max(len(timeline) - 1, 1)
+    count = max(len(timeline), 1)
+    step = width / count
+    usable = height - 4
 
-    def points(values):
-        return " ".join(
-            f"{round(i * width / n, 1)},{round(height - 2 - v * (height - 4) / peak, 1)}"
-            for i, v in enumerate(values)
-        )
+    def y(value: int) -> float:
+        return round(height - 1 - value * usable / peak, 1)
 
+    bars = [
+        {
+            "x": round(i * step, 1),
+            "y": y(v),
+            "w": round(max(step - 0.6, 0.8), 1),
+            "h": round(v * usable / peak, 1),
+        }
+        for i, v in enumerate(accepted)
+        if v
+    ]
+    line = " ".join(f"{round(i * step + step / 2, 1)},{y(v)}" for i, v in enumerate(ingested))
     return {
         "width": width,
         "height": height,
-        "accepted_points": points(accepted),
-        "ingested_points": points(ingested),
+        "bars": bars,
+        "ingested_points": line,
         "accepted_total": sum(accepted),
         "ingested_total": sum(ingested),
         "peak": peak,

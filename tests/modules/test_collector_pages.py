@@ -389,20 +389,24 @@ def test_sidebar_expands_current_installation(alice, alice_client, install):
     assert reverse("modules:manage", args=["app1"]) in body
 
 
-def test_sparkline_scales_points_into_the_box():
+def test_sparkline_draws_a_bar_per_busy_minute_inside_the_box():
     from datetime import UTC, datetime, timedelta
 
     from collectors_module.collectors.views import sparkline
 
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    counts = [(0, 0), (4, 1), (2, 2)]
     chart = sparkline(
-        [(t0 + timedelta(minutes=i), a, b) for i, (a, b) in enumerate([(0, 0), (4, 1), (2, 2)])]
+        [(t0 + timedelta(minutes=i), a, b) for i, (a, b) in enumerate(counts)], width=120, height=28
     )
     assert chart["accepted_total"] == 6
     assert chart["ingested_total"] == 3
-    ys = [float(p.split(",")[1]) for p in chart["accepted_points"].split()]
-    xs = [float(p.split(",")[0]) for p in chart["accepted_points"].split()]
-    assert xs == [0.0, 60.0, 120.0]
-    assert min(ys) >= 0
-    assert max(ys) <= chart["height"]
-    assert ys[1] < ys[2] < ys[0]  # higher count = higher on screen
+    assert [b["x"] for b in chart["bars"]] == [40.0, 80.0]  # no bar for the idle minute
+    tall, short = chart["bars"]
+    assert tall["h"] == 24.0  # the peak fills the usable height
+    assert short["h"] == 12.0
+    for bar in chart["bars"]:
+        assert bar["y"] >= 0
+        assert bar["y"] + bar["h"] <= chart["height"]
+    ys = [float(p.split(",")[1]) for p in chart["ingested_points"].split()]
+    assert ys[0] > ys[1] > ys[2]  # more ingested = higher on screen
