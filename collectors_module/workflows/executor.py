@@ -171,9 +171,18 @@ def topological_order(node_ids: Sequence[str], parents: dict[str, Sequence[str]]
 
 def build_plan(workflow) -> Plan:
     """Compile a workflow (nodes with their versions loaded, or loaded here) into a Plan."""
+    from .models import WorkflowNode
     from .selectors import relation_tuples_of_app
 
-    nodes = list(workflow.nodes.all())
+    prefetched = getattr(workflow, "_prefetched_objects_cache", {})
+    if "nodes" in prefetched:
+        nodes = list(prefetched["nodes"])
+    else:  # one query, not one per node
+        nodes = list(
+            WorkflowNode.objects.filter(workflow_id=workflow.pk).select_related(
+                "model_version__model__app__owner"
+            )
+        )
     nodes.sort(key=lambda n: (n.position, n.pk))
     ids = [n.node_id for n in nodes]
     index = {nid: i for i, nid in enumerate(ids)}
@@ -498,6 +507,36 @@ def run_workflow(
     return [_outcome(plan, runs[k], node_inputs[k]) for k in range(n)]
 
 
+def run_on_inputs(workflow, inputs: list[resources_pb2.Input]) -> list[WorkflowRun | ApiError]:
+    """PostWorkflowResults and the builder's "try it": prepare the inputs as the predict path does
+    (bytes validated, URLs fetched safely), run the workflow on those that are fine, and return one
+    WorkflowRun per input, or the ApiError of an input that could not be prepared. Writes nothing."""
+    from collectors_module.inference.services import prepare_inputs
+
+    prepared = prepare_inputs(list(inputs))
+    ok = [i for i, p in enumerate(prepared) if not isinstance(p, ApiError)]
+    runs = run_workflow(
+        workflow,
+        [prepared[i] for i in ok],
+        seed_keys=[inputs[i].id for i in ok],
+    )
+    out: list[WorkflowRun | ApiError] = list(prepared)
+    for i, run in zip(ok, runs, strict=True):
+        out[i] = run
+    return out
+
+
+def node_depths(workflow) -> dict[str, int]:
+    """Column of each node in a drawing of the graph: 0 for nodes reading the workflow input,
+    else one more than the deepest node it reads."""
+    plan = get_plan(workflow)
+    depth: dict[int, int] = {}
+    for i in plan.order:
+        parents = plan.nodes[i].parents
+        depth[i] = 1 + max(depth[p] for p in parents) if parents else 0
+    return {plan.nodes[i].node_id: d for i, d in depth.items()}
+
+
 # --- inline admission -------------------------------------------------------------------------
 
 
@@ -565,6 +604,8 @@ __all__ = [
     "invalidate_workflow",
     "is_inline",
     "merge",
+    "node_depths",
     "prequeue_input",
+    "run_on_inputs",
     "run_workflow",
 ]

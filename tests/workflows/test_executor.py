@@ -434,3 +434,18 @@ def test_thresholder_with_a_zero_threshold_keeps_any_positive_value(alice, make_
     red, blue = executor.run_workflow(wf, [image(quarter_red()), image(solid("blue"))])
     assert [c.id for c in red.output("t").data.concepts] == ["red"]
     assert (blue.keep, blue.filtered_by) == (False, "t")
+
+
+def test_node_depths_for_drawing_the_graph(fan_in):
+    assert executor.node_depths(fan_in) == {"a": 0, "b": 0, "c": 1}
+
+
+def test_run_on_inputs_prepares_inputs_like_the_predict_path(alice, create):
+    wf = create("try", [builtin_node("read", "ocr", OCR_VERSION)])
+    good = resources_pb2.Input(id="i1")
+    good.data.image.base64 = text_image("TRY IT")
+    bad = resources_pb2.Input(id="i2")
+    bad.data.image.base64 = b"definitely not an image"
+    first, second = executor.run_on_inputs(wf, [good, bad])
+    assert "TRY" in first.output("read").data.text.raw.upper()
+    assert second.code == SC.ALL_INPUT_INVALID_BYTES

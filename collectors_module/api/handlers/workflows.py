@@ -198,8 +198,6 @@ def _results_status(codes: list[int], errors: list[ApiError]):
 
 @rpc("PostWorkflowResults")
 def post_workflow_results(ctx, req: service_pb2.PostWorkflowResultsRequest):
-    from collectors_module.inference.services import prepare_inputs
-
     app = ctx.app(write=True)
     workflow = selectors.workflow_for_app(app, req.workflow_id)
     limit = conf.max_result_inputs()
@@ -215,12 +213,9 @@ def post_workflow_results(ctx, req: service_pb2.PostWorkflowResultsRequest):
         )
     inputs = list(req.inputs)
     input_ids = [inp.id or new_hex_id() for inp in inputs]
-    prepared = prepare_inputs(inputs)
-    ok = [i for i, p in enumerate(prepared) if not isinstance(p, ApiError)]
-    runs = executor.run_workflow(
-        workflow, [prepared[i] for i in ok], seed_keys=[input_ids[i] for i in ok]
-    )
-    run_of = dict(zip(ok, runs, strict=True))
+    for inp, input_id in zip(inputs, input_ids, strict=True):
+        inp.id = input_id  # the random-sample draw of an input derives from its id
+    outcomes = executor.run_on_inputs(workflow, inputs)
     now = timezone.now()
     nodes = list(workflow.nodes.all())
     response = service_pb2.PostWorkflowResultsResponse(workflow=workflow_to_pb(workflow))
@@ -229,9 +224,9 @@ def post_workflow_results(ctx, req: service_pb2.PostWorkflowResultsRequest):
     for i, inp in enumerate(inputs):
         result = response.results.add(id=new_hex_id(), input=_echo_input(inp, input_ids[i]))
         ts(result.created_at, now)
-        run = run_of.get(i)
-        if run is None:
-            err = prepared[i]
+        run = outcomes[i]
+        if isinstance(run, ApiError):
+            err = run
             result.status.CopyFrom(err.to_status())
             codes.append(err.code)
             errors.append(err)
