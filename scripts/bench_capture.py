@@ -51,7 +51,14 @@ def main() -> int:
     parser.add_argument("--per-round", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="COLLECTORS_CAPTURE_ASYNC_COMMIT=1: capture commits do not wait for the WAL flush",
+    )
     args = parser.parse_args()
+    if args.async_commit:
+        os.environ["COLLECTORS_CAPTURE_ASYNC_COMMIT"] = "1"
 
     import django
 
@@ -176,7 +183,9 @@ def main() -> int:
     b50, b99 = percentile(base, 0.5), percentile(base, 0.99)
     rows = []
     print(f"\nPostModelOutputs (builtin sentiment, 1 text input), in-process Django test client; "
-          f"{args.rounds} rounds x {args.per_round} calls per scenario, interleaved")  # fmt: skip
+          f"{args.rounds} rounds x {args.per_round} calls per scenario, interleaved; "
+          f"capture commit {'async' if args.async_commit else 'synchronous'}; "
+          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
     print(
         f"{'scenario':<28}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'p50 ratio':>11}{'p99 delta':>11}"
     )

@@ -8,8 +8,12 @@ Every drop is counted with its reason; nothing here ever raises into the predict
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
+import threading
+import time
 import uuid
 
 from clarifai_grpc.grpc.api import resources_pb2
@@ -175,7 +179,24 @@ def _classify(exc: Exception) -> str:
 
 
 def _write(rows: list[Capture]) -> None:
-    """Insert the accepted rows in one savepoint with bounded waits; publish after commit."""
+    """Insert the accepted rows with bounded waits, then publish them after commit.
+
+    Outside a transaction on PostgreSQL (the normal predict request): one INSERT ... SELECT over
+    this thread's own autocommit connection, whose statement and lock timeouts are set at connect,
+    so a capture costs one round trip and never touches the request's connection. Otherwise (a
+    caller inside a transaction, tests, SQLite): a savepoint on the request's connection.
+    """
+    if (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and conf.capture_own_connection()
+    ):
+        _write_own_connection(rows)
+    else:
+        _write_savepoint(rows)
+
+
+def _write_savepoint(rows: list[Capture]) -> None:
     collector_pks = sorted({r.collector_id for r in rows})
     outer = connection.in_atomic_block
     try:
@@ -238,6 +259,120 @@ def _write(rows: list[Capture]) -> None:
     ids = [r.id for r in kept]
     if ids:
         transaction.on_commit(lambda: _publish(ids))
+
+
+class _OwnConnection(threading.local):
+    conn = None
+    key: tuple | None = None
+    pid: int | None = None
+    retry_at: float = 0.0
+
+
+_own = _OwnConnection()
+_all_own: set = set()  # every thread's capture connection, so they can all be closed
+_all_own_lock = threading.Lock()
+_CAPTURE_FIELDS = list(Capture._meta.concrete_fields)
+
+
+def _own_connection():
+    """This thread's capture connection (autocommit, timeouts in the session), or None while a
+    recent connect failure is cooling down."""
+    key = (conf.insert_statement_timeout_ms(), conf.insert_lock_timeout_ms(), conf.capture_async_commit(),
+           connection.settings_dict["NAME"])  # fmt: skip
+    if _own.conn is not None and (_own.key != key or _own.pid != os.getpid() or _own.conn.closed):
+        _close_own()
+    if _own.conn is None:
+        if time.monotonic() < _own.retry_at:
+            return None
+        import psycopg
+
+        params = connection.get_connection_params()
+        for name in ("cursor_factory", "context", "prepare_threshold"):
+            params.pop(name, None)
+        options = f"-c statement_timeout={key[0]} -c lock_timeout={key[1]}"
+        if key[2]:
+            options += " -c synchronous_commit=off"
+        params["options"] = f"{params.get('options', '')} {options}".strip()
+        params["connect_timeout"] = 2
+        params["application_name"] = f"{params.get('application_name', 'collectors')}-capture"[:63]
+        try:
+            _own.conn = psycopg.connect(**params, autocommit=True)
+        except Exception:
+            _own.retry_at = time.monotonic() + 1.0
+            raise
+        with _all_own_lock:
+            _all_own.add(_own.conn)
+        _own.key, _own.pid = key, os.getpid()
+    return _own.conn
+
+
+def _close_own() -> None:
+    conn, _own.conn = _own.conn, None
+    if conn is not None:
+        with _all_own_lock:
+            _all_own.discard(conn)
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def close_own_connections() -> None:
+    """Close every thread's capture connection (tests, before the database goes away)."""
+    with _all_own_lock:
+        conns = list(_all_own)
+        _all_own.clear()
+    for conn in conns:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def _insert_sql(n: int) -> str:
+    table = connection.ops.quote_name(Capture._meta.db_table)
+    collectors = connection.ops.quote_name(Collector._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in _CAPTURE_FIELDS)
+    one = (
+        "(" + ", ".join(f"%s::{f.db_type(connection).split('(')[0]}" for f in _CAPTURE_FIELDS) + ")"
+    )
+    return (
+        f"INSERT INTO {table} ({columns}) SELECT v.* FROM (VALUES {', '.join([one] * n)}) AS v({columns}) "
+        f"WHERE EXISTS (SELECT 1 FROM {collectors} c WHERE c.id = v.collector_id AND c.status = {COLLECTOR_ACTIVE}) "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+
+
+def _write_own_connection(rows: list[Capture]) -> None:
+    params: list = []
+    for r in rows:
+        params.extend(
+            f.get_db_prep_save(getattr(r, f.attname), connection) for f in _CAPTURE_FIELDS
+        )
+    try:
+        conn = _own_connection()
+        if conn is None:
+            raise OperationalError("capture connection cooling down after a failure")
+        with conn.cursor() as cursor:
+            cursor.execute(_insert_sql(len(rows)), params)
+            written = {row[0] for row in cursor.fetchall()}
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) in _TIMEOUT_SQLSTATES:
+            reason = WRITE_TIMEOUT  # the connection is still good
+        else:
+            reason = ERROR
+            log.warning("capture insert failed: %s: %s", type(exc).__name__, exc)
+            _close_own()  # unknown state: start over with a fresh connection
+        for r in rows:
+            _drop(r.collector_id, reason)
+            backlog.note_accepted(r.collector_id, -1)
+        return
+    ids = []
+    for r in rows:
+        if r.id in written:
+            counters.count(r.collector_id, "accepted")
+            ids.append(r.id)
+        else:  # deactivated after the index was built (or the hook ran twice for this input)
+            _drop(r.collector_id, COLLECTOR_INACTIVE)
+            backlog.note_accepted(r.collector_id, -1)
+    if ids:
+        _publish(ids)
 
 
 def _publish(ids) -> None:

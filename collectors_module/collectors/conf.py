@@ -66,6 +66,17 @@ def capture_async_commit() -> bool:
     return bool(getattr(settings, "COLLECTORS_CAPTURE_ASYNC_COMMIT", False))
 
 
+def capture_own_connection() -> bool:
+    """Write captures over a dedicated autocommit PostgreSQL connection (one round trip per
+    prediction, timeouts set once at connect) when the prediction is not inside a transaction.
+    Off under pytest unless asked for (an extra open connection would keep the test database
+    from being dropped); tests of this path turn it on and close it."""
+    raw = os.environ.get("COLLECTORS_CAPTURE_OWN_CONNECTION")
+    if raw is not None and raw != "":
+        return _bool(raw)
+    return bool(getattr(settings, "COLLECTORS_CAPTURE_OWN_CONNECTION", "pytest" not in sys.modules))
+
+
 def limiter_redis_url() -> str:
     return _get("COLLECTORS_LIMITER_REDIS_URL", "", str) or os.environ.get(
         "REDIS_URL", getattr(settings, "REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -438,3 +438,92 @@ def test_a_silent_redis_costs_one_short_timeout_then_the_breaker_skips_it(
         silent.close()
         for conn in accepted:
             conn.close()
+
+
+# -- the normal request path: no transaction around the prediction, own capture connection ------
+
+
+@pytest.fixture
+def own_connection(monkeypatch):
+    from collectors_module.collectors import capture
+
+    monkeypatch.setenv("COLLECTORS_CAPTURE_OWN_CONNECTION", "1")
+    yield capture
+    capture.close_own_connections()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_capture_is_committed_on_its_own_connection_and_published(
+    api, alice, make_collector, own_connection
+):
+    from collectors_module.collectors import relay
+
+    capture = own_connection
+
+    c = make_collector(alice)
+    before = relay.get_relay().stats["enqueued"]
+    assert not connection.in_atomic_block
+    r = predict_text(api, alice.secret, "committed at once")
+    assert r["status"]["code"] == 10000
+    [cap] = captured(c)
+    assert (cap.input_data, cap.caller_id, cap.request_id) == (
+        {"text": {"raw": "committed at once"}}, alice.user.pk, r["status"]["req_id"]
+    )  # fmt: skip
+    assert cap.outputs[0]["data"]["concepts"]
+    assert capture._own.conn is not None  # written over the capture connection
+    assert relay.get_relay().stats["enqueued"] == before + 1
+    relay.flush(5.0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_locked_table_drops_the_capture_quickly(
+    api, alice, make_collector, own_connection
+):
+    c = make_collector(alice)
+    baseline = predict_text(api, alice.secret, "a calm sea")
+    assert len(captured(c)) == 1
+    sd = connection.settings_dict
+    with psycopg.connect(
+        host=sd["HOST"] or "127.0.0.1", port=sd["PORT"] or 5432, user=sd["USER"], dbname=sd["NAME"],
+        password=sd.get("PASSWORD") or None, autocommit=False,
+    ) as other:  # fmt: skip
+        other.execute(f"LOCK TABLE {Capture._meta.db_table} IN EXCLUSIVE MODE")
+        started = time.perf_counter()
+        r = predict_text(api, alice.secret, "a calm sea")
+        elapsed = time.perf_counter() - started
+        other.rollback()
+    assert concepts(r) == concepts(baseline)
+    assert elapsed < 1.0
+    assert counted(c, "dropped:capture_write_timeout") == 1
+    predict_text(api, alice.secret, "after the lock")
+    assert len(captured(c)) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_killed_capture_backend_costs_one_capture(
+    api, alice, make_collector, own_connection
+):
+    capture = own_connection
+
+    c = make_collector(alice)
+    predict_text(api, alice.secret, "first")
+    pid = capture._own.conn.info.backend_pid
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    time.sleep(0.2)
+    assert predict_text(api, alice.secret, "lost with the backend")["status"]["code"] == 10000
+    assert predict_text(api, alice.secret, "on a fresh connection")["status"]["code"] == 10000
+    assert [x.input_data["text"]["raw"] for x in captured(c)] == ["first", "on a fresh connection"]
+    assert counted(c, "dropped:error") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_collector_deactivated_elsewhere_captures_nothing(
+    api, alice, make_collector, own_connection
+):
+    c = make_collector(alice)
+    predict_text(api, alice.secret, "warm the index")
+    Collector.objects.filter(pk=c.pk).update(status=COLLECTOR_INACTIVE)  # not yet seen by the index
+    predict_text(api, alice.secret, "stale index")
+    assert len(captured(c)) == 1
+    assert counted(c, "dropped:collector_inactive") == 1
