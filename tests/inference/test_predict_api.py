@@ -339,3 +339,21 @@ def test_operator_model_cannot_predict(api, predict, alice):
     )
     assert r["status"]["code"] == 21203
     assert "operator" in r["status"]["details"]
+
+
+def test_predict_path_costs_one_query_for_the_model(db, alice, django_assert_num_queries):
+    from clarifai_grpc.grpc.api import resources_pb2
+
+    from collectors_module.inference import selectors, services
+
+    inputs = [
+        resources_pb2.Input(data=resources_pb2.Data(text=resources_pb2.Text(raw="I love this")))
+    ]
+    warm = selectors.builtin_model_version(alice.user, model_id="sentiment")
+    services.predict(caller=alice.user, model_version=warm, inputs=inputs, request_id="warm")
+    with django_assert_num_queries(1):
+        version = selectors.builtin_model_version(alice.user, model_id="sentiment")
+        outputs = services.predict(
+            caller=alice.user, model_version=version, inputs=inputs, request_id="r"
+        )
+    assert outputs[0].data.concepts[0].id == "positive"
