@@ -78,7 +78,6 @@ def worker(transactional_db, tmp_path, settings, media_root):
             print(f"--- worker log (tail) ---\n{started.log()}")  # shown when the test fails
 
 
-
 @pytest.fixture
 def shots_dir() -> Path:
     folder = Path(__file__).resolve().parents[2] / "screenshots" / "collectors-flow"

@@ -17,7 +17,13 @@ import requests
 
 from .conftest import PASSWORD
 
-pytestmark = [pytest.mark.browser, pytest.mark.worker]
+# live_server needs a transactional database, flushed after the test: a serialized rollback puts
+# the seeded rows (built-in models, the module catalogue) back for the tests that follow.
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 COLOR_MODEL = "/users/builtin/apps/main/models/color-recognition"
 COLOR_VERSION = "b13a9cff8522d90a1d8d6902fce2dc9a"

@@ -26,9 +26,30 @@ def bob_client(bob) -> Client:
 
 @pytest.fixture
 def collector_module(db):
+    """The seeded catalogue entry (re-seeded with the migration's own data if a transactional
+    test without serialized rollback flushed it)."""
+    import importlib
+
     from collectors_module.modules.models import Module
 
-    return Module.objects.get(slug="collector")
+    seed = importlib.import_module(
+        "collectors_module.modules.migrations.0002_seed_collector_module"
+    )
+    module = Module.objects.filter(slug="collector").first()
+    if module is None:
+        module = Module.objects.create(
+            slug="collector",
+            title="Collectors",
+            description=seed.DESCRIPTION,
+            required_scopes=seed.COLLECTOR_SCOPES,
+        )
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _module_catalogue(request):
+    if "db" in request.fixturenames or request.node.get_closest_marker("django_db"):
+        request.getfixturevalue("collector_module")
 
 
 @pytest.fixture

@@ -15,8 +15,23 @@ from collectors_module.modules.models import Installation
 pytestmark = pytest.mark.django_db
 
 
-def test_collector_module_is_seeded_with_the_scopes_its_pages_use(collector_module):
+def test_collector_module_is_seeded_with_the_scopes_its_pages_use():
+    import importlib
+
+    from django.db.migrations import RunPython
+
     from collectors_module.collectors import views
+    from collectors_module.modules.models import Module
+
+    migration = importlib.import_module(
+        "collectors_module.modules.migrations.0002_seed_collector_module"
+    )
+    assert any(
+        isinstance(op, RunPython) and op.code is migration.seed
+        for op in migration.Migration.operations
+    )
+    collector_module = Module.objects.get(slug="collector")
+    assert collector_module.required_scopes == migration.COLLECTOR_SCOPES
 
     needed = set()
     for scopes in (
