@@ -146,7 +146,9 @@ class BacklogCaps:
             params.append(collector_pk)
         params.append(cap + 1)
         sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {where} LIMIT %s) AS pending"
-        with connection.cursor() as cursor:
+        from .matching import _guard  # a savepoint when the caller is inside a transaction
+
+        with _guard(), connection.cursor() as cursor:
             cursor.execute(sql, params)
             return int(cursor.fetchone()[0])
 
