@@ -17,28 +17,13 @@ from collectors_module.core.errors import SC, ApiError, make_status, not_found
 from collectors_module.core.ids import new_hex_id
 from collectors_module.core.pagination import page_bounds, paginate
 from collectors_module.core.rpc import rpc
+from collectors_module.inference.convert import model_ref_pb
 from collectors_module.workflows import conf, executor, selectors, services
 from collectors_module.workflows.model_types import MODEL_TYPES, get_model_type, model_type_to_pb
 
 from .convert import ts
 
 _ECHO_BASE64 = b"true"  # what Clarifai echoes in place of uploaded bytes
-
-
-def model_ref_pb(version) -> resources_pb2.Model:
-    model = version.model
-    app = model.app
-    pb = resources_pb2.Model(
-        id=model.public_id,
-        name=model.name or model.public_id,
-        app_id=app.public_id,
-        user_id=app.owner.username,
-        model_type_id=model.model_type_id,
-    )
-    pb.model_version.id = version.public_id
-    pb.model_version.app_id = app.public_id
-    pb.model_version.user_id = app.owner.username
-    return pb
 
 
 def _struct(value: dict) -> struct_pb2.Struct:
