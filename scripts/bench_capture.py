@@ -150,6 +150,21 @@ def main() -> int:
             raise SystemExit(f"predict failed: {response.status_code} {response.content[:300]!r}")
         return elapsed
 
+    from collectors_module.inference.services import predict
+
+    mv = ModelVersion.objects.select_related("model__app__owner").get(public_id=SENTIMENT[1])
+    inputs = [
+        resources_pb2.Input(
+            data=resources_pb2.Data(text=resources_pb2.Text(raw="what a lovely, sunny day"))
+        )
+    ]
+
+    def call_service() -> float:
+        """The predict service alone (model + after-predict hooks), no HTTP, auth or lookups."""
+        started = time.perf_counter()
+        predict(caller=user, model_version=mv, inputs=inputs, request_id=uuid.uuid4().hex)
+        return (time.perf_counter() - started) * 1000
+
     def scenario(name: str) -> None:
         Collector.objects.filter(pk=target.pk).update(
             status=COLLECTOR_ACTIVE if name == "on" else COLLECTOR_INACTIVE,
@@ -162,6 +177,7 @@ def main() -> int:
         matching.invalidate()
 
     samples: dict[str, list[float]] = {"off": [], "on": [], "1000": []}
+    service: dict[str, list[float]] = {"off": [], "on": [], "1000": []}
     captures_before = Capture.objects.filter(collector=target).count()
     try:
         for r in range(args.rounds):
@@ -171,6 +187,7 @@ def main() -> int:
                 for _ in range(args.warmup):
                     call()
                 samples[name].extend(call() for _ in range(args.per_round))
+                service[name].extend(call_service() for _ in range(args.per_round))
         relay.flush(5.0)
         counters.flush()
         captured = Capture.objects.filter(collector=target).count() - captures_before
@@ -179,31 +196,37 @@ def main() -> int:
         user.delete()
         matching.invalidate()
 
-    base = samples["off"]
-    b50, b99 = percentile(base, 0.5), percentile(base, 0.99)
-    rows = []
-    print(f"\nPostModelOutputs (builtin sentiment, 1 text input), in-process Django test client; "
-          f"{args.rounds} rounds x {args.per_round} calls per scenario, interleaved; "
-          f"capture commit {'async' if args.async_commit else 'synchronous'}; "
+    print(f"\nbuiltin sentiment, 1 text input, in process; {args.rounds} rounds x {args.per_round} calls per "
+          f"scenario and level, interleaved; capture commit {'async' if args.async_commit else 'synchronous'}; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
-    print(
-        f"{'scenario':<28}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'p50 ratio':>11}{'p99 delta':>11}"
-    )
+    rows = []
     labels = {
         "off": "0 matching (1 inactive)",
         "on": "1 matching active",
         "1000": "1,000 non-matching active",
     }
-    for name in ("off", "on", "1000"):
-        v = samples[name]
-        p50, p99 = percentile(v, 0.5), percentile(v, 0.99)
-        rows.append({"scenario": name, "p50_ms": p50, "p99_ms": p99, "mean_ms": statistics.fmean(v),
-                     "p50_ratio": p50 / b50, "p99_delta_ms": p99 - b99, "n": len(v)})  # fmt: skip
-        print(f"{labels[name]:<28}{p50:>9.3f}{p99:>9.3f}{statistics.fmean(v):>9.3f}"
-              f"{p50 / b50:>11.3f}{p99 - b99:>+11.3f}")  # fmt: skip
-    print(
-        f"captures written in the 'on' scenario: {captured} (expected {args.rounds * (args.per_round + args.warmup)})"
-    )
+    for title, table in (
+        (
+            "PostModelOutputs over REST (Django test client: routing, key auth, lookups, model, hooks)",
+            samples,
+        ),
+        ("inference.services.predict alone (model + after-predict hooks)", service),
+    ):
+        b50, b99 = percentile(table["off"], 0.5), percentile(table["off"], 0.99)
+        print(f"\n{title}")
+        print(
+            f"{'scenario':<28}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'p50 ratio':>11}{'p99 delta':>11}"
+        )
+        for name in ("off", "on", "1000"):
+            v = table[name]
+            p50, p99 = percentile(v, 0.5), percentile(v, 0.99)
+            rows.append({"level": "rest" if table is samples else "service", "scenario": name, "p50_ms": p50,
+                         "p99_ms": p99, "mean_ms": statistics.fmean(v), "p50_ratio": p50 / b50,
+                         "p99_delta_ms": p99 - b99, "n": len(v)})  # fmt: skip
+            print(f"{labels[name]:<28}{p50:>9.3f}{p99:>9.3f}{statistics.fmean(v):>9.3f}"
+                  f"{p50 / b50:>11.3f}{p99 - b99:>+11.3f}")  # fmt: skip
+    expected = args.rounds * (2 * args.per_round + args.warmup)
+    print(f"\ncaptures written in the 'on' scenario: {captured} (expected {expected})")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "captured": captured}, indent=2))
     return 0
