@@ -197,3 +197,24 @@ def _is_postgres() -> bool:
     from django.db import connection
 
     return connection.vendor == "postgresql"
+
+
+def caller_problem(collector, caller_id: int | None) -> str:
+    """Why `collector` may no longer capture this caller's prediction ("" when it still may):
+    the caller rules of DESIGN.md, read from the database now (for the worker, at send time)."""
+    from collectors_module.accounts.models import CaptureGrant
+
+    owner_id = collector.app.owner_id
+    if caller_id is None:
+        return "caller_unknown"
+    if collector.caller_id is None:
+        model_owner_id = collector.source_model_version.model.app.owner_id
+        return "" if model_owner_id == owner_id else "caller_not_allowed"
+    if collector.caller_id != caller_id:
+        return "caller_not_allowed"
+    if caller_id == owner_id:
+        return ""
+    granted = CaptureGrant.objects.filter(
+        grantor_id=caller_id, grantee_id=owner_id, revoked_at__isnull=True
+    ).exists()
+    return "" if granted else "grant_revoked"

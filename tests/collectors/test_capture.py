@@ -527,3 +527,16 @@ def test_outside_a_transaction_a_collector_deactivated_elsewhere_captures_nothin
     predict_text(api, alice.secret, "stale index")
     assert len(captured(c)) == 1
     assert counted(c, "dropped:collector_inactive") == 1
+
+
+def test_caller_problem_tells_the_worker_when_a_grant_was_revoked(alice, bob, make_collector):
+    from collectors_module.collectors.selectors import caller_problem
+
+    grant_capture(grantor=bob.user, grantee=alice.user)
+    c = make_collector(alice, caller_user_id="bob")
+    assert caller_problem(c, bob.user.pk) == ""
+    assert caller_problem(c, alice.user.pk) == "caller_not_allowed"
+    revoke_capture_grant(grantor=bob.user, grantee=alice.user)
+    assert caller_problem(c, bob.user.pk) == "grant_revoked"
+    own = make_collector(alice, "own")
+    assert caller_problem(own, alice.user.pk) == ""
