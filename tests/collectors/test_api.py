@@ -317,3 +317,36 @@ def test_capture_log_endpoint_pages_captures(api, alice, bob, make_key):
     stats = api.get("/api/v2/users/alice/apps/app1/collectors/log/stats", key=alice.secret)
     assert stats["stats"]["pending"] == 5
     assert len(stats["timeline"]) == 60
+
+
+def test_the_json_channel_requests_of_the_reference_get_clear_answers(api, alice):
+    """clarifai-api.md §1.3: the requests the JSON channel sends, as they are."""
+    me = {"user_app_id": {"user_id": "alice", "app_id": "app1"}}
+    base = "/v2/users/alice/apps/app1/collectors"
+    assert api.post(base, {**me, "collectors": [builtin_body("c2", alice.key.public_id)]},
+                    key=alice.secret)["status"]["code"] == 10000  # fmt: skip
+    q = {"user_app_id.user_id": "alice", "user_app_id.app_id": "app1"}
+    assert (
+        api.get(base, {**q, "page": 2, "per_page": 5}, key=alice.secret)["status"]["code"] == 10000
+    )
+    assert api.get(f"{base}/abc", q, key=alice.secret)["status"]["code"] == 11101
+    # A collector without a source cannot collect anything: refused with the reason.
+    r = api.post(
+        base, {**me, "collectors": [{"id": "c1", "pre_queue_random_sample": 0.5}]}, key=alice.secret
+    )
+    assert (r["_http"], r["status"]["code"]) == (400, 11102)
+    assert "collector_source" in r["status"]["details"]
+    r = api.patch(
+        base, {**me, "collectors": [{"id": "c1"}], "action": "overwrite"}, key=alice.secret
+    )
+    assert (r["_http"], r["status"]["code"]) == (404, 11101)
+    r = api.patch(
+        base, {**me, "collectors": [{"id": "c2"}], "action": "overwrite"}, key=alice.secret
+    )
+    assert (r["_http"], r["status"]["code"]) == (400, 11102)
+    r = api.delete(base, {**me, "ids": ["c1", "c2"]}, key=alice.secret)
+    assert r["status"]["code"] == 11101  # c1 does not exist: nothing deleted
+    assert api.delete(base, {**me, "delete_all": True}, key=alice.secret)["status"]["code"] == 10000
+    r = api.get("/v2/collectors", key=alice.secret)  # a PAT names no app on the short path
+    assert (r["_http"], r["status"]["code"]) == (400, 11102)
+    assert "needs an app" in r["status"]["details"]
