@@ -66,6 +66,9 @@ export PYTHONUNBUFFERED=1
 say "Migrating var/quickstart.sqlite3"
 "$VPY" manage.py migrate --no-input -v 0
 
+say "Collecting static files into var/staticfiles (served by WhiteNoise)"
+"$VPY" manage.py collectstatic --no-input -v 0
+
 say "Seeding the demo workspace"
 SEED_OUT="$("$VPY" manage.py seed_demo)"
 echo "$SEED_OUT" | sed 's/^/    /'

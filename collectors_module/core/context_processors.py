@@ -39,6 +39,7 @@ def layout(request) -> dict:
         _installation_template.cache_clear()  # pick the template up once it is written
     return {
         "sidebar_apps": apps,
+        "sidebar_first_app": apps[0] if apps else None,
         "sidebar_installations": installs,
         "sidebar_installation_template": template,
     }

@@ -151,6 +151,10 @@ def test_quickstart_script_serves_captures_a_prediction_and_stops_on_ctrl_c(tmp_
         out = out_path.read_text()
         with urllib.request.urlopen(base + "/accounts/login/", timeout=10) as resp:
             assert resp.status == 200
+        with urllib.request.urlopen(base + "/static/css/app.css", timeout=10) as resp:
+            assert resp.status == 200  # the layout's CSS and htmx are served (collectstatic)
+        with urllib.request.urlopen(base + "/static/django_htmx/htmx-2.min.js", timeout=10) as resp:
+            assert resp.status == 200
         key = re.search(r"API key:\s+(\S+)", out).group(1)
         assert re.search(r"Log in:\s+user demo, password \S+", out)
 
