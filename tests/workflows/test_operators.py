@@ -480,7 +480,9 @@ def test_unknown_operator_type_is_refused():
 
 def test_check_operator_config_names_the_bad_field():
     registry.check_operator_config("random-sample", {"params": {"keep_fraction": 0.2}})
-    registry.check_operator_config("concept-thresholder", {"data": {"concepts": [{"id": "a", "value": 0.3}]}})
+    registry.check_operator_config(
+        "concept-thresholder", {"data": {"concepts": [{"id": "a", "value": 0.3}]}}
+    )
     with pytest.raises(ApiError) as exc:
         registry.check_operator_config("max-probability-above", {"params": {}})
     assert exc.value.field == "output_info.params.threshold"
