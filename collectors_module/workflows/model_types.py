@@ -391,6 +391,114 @@ def defaults(spec: ModelTypeSpec) -> dict[str, Any]:
     return {f.name: f.default for f in spec.fields if f.is_param and f.default is not None}
 
 
+def parse_form_value(f: FieldSpec, raw: str) -> Any:
+    """A form's text for field `f` as the JSON value `output_info` holds; ApiError(field=path)
+    when it does not fit. Concepts with thresholds are written one per line as `id` or
+    `id: value` (or `id=value`); empty text gives the field's default."""
+    from collectors_module.core.errors import SC, ApiError
+
+    def bad(details: str) -> ApiError:
+        return ApiError(SC.MODEL_INVALID_ARGUMENT, f"{f.name}: {details}", field=f.path)
+
+    text = (raw or "").strip()
+    if not text:
+        return f.default
+    if f.type in ("NUMBER", "RANGE"):
+        try:
+            value = float(text)
+        except ValueError:
+            raise bad("enter a number") from None
+        if (f.min is not None and value < f.min) or (f.max is not None and value > f.max):
+            raise bad(f"enter a number from {f.min:g} to {f.max:g}")
+        return int(value) if f.step == 1 and value.is_integer() else value
+    if f.type == "BOOLEAN":
+        if text.lower() in ("true", "on", "1", "yes"):
+            return True
+        if text.lower() in ("false", "off", "0", "no"):
+            return False
+        raise bad("choose true or false")
+    if f.type == "ENUM":
+        for opt in f.options:
+            if text == opt.id or text in {str(a) for a in opt.aliases}:
+                return opt.id
+        raise bad("choose one of " + ", ".join(o.id for o in f.options))
+    if f.type == "JSON":
+        import json
+
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise bad(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if f.type in ("ARRAY_OF_CONCEPTS_WITH_THRESHOLD", "ARRAY_OF_CONCEPTS"):
+        concepts = []
+        for line in text.replace(",", "\n").splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            cid, sep, value = line.replace("=", ":").partition(":")
+            concept: dict[str, Any] = {"id": cid.strip()}
+            if sep:
+                try:
+                    concept["value"] = float(value)
+                except ValueError:
+                    raise bad(f"'{value.strip()}' is not a number (write id: value)") from None
+                if not 0.0 <= concept["value"] <= 1.0:
+                    raise bad(f"the value of '{concept['id']}' must be from 0 to 1")
+            if not concept["id"]:
+                raise bad("a concept needs an id")
+            concepts.append(concept)
+        return concepts
+    return text
+
+
+def output_info_from_form(spec: ModelTypeSpec, form: dict[str, str]) -> dict:
+    """`output_info` ({"params": ..., "data": {"concepts": ...}}) from form texts keyed by field
+    name (or path): what the builder's generated form posts for an operator node."""
+    params: dict[str, Any] = {}
+    info: dict[str, Any] = {}
+    for f in spec.fields:
+        raw = form.get(f.name, form.get(f.path, ""))
+        value = parse_form_value(f, raw)
+        if value is None:
+            continue
+        if f.is_param:
+            params[f.name] = value
+        elif f.path == CONCEPTS:
+            info["data"] = {"concepts": value}
+    if params:
+        info["params"] = params
+    return info
+
+
+def form_value(f: FieldSpec, output_info: dict | None) -> str:
+    """The text a form shows for field `f` of a stored `output_info` (inverse of parse_form_value)."""
+    import json
+
+    info = output_info or {}
+    if f.is_param:
+        value = (info.get("params") or {}).get(f.name, f.default)
+    elif f.path == CONCEPTS:
+        value = (info.get("data") or {}).get("concepts", f.default)
+    else:
+        value = f.default
+    if value is None:
+        return ""
+    if f.type in ("ARRAY_OF_CONCEPTS_WITH_THRESHOLD", "ARRAY_OF_CONCEPTS"):
+        return "\n".join(
+            f"{c.get('id', '')}: {c.get('value', 0.0):g}"
+            if "value" in c or f.type.endswith("THRESHOLD")
+            else str(c.get("id", ""))
+            for c in value
+        )
+    if f.type == "JSON":
+        return json.dumps(value)
+    if f.type == "BOOLEAN":
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and f.step == 1:
+        return str(int(value))
+    return str(value) if not isinstance(value, float) else f"{value:g}"
+
+
 _FIELD_TYPE = resources_pb2.ModelTypeField.ModelTypeFieldType
 
 
@@ -449,6 +557,9 @@ __all__ = [
     "ModelTypeSpec",
     "defaults",
     "field_to_pb",
+    "form_value",
     "get_model_type",
     "model_type_to_pb",
+    "output_info_from_form",
+    "parse_form_value",
 ]
