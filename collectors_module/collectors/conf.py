@@ -29,6 +29,15 @@ def index_max_age_seconds() -> float:
     return _get("COLLECTORS_INDEX_MAX_AGE_SECONDS", 30.0, float)
 
 
+def index_thread_enabled() -> bool:
+    """Check for collector changes in a background thread (off the prediction path); off under
+    pytest, where test data lives in the test's own transaction (the request thread checks)."""
+    raw = os.environ.get("COLLECTORS_INDEX_THREAD")
+    if raw is not None and raw != "":
+        return _bool(raw)
+    return bool(getattr(settings, "COLLECTORS_INDEX_THREAD", "pytest" not in sys.modules))
+
+
 def grant_cache_seconds() -> float:
     return _get("COLLECTORS_GRANT_CACHE_SECONDS", 1.0, float)
 

@@ -10,6 +10,7 @@ A prediction on a model with no collector costs one dict lookup (and the amortis
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -72,13 +73,78 @@ def candidates(model_version_pk: int) -> tuple[Entry, ...]:
     """Active collectors whose source is this model version (caller rules not applied yet)."""
     now = time.monotonic()
     st = _state
-    if (
-        st.dirty
-        or now - st.checked_at >= conf.index_check_seconds()
+    if st.dirty or (st.token is None and now - st.checked_at >= conf.index_check_seconds()):
+        _refresh(now)  # changed in this process (or never built): rebuild now
+        _ensure_checker()
+    elif not _ensure_checker() and (
+        now - st.checked_at >= conf.index_check_seconds()
         or now - st.built_at >= conf.index_max_age_seconds()
     ):
-        _refresh(now)
+        _refresh(now)  # no checker thread: check for other processes' changes here
     return _state.by_mv.get(model_version_pk, ())
+
+
+class _Checker:
+    thread: threading.Thread | None = None
+    pid: int | None = None
+    stop: threading.Event | None = None
+
+
+_checker = _Checker()
+_checker_lock = threading.Lock()
+
+
+def _checker_running() -> bool:
+    t = _checker.thread
+    return t is not None and _checker.pid == os.getpid() and t.is_alive()
+
+
+def _ensure_checker() -> bool:
+    """Start this process's checker thread when enabled; True when it is running."""
+    if _checker_running():
+        return True
+    if not conf.index_thread_enabled():
+        return False
+    with _checker_lock:
+        if not _checker_running():
+            _checker.stop = threading.Event()
+            _checker.pid = os.getpid()
+            _checker.thread = threading.Thread(
+                target=_check_loop, args=(_checker.stop,), name="collector-index", daemon=True
+            )
+            _checker.thread.start()
+    return True
+
+
+def _check_loop(stop: threading.Event) -> None:
+    from django.db import close_old_connections
+
+    try:
+        while not stop.wait(max(0.05, conf.index_check_seconds())):
+            try:
+                close_old_connections()
+                now = time.monotonic()
+                st = _state
+                if (
+                    now - st.checked_at >= conf.index_check_seconds()
+                    or now - st.built_at >= conf.index_max_age_seconds()
+                ):
+                    _refresh(now)
+            except Exception:  # pragma: no cover - keep checking
+                log.exception("collector index checker")
+    finally:
+        connection.close()
+
+
+def stop_checker(timeout: float = 5.0) -> None:
+    """Stop this process's checker thread (tests; before the database goes away)."""
+    with _checker_lock:
+        thread, stop = _checker.thread, _checker.stop
+        _checker.thread = _checker.stop = None
+    if stop is not None:
+        stop.set()
+    if thread is not None and thread.is_alive():
+        thread.join(timeout)
 
 
 def _refresh(now: float) -> None:

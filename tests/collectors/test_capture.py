@@ -540,3 +540,31 @@ def test_caller_problem_tells_the_worker_when_a_grant_was_revoked(alice, bob, ma
     assert caller_problem(c, bob.user.pk) == "grant_revoked"
     own = make_collector(alice, "own")
     assert caller_problem(own, alice.user.pk) == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_index_checker_thread_notices_other_processes_changes_off_the_prediction_path(
+    api, alice, make_collector, monkeypatch
+):
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setenv("COLLECTORS_INDEX_THREAD", "1")
+    monkeypatch.setenv("COLLECTORS_INDEX_CHECK_SECONDS", "0.2")
+    try:
+        c = make_collector(alice)
+        predict_text(api, alice.secret, "one")  # builds the index, starts the checker
+        assert matching._checker_running()
+        # Another process deactivates it (committed; no invalidation reaches this process).
+        Collector.objects.filter(pk=c.pk).update(
+            status=COLLECTOR_INACTIVE, revision=F("revision") + 1
+        )
+        deadline = time.monotonic() + 5
+        while matching.candidates(c.source_model_version_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with CaptureQueriesContext(connection) as queries:
+            predict_text(api, alice.secret, "two")
+        assert [q["sql"] for q in queries.captured_queries if "collectors_" in q["sql"]] == []
+        assert [x.input_data["text"]["raw"] for x in captured(c)] == ["one"]
+    finally:
+        matching.stop_checker()
+        assert not matching._checker_running()
