@@ -51,13 +51,9 @@ def app_create_view(request: HttpRequest) -> HttpResponse:
 
 
 def _collector_ids(app) -> list[str]:
-    try:
-        from collectors_module.collectors.models import Collector
-    except ImportError:  # pragma: no cover - the collectors app is always installed
-        return []
-    return list(
-        Collector.objects.filter(app=app).order_by("public_id").values_list("public_id", flat=True)
-    )
+    from collectors_module.collectors.selectors import collectors_of_app
+
+    return sorted(collectors_of_app(app).values_list("public_id", flat=True)[:200])
 
 
 @login_required

@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from collectors_module.applications.models import App
-from collectors_module.core.errors import SC
+from collectors_module.applications.selectors import app_for_user
+from collectors_module.core.errors import SC, ApiError
 
 from .models import Input
 from .selectors import inputs_of_app
@@ -65,11 +66,11 @@ def stored_image_mime(inp: Input, head: bytes) -> str:
 
 
 def own_app_or_404(user, app_id: str) -> App:
-    """The acting user's own app; anything else (another tenant's, missing) is a 404."""
-    app = App.objects.filter(owner=user, public_id=app_id).select_related("owner").first()
-    if app is None:
-        raise Http404("App does not exist")
-    return app
+    """The acting user's own app; anything else (another tenant's, public, missing) is a 404."""
+    try:
+        return app_for_user(user, owner_user_id=user.username, app_id=app_id, write=True)
+    except ApiError as exc:
+        raise Http404("App does not exist") from exc
 
 
 def input_of_app_or_404(app: App, input_id: str) -> Input:

@@ -303,3 +303,18 @@ def test_sidebar_shows_installed_modules_with_their_links(alice, alice_client):
     assert "Collectors" in section
     assert "/apps/app1/installed_module_versions/collector/" in section
     assert 'href="/apps/app1/modules/manage/">Manage Installed Modules' in page
+
+
+def test_gallery_filter_offers_the_apps_collector_ids(alice, alice_client, make_key):
+    from clarifai_grpc.grpc.api import resources_pb2
+
+    from collectors_module.collectors.services import collector_create
+
+    pb = resources_pb2.Collector(id="col-offered", pre_queue_random_sample=0.5)
+    src = pb.collector_source.api_post_model_outputs_collector_source
+    src.model_user_id, src.model_app_id, src.model_id = "builtin", "main", "color-recognition"
+    src.caller_user_id = "alice"
+    src.post_inputs_key_id = alice.key.public_id
+    collector_create(app=alice.app, actor=alice.user, collector_pb=pb)
+    page = alice_client.get("/apps/app1/").content.decode()
+    assert '<option value="col-offered">' in page
