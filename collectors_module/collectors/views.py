@@ -341,6 +341,11 @@ def collector_delete(request, app_id: str, inst_slug: str, collector_id: str):
         )
     services.collectors_delete(app=access.app, ids=[collector.public_id])
     if request.htmx:
-        return HttpResponse("")
+        remaining = selectors.collectors_of_app(access.app).exists()
+        return render(
+            request,
+            "collectors/collector_list.html#deleted-row",
+            _list_ctx(access, collector=collector, remaining=remaining),
+        )
     messages.success(request, f"Collector {collector.public_id} deleted.")
     return redirect("collectors:list", access.app.public_id, access.installation.slug)

@@ -358,6 +358,7 @@ def test_collectors_module_flow_from_the_product_page(
     page.once("dialog", lambda d: d.accept())
     page.locator("tr.collector-row").first.get_by_role("button", name="Delete").click()
     expect(page.locator("tr.collector-row")).to_have_count(0)
+    expect(page.locator("tr.deleted-note")).to_contain_text("color-captures deleted")
     assert page.evaluate("window.__noReload === true")
     assert not Collector.objects.filter(pk=collector.pk).exists()
     flow.shot("deleted")

@@ -310,12 +310,20 @@ def test_delete_asks_for_confirmation_then_deletes(alice, alice_client, install,
     assert not Collector.objects.filter(public_id="c1").exists()
 
 
-def test_delete_over_htmx_returns_empty_row(alice, alice_client, install, source_model):
+def test_delete_over_htmx_replaces_the_row_with_a_note(alice, alice_client, install, source_model):
     inst = install(alice)
     _make(alice, alice_client, inst)
+    _make(alice, alice_client, inst, id="c2")
     response = alice_client.post(_url("delete", inst, "c1"), headers=HX)
+    body = response.content.decode()
     assert response.status_code == 200
-    assert response.content == b""
+    assert body.lstrip().startswith('<tr class="deleted-note">')
+    assert "Collector <strong>c1</strong> deleted." in body
+    assert "collector-row" not in body
+    assert "No collectors left" not in body
+    assert list(Collector.objects.values_list("public_id", flat=True)) == ["c2"]
+    last = alice_client.post(_url("delete", inst, "c2"), headers=HX).content.decode()
+    assert "No collectors left" in last
     assert not Collector.objects.exists()
 
 
