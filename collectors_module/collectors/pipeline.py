@@ -25,12 +25,13 @@ from typing import Any
 from clarifai_grpc.grpc.api import resources_pb2
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, TextField, Value
+from django.db.models.functions import Cast, Concat, Replace
 from django.utils import timezone
 
 from collectors_module.core.errors import SC, ApiError, code_name
 from collectors_module.core.faults import fault_point
-from collectors_module.core.protojson import from_dict, to_dict
+from collectors_module.core.protojson import from_dict
 
 from .models import Capture, CaptureState, Collector
 
@@ -191,17 +192,22 @@ def key_problem(collector: Collector) -> str:
     return ""
 
 
-def _source_data(capture: Capture) -> resources_pb2.Data:
-    """The source model's output `Data` for this capture's input (from the stored outputs)."""
+def _source_json(capture: Capture) -> dict:
+    """The source model's output `Data` (JSON) for this capture's input."""
     outputs = capture.outputs or []
     if isinstance(outputs, dict):
         outputs = [outputs]
-    if not outputs:
-        return resources_pb2.Data()
-    first = outputs[0] if isinstance(outputs[0], dict) else {}
-    if "data" in first and isinstance(first["data"], dict):
-        first = first["data"]
-    return from_dict(first, resources_pb2.Data)
+    if not outputs or not isinstance(outputs[0], dict):
+        return {}
+    first = outputs[0]
+    if isinstance(first.get("data"), dict):
+        return first["data"]
+    return first
+
+
+def _source_data(capture: Capture) -> resources_pb2.Data:
+    """The source model's output `Data` for this capture's input (from the stored outputs)."""
+    return from_dict(_source_json(capture), resources_pb2.Data)
 
 
 def _input_data(capture: Capture) -> resources_pb2.Data:
@@ -272,7 +278,10 @@ def _merge_outputs(target: resources_pb2.Data, run) -> str:
 
 def _is_deferred_pre_queue(capture: Capture) -> bool:
     """Admission marked the capture: its pre-queue workflow needs real models (run it here)."""
-    return bool(getattr(capture, "pre_queue_pending", False)) and capture.collector.pre_queue_workflow is not None
+    return (
+        bool(getattr(capture, "pre_queue_pending", False))
+        and capture.collector.pre_queue_workflow is not None
+    )
 
 
 def decide(capture: Capture, attempts: int) -> Decision:
@@ -290,9 +299,9 @@ def decide(capture: Capture, attempts: int) -> Decision:
         return d
 
     data = _input_data(capture)
-    source = _source_data(capture)
-    precomputed = {collector.source_model_version_id: source}
     seed_key = str(capture.pk)
+    if collector.post_queue_workflow_id or _is_deferred_pre_queue(capture):
+        precomputed = {collector.source_model_version_id: _source_data(capture)}
     full = None
     if _is_deferred_pre_queue(capture):
         full = _with_bytes(data, capture)
@@ -346,7 +355,7 @@ def decide(capture: Capture, attempts: int) -> Decision:
                 "model_version_id": collector.model_version_id,
                 "model_user_id": collector.model_user_id,
                 "model_app_id": collector.model_app_id,
-                "data": to_dict(source, compact=True),
+                "data": _source_json(capture),
             }
         ]
     return d
@@ -485,22 +494,92 @@ def _ingest_one(d: Decision) -> None:
                 CaptureState.INGESTED,
                 "input_duplicate: ingested by an earlier attempt",
             )
-        elif exc.code in TRANSIENT_CODES:
-            d.state, d.reason, d.status_code = (
-                "retry",
-                f"destination: {exc.details}"[:500],
-                exc.code,
-            )
         else:
-            d.state = CaptureState.FAILED
-            d.status_code = SC.COLLECTOR_POST_INPUT_FAILED
-            d.reason = f"destination refused the input: {code_name(exc.code)} {exc.details}"[:500]
+            _refused(d, exc)
     except IntegrityError:
         d.state, d.reason = CaptureState.INGESTED, "input_duplicate: ingested by an earlier attempt"
     except (OperationalError, InterfaceError):
         raise
     except (DatabaseError, OSError) as exc:
         d.state, d.reason = "retry", f"destination: {type(exc).__name__}: {exc}"[:500]
+
+
+def _refused(d: Decision, exc: ApiError) -> None:
+    if exc.code in TRANSIENT_CODES:
+        d.state, d.reason, d.status_code = "retry", f"destination: {exc.details}"[:500], exc.code
+    else:
+        d.state = CaptureState.FAILED
+        d.status_code = SC.COLLECTOR_POST_INPUT_FAILED
+        d.reason = f"destination refused the input: {code_name(exc.code)} {exc.details}"[:500]
+
+
+def _ingest_many(ds: list[Decision]) -> None:
+    """Insert many destination inputs with one existence check and one INSERT per app.
+
+    Same validation and columns as `inputs.services.input_create` (its `_prepare` step); falls
+    back to `input_create` one by one if the bulk path is unavailable or an insert conflicts.
+    """
+    if len(ds) <= 1:
+        for d in ds:
+            _ingest_one(d)
+        return
+    try:
+        from collectors_module.inputs.models import Input, input_blob_path
+        from collectors_module.inputs.services import _prepare, _save_blob
+    except ImportError:
+        for d in ds:
+            _ingest_one(d)
+        return
+    by_app: dict[int, list[Decision]] = {}
+    for d in ds:
+        by_app.setdefault(d.app.pk, []).append(d)
+    for group in by_app.values():
+        app = group[0].app
+        prepared = []
+        for d in group:
+            try:
+                prepared.append((d, _prepare(d.input_pb, d.image_bytes, d.annotations, d.metadata)))
+            except ApiError as exc:
+                _refused(d, exc)
+        existing = set(
+            Input.objects.filter(
+                app=app, public_id__in=[p.public_id for _, p in prepared]
+            ).values_list("public_id", flat=True)
+        )
+        rows = []
+        for d, p in prepared:
+            if p.public_id in existing:
+                d.state, d.reason = (
+                    CaptureState.INGESTED,
+                    "input_duplicate: ingested by an earlier attempt",
+                )
+                continue
+            row = Input(
+                app=app,
+                public_id=p.public_id,
+                data=p.data_json,
+                image_url=p.image_url,
+                text=p.text,
+                annotations=p.annotations,
+                content_hash=p.content_hash,
+                status_code=SC.INPUT_SUCCESS,
+            )
+            try:
+                if p.image_bytes is not None:
+                    row.image.name = _save_blob(input_blob_path(row, ""), p.image_bytes)
+            except OSError as exc:
+                d.state, d.reason = "retry", f"destination: blob storage: {exc}"[:500]
+                continue
+            rows.append((d, row))
+        try:
+            with transaction.atomic():
+                Input.objects.bulk_create([row for _, row in rows])
+        except IntegrityError:
+            for d, _ in rows:  # someone inserted one of them meanwhile: one by one
+                _ingest_one(d)
+            continue
+        for d, _ in rows:
+            d.state, d.reason = CaptureState.INGESTED, ""
 
 
 def _updates_for(d: Decision, now) -> dict:
@@ -524,9 +603,15 @@ def _updates_for(d: Decision, now) -> dict:
     }
     if d.state == CaptureState.FILTERED:
         out["filtered_by"] = d.filtered_by[:128]
-    if d.state == CaptureState.INGESTED:
-        out["destination_input_id"] = d.destination_input_id
     return out
+
+
+# destination_input_id() computed by the database, so one UPDATE marks a whole batch ingested.
+_DESTINATION_ID_SQL = Concat(
+    Value("cap-", output_field=TextField()),
+    Replace(Cast("id", output_field=TextField()), Value("-"), Value(""), output_field=TextField()),
+    output_field=TextField(),
+)
 
 
 def commit(decisions: list[Decision]) -> list[Decision]:
@@ -541,9 +626,7 @@ def commit(decisions: list[Decision]) -> list[Decision]:
             .values_list("pk", "attempts")
         )
         ours = [d for d in decisions if held.get(d.capture_id) == d.attempts]
-        for d in ours:
-            if d.state == INGEST:
-                _ingest_one(d)
+        _ingest_many([d for d in ours if d.state == INGEST])
         groups: dict[tuple, list[Decision]] = {}
         for d in ours:
             key = (
@@ -557,12 +640,9 @@ def commit(decisions: list[Decision]) -> list[Decision]:
         for group in groups.values():
             first = group[0]
             updates = _updates_for(first, now)
-            if first.state in (CaptureState.INGESTED, "retry"):
-                # per-row values (destination id, backoff) differ: one UPDATE per row
-                for d in group:
-                    Capture.objects.filter(pk=d.capture_id).update(**_updates_for(d, now))
-            else:
-                Capture.objects.filter(pk__in=[d.capture_id for d in group]).update(**updates)
+            if first.state == CaptureState.INGESTED:
+                updates["destination_input_id"] = _DESTINATION_ID_SQL
+            Capture.objects.filter(pk__in=[d.capture_id for d in group]).update(**updates)
     flags = {d.collector_id: d.flag for d in ours if d.flag}
     for collector_id, reason in flags.items():
         _flag_collector(collector_id, reason)
@@ -635,16 +715,18 @@ def process_batch(capture_ids: list) -> dict[str, str]:
         return result
     fault_point("after_claim")
     attempts = dict(c.claimed)
-    captures = list(
-        Capture.objects.select_related(
-            "caller",
-            "collector__app",
-            "collector__post_inputs_key",
-            "collector__source_model_version",
-            "collector__pre_queue_workflow",
-            "collector__post_queue_workflow",
-        ).filter(pk__in=list(attempts))
-    )
+    captures = list(Capture.objects.select_related("caller").filter(pk__in=list(attempts)))
+    # Each collector (with its app, key, source and workflows) is read once per batch, fresh.
+    collectors = Collector.objects.select_related(
+        "app",
+        "post_inputs_key",
+        "source_model_version",
+        "pre_queue_workflow",
+        "post_queue_workflow",
+    ).in_bulk({cap.collector_id for cap in captures})
+    captures = [cap for cap in captures if cap.collector_id in collectors]  # deleted meanwhile
+    for cap in captures:
+        cap.collector = collectors[cap.collector_id]
     # A capture missing now was deleted with its collector: nothing to do.
     decisions = [_decide_safely(cap, attempts[cap.pk]) for cap in captures]
     try:

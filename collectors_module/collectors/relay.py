@@ -67,7 +67,9 @@ class Relay:
         self.queue: queue.Queue[str] = queue.Queue(
             maxsize=maxsize or _int_env("COLLECTORS_RELAY_QUEUE_SIZE", 10_000)
         )
-        self.batch = _int_env("COLLECTORS_RELAY_BATCH", 100)
+        from .pipeline import batch_size
+
+        self.batch = _int_env("COLLECTORS_RELAY_BATCH", batch_size())
         self.stats = {"enqueued": 0, "published": 0, "dropped_queue_full": 0, "dropped_broker": 0}
         self._conn = None
         self._handled = 0  # ids published or dropped by the thread
