@@ -49,3 +49,27 @@ def test_delete_app_deletes_it_and_another_tenants_app_is_untouched(api, alice, 
     assert (r["_http"], r["status"]["code"]) == (200, 10000), r
     assert api.get("/v2/users/alice/apps/app1", key=alice.secret)["status"]["code"] == 11101
     assert api.get("/v2/users/bob/apps/bobapp", key=bob.secret)["status"]["code"] == 10000
+
+
+def test_app_whose_model_another_app_uses_is_not_deleted(api, alice, bob, make_app):
+    from clarifai_grpc.grpc.api import resources_pb2
+
+    from collectors_module.applications.models import App
+    from collectors_module.core.ids import new_hex_id
+    from collectors_module.inference.models import Model, ModelVersion
+    from collectors_module.workflows.services import workflow_create
+
+    shared = make_app(alice.user, "shared", visibility=50)
+    model = Model.objects.create(app=shared, public_id="colors", model_type_id="visual-classifier",
+                                 visibility=50)
+    version = ModelVersion.objects.create(model=model, public_id=new_hex_id(),
+                                          runner="builtin:color-recognition")
+    workflow_create(app=bob.app, workflow_pb=resources_pb2.Workflow(id="uses-alice", nodes=[
+        resources_pb2.WorkflowNode(id="n", model=resources_pb2.Model(
+            id="colors", user_id="alice", app_id="shared",
+            model_version=resources_pb2.ModelVersion(id=version.public_id)))]))
+
+    r = api.delete("/v2/users/alice/apps/shared", key=alice.secret)
+    assert (r["_http"], r["status"]["code"]) == (400, 11102), r
+    assert "bob/bobapp/uses-alice" in r["status"]["details"] or "uses-alice" in r["status"]["details"]
+    assert App.objects.filter(pk=shared.pk).exists()
