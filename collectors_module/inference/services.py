@@ -283,20 +283,34 @@ def prepare_inputs(inputs: list[resources_pb2.Input]) -> list[resources_pb2.Data
 # --- running ----------------------------------------------------------------------------------
 
 
-def _apply_output_config(data: resources_pb2.Data, params: dict) -> None:
+def _output_config(params: dict) -> tuple[set[str], float, int]:
+    """(selected concept ids, min_value, max_concepts) from params; MODEL_INVALID_ARGUMENT if bad."""
     select = params.get("select_concepts") or []
-    min_value = params.get("min_value")
-    max_concepts = params.get("max_concepts")
-    if not (select or min_value or max_concepts) or not data.concepts:
+    try:
+        if not isinstance(select, list):
+            raise TypeError("select_concepts must be a list of concepts")
+        wanted = {str(c.get("id") or c.get("name") or "") for c in select if isinstance(c, dict)}
+        min_value = float(params.get("min_value") or 0.0)
+        max_concepts = int(params.get("max_concepts") or 0)
+        if max_concepts < 0 or min_value != min_value:  # negative count or NaN
+            raise ValueError("max_concepts must be >= 0 and min_value a number")
+    except (TypeError, ValueError) as exc:
+        raise ApiError(SC.MODEL_INVALID_ARGUMENT, f"Invalid output_config: {exc}") from exc
+    wanted.discard("")
+    return wanted, min_value, max_concepts
+
+
+def _apply_output_config(data: resources_pb2.Data, config: tuple[set[str], float, int]) -> None:
+    wanted, min_value, max_concepts = config
+    if not (wanted or min_value or max_concepts) or not data.concepts:
         return
     kept = list(data.concepts)
-    if select:
-        wanted = {c.get("id") or c.get("name") for c in select if isinstance(c, dict)}
+    if wanted:
         kept = [c for c in kept if c.id in wanted or c.name in wanted]
     if min_value:
-        kept = [c for c in kept if c.value >= float(min_value)]
+        kept = [c for c in kept if c.value >= min_value]
     if max_concepts:
-        kept = kept[: int(max_concepts)]
+        kept = kept[:max_concepts]
     del data.concepts[:]
     data.concepts.extend(kept)
 
@@ -313,6 +327,7 @@ def run_model_version(
     runner = get_runner(model_version.runner, model_version.runner_config)
     merged: dict[str, Any] = dict((model_version.output_info or {}).get("params") or {})
     merged.update(params or {})
+    output_config = _output_config(merged)
     try:
         results = runner.predict(list(data), merged)
     except ApiError as exc:
@@ -328,7 +343,7 @@ def run_model_version(
         ] * len(data)
     for result in results:
         if isinstance(result, resources_pb2.Data):
-            _apply_output_config(result, merged)
+            _apply_output_config(result, output_config)
     return results
 
 

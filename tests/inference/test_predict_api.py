@@ -357,3 +357,12 @@ def test_predict_path_costs_one_query_for_the_model(db, alice, django_assert_num
             caller=alice.user, model_version=version, inputs=inputs, request_id="r"
         )
     assert outputs[0].data.concepts[0].id == "positive"
+
+
+def test_bad_output_config_is_a_model_invalid_argument_not_a_crash(predict, alice):
+    body = {"model": {"output_info": {"params": {"min_value": "lots"}}}}
+    r = predict("sentiment", [text_input("I love this")], alice.secret, **body)
+    assert (r["_http"], r["status"]["code"]) == (400, 21202)
+    body = {"model": {"output_info": {"params": {"min_value": 0.5}}}}
+    r = predict("sentiment", [text_input("I love this")], alice.secret, **body)
+    assert [c["id"] for c in r["outputs"][0]["data"]["concepts"]] == ["positive"]
