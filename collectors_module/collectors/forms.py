@@ -11,6 +11,7 @@ from django.urls import NoReverseMatch, reverse
 
 from collectors_module.core.descriptors import get_rpc
 from collectors_module.core.errors import SC, ApiError
+from collectors_module.core.ids import is_valid_id
 
 COLLECTOR_ACTIVE = 52001
 COLLECTOR_INACTIVE = 52002
@@ -248,6 +249,14 @@ class CollectorForm(forms.Form):
         except ApiError as exc:
             raise forms.ValidationError(exc.details) from exc
         return value.strip()
+
+    def clean_model_version_id(self):
+        value = (self.cleaned_data.get("model_version_id") or "").strip()
+        if value and not is_valid_id(value):
+            raise forms.ValidationError(
+                "That is not a model version ID (letters, digits, '-', '_' or '.')."
+            )
+        return value
 
     def model_version(self) -> str:
         version = (self.cleaned_data.get("model_version_id") or "").strip()

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from collectors_module.accounts.selectors import keys_of_user
 from collectors_module.core.errors import ApiError
+from collectors_module.core.ids import is_valid_id
 from collectors_module.modules.access import installation_access, scopes_for
 
 from . import selectors, services
@@ -56,6 +57,8 @@ def _check_source(user, source_url: str, version_id: str):
     try:
         ref = parse_source_url(source_url)
         version_id = (version_id or "").strip() or ref.version_id
+        if version_id and not is_valid_id(version_id):
+            return None, "That is not a model version ID (letters, digits, '-', '_' or '.')."
         mv = model_version_for_user(
             user,
             owner_user_id=ref.user_id,
@@ -150,6 +153,8 @@ def create(request, app_id: str, inst_slug: str):
 
 
 def _collector_or_404(app, collector_id: str):
+    if not is_valid_id(collector_id):
+        raise Http404("Collector does not exist")
     try:
         return selectors.collector_for_app(app, collector_id)
     except ApiError as exc:

@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from collectors_module.applications.selectors import app_for_user
 from collectors_module.core.descriptors import get_rpc
 from collectors_module.core.errors import ApiError
+from collectors_module.core.ids import is_valid_id
 
 from .selectors import installation_for_app
 from .services import PLAN_MESSAGE, installation_is_authorized
@@ -30,6 +31,8 @@ def scopes_for(*rpc_names: str) -> tuple[str, ...]:
 
 def own_app(request, app_id: str):
     """The request user's own app `app_id`, or 404 (another user's app does not exist)."""
+    if not is_valid_id(app_id):
+        raise Http404("App does not exist")
     try:
         return app_for_user(
             request.user, owner_user_id=request.user.username, app_id=app_id, write=True

@@ -418,3 +418,32 @@ def test_sparkline_draws_a_bar_per_busy_minute_inside_the_box():
         assert bar["y"] + bar["h"] <= chart["height"]
     ys = [float(p.split(",")[1]) for p in chart["ingested_points"].split()]
     assert ys[0] > ys[1] > ys[2]  # more ingested = higher on screen
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\x00",
+        "x" * 5000,
+        "ünïcødé/../..",
+        "nan",
+        "-inf",
+        "1e999",
+        "<script>alert(1)</script>",
+        "   ",
+    ],
+)
+def test_garbage_in_any_field_is_a_form_error_never_a_500(
+    alice, alice_client, install, source_model, value
+):
+    inst = install(alice)
+    fields = [k for k in form_data(alice) if k != "active"]
+    for field in fields:
+        response = alice_client.post(_url("create", inst), form_data(alice, **{field: value}))
+        assert response.status_code in (302, 400), (field, response.status_code)
+        assert "<script>alert(1)</script>" not in response.content.decode()
+    check = alice_client.get(
+        _url("source_check", inst), {"source_url": value, "model_version_id": value}, headers=HX
+    )
+    assert check.status_code == 200
+    Collector.objects.all().delete()

@@ -348,3 +348,19 @@ def test_pages_need_login(alice, install):
         response = client.get(url)
         assert response.status_code == 302
         assert "login" in response["Location"]
+
+
+@pytest.mark.parametrize("bad", ["%00", "a%00b", "x" * 300, "%C3%BC"])
+def test_malformed_ids_in_urls_are_not_found_never_500(alice, alice_client, install, bad):
+    inst = install(alice)
+    urls = [
+        f"/apps/{bad}/modules/manage/",
+        f"/apps/{bad}/installed_module_versions/{inst.slug}/",
+        f"/apps/app1/installed_module_versions/{inst.slug}/collectors/{bad}/update/",
+        f"/apps/app1/installed_module_versions/{inst.slug}/collectors/{bad}/stats/",
+        f"/modules/collector/install/?user=alice&app={bad}",
+    ]
+    for url in urls:
+        assert alice_client.get(url).status_code == 404, url
+    post = f"/apps/app1/installed_module_versions/{inst.slug}/collectors/{bad}/status/"
+    assert alice_client.post(post, {"active": "0"}).status_code == 404
