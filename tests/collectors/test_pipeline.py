@@ -20,13 +20,25 @@ from .conftest import predict_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-POSITIVE = [{"data": {"concepts": [{"id": "positive", "name": "positive", "value": 0.91}]}}]
+
+def real_outputs(collector, text: str) -> list[dict]:
+    """The source model's real prediction for a text input, stored as the hook stores it."""
+    from clarifai_grpc.grpc.api import resources_pb2
+
+    from collectors_module.core.protojson import to_dict
+    from collectors_module.inference.services import run_model_version
+
+    (result,) = run_model_version(
+        collector.source_model_version, [resources_pb2.Data(text=resources_pb2.Text(raw=text))]
+    )
+    return [{"data": to_dict(result, compact=True)}]
 
 
 def accept(
     collector, caller, text: str = "what a lovely day", *, publish: bool = True, **fields
 ) -> Capture:
     """Insert an accepted capture the way the capture hook does, publishing after commit."""
+    outputs = fields.pop("outputs", None) or real_outputs(collector, text)
     with transaction.atomic():
         capture = Capture.objects.create(
             collector=collector,
@@ -34,7 +46,7 @@ def accept(
             request_id=uuid.uuid4().hex,
             input_data={"text": {"raw": text}},
             payload=fields.pop("payload", None),
-            outputs=fields.pop("outputs", POSITIVE),
+            outputs=outputs,
             **fields,
         )
         if publish:
@@ -86,7 +98,7 @@ def test_capture_is_ingested_as_one_input_with_provenance(alice, make_collector)
     assert prov["source_model_version"] == collector.model_version_id
     assert prov["captured_at"]
     assert inp.annotations
-    assert inp.annotations[0]["data"]["concepts"][0]["id"] == "positive"
+    assert {c["id"] for c in inp.annotations[0]["data"]["concepts"]} >= {"positive"}
 
 
 def test_source_outputs_are_not_annotated_without_collect_outputs(alice, make_collector):
@@ -293,6 +305,62 @@ def test_enqueue_publish_returns_at_once_and_never_raises():
     assert time.perf_counter() - started < 0.5
     enqueue_publish(None)  # nonsense is swallowed too
     flush(5)
+
+
+# -- post-queue workflow -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def keep_positive(alice):
+    """Post-queue workflow: the source sentiment model (reused) -> keep only 'positive' > 0.5."""
+    from clarifai_grpc.grpc.api import resources_pb2
+
+    from collectors_module.core.protojson import from_dict
+    from collectors_module.inference.services import model_create
+    from collectors_module.workflows.services import workflow_create
+
+    pb = resources_pb2.Model(id="keep-positive", model_type_id="concept-thresholder")
+    pb.output_info.params.update(
+        {"concept_threshold_type": "GREATER_THAN", "filter_other_concepts": True}
+    )
+    pb.output_info.data.concepts.add(id="positive", value=0.5)
+    model_create(app=alice.app, model_pb=pb)
+    nodes = [
+        {"id": "sent", "model": {"id": "sentiment", "user_id": "builtin", "app_id": "main",
+                                 "model_version": {"id": "996e3c70d6372b1e7e3c10875ebd2b8b"}}},
+        {"id": "keep", "model": {"id": "keep-positive"}, "node_inputs": [{"node_id": "sent"}]},
+    ]  # fmt: skip
+    workflow_create(
+        app=alice.app,
+        workflow_pb=from_dict({"id": "enrich", "nodes": nodes}, resources_pb2.Workflow),
+    )
+    return "enrich"
+
+
+def test_post_queue_workflow_outputs_are_added_to_the_ingested_input(
+    alice, make_collector, keep_positive
+):
+    collector = make_collector(alice, post_queue_workflow_id=keep_positive)
+    capture = accept(collector, alice.user, "I love this wonderful, beautiful day!", publish=False)
+    assert process(capture.pk) == CaptureState.INGESTED
+    inp = Input.objects.get(app=alice.app)
+    concepts = {c["id"]: c["value"] for c in inp.data.get("concepts", [])}
+    assert concepts.get("positive", 0) > 0.5
+
+
+def test_post_queue_workflow_with_no_output_filters_the_capture_by_node(
+    alice, make_collector, keep_positive
+):
+    collector = make_collector(alice, post_queue_workflow_id=keep_positive)
+    capture = accept(
+        collector, alice.user, "This is awful, I hate it, terrible and sad.", publish=False
+    )
+    assert process(capture.pk) == CaptureState.FILTERED
+    capture.refresh_from_db()
+    assert capture.filtered_by == "keep"
+    assert "keep" in capture.reason
+    assert capture.payload is None
+    assert not Input.objects.exists()
 
 
 # -- real worker processes ----------------------------------------------------------------------
