@@ -277,6 +277,12 @@ def _validate(*, app, actor, collector_pb, existing: Collector | None) -> _Valid
     owner = app.owner
     if actor is not None and actor.pk != owner.pk:
         raise not_found("App", app.public_id)
+    if not getattr(owner, "can_use_collectors", False):
+        raise ApiError(
+            SC.CONN_ACCOUNT_ISSUES,
+            "Collectors are available on the Professional and Enterprise plans; upgrade your plan "
+            "to create or change collectors",
+        )
     validate_id(collector_pb.id, "id", field="id")
     description = collector_pb.description or ""
     if len(description) > MAX_DESCRIPTION:

@@ -357,3 +357,14 @@ def test_overwrite_without_a_key_keeps_and_rechecks_the_stored_key(alice, make_k
     with pytest.raises(ApiError) as info:
         overwrite(alice, body("", description="again"))
     assert info.value.field == "post_inputs_key_id"
+
+
+def test_collectors_need_a_professional_or_enterprise_plan(alice, api):
+    type(alice.user).objects.filter(pk=alice.user.pk).update(plan="community")
+    alice.user.refresh_from_db()
+    with pytest.raises(ApiError) as info:
+        create(alice, body(alice.key.public_id))
+    assert info.value.code == 11000
+    r = api.post(BASE, {"collectors": [body(alice.key.public_id)]}, key=alice.secret)
+    assert (r["_http"], r["status"]["code"]) == (403, 11000)
+    assert "Professional" in r["status"]["details"]
