@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import DataError, close_old_connections
 
 from .auth import authenticate
 from .descriptors import get_rpc
@@ -138,6 +138,13 @@ def dispatch(name: str, request, authorization: str | None, transport: str, requ
     except ApiError as exc:
         response = spec.response_cls()
         response.status.CopyFrom(exc.to_status())
+    except DataError as exc:
+        # e.g. a NUL character PostgreSQL text cannot hold: the write was rolled back; say why.
+        close_old_connections()
+        response = spec.response_cls()
+        response.status.CopyFrom(
+            make_status(SC.CONN_INVALID_REQUEST, details=f"A value cannot be stored: {str(exc)[:200]}")
+        )
     except Exception:
         log.exception("unhandled error in %s (req %s)", name, request_id)
         close_old_connections()

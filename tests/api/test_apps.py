@@ -73,3 +73,13 @@ def test_app_whose_model_another_app_uses_is_not_deleted(api, alice, bob, make_a
     assert (r["_http"], r["status"]["code"]) == (400, 11102), r
     assert "bob/bobapp/uses-alice" in r["status"]["details"] or "uses-alice" in r["status"]["details"]
     assert App.objects.filter(pk=shared.pk).exists()
+
+
+def test_nul_character_is_a_clear_error_not_a_500(api, alice):
+    from collectors_module.applications.models import App
+
+    r = api.post("/v2/users/alice/apps", {"apps": [{"id": "nul-app", "description": "a\u0000b"}]},
+                 key=alice.secret)
+    assert r["_http"] == 400, r
+    assert r["status"]["code"] == 11102
+    assert not App.objects.filter(public_id="nul-app").exists()
