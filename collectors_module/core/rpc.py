@@ -140,7 +140,6 @@ def dispatch(name: str, request, authorization: str | None, transport: str, requ
         response.status.CopyFrom(exc.to_status())
     except DataError as exc:
         # e.g. a NUL character PostgreSQL text cannot hold: the write was rolled back; say why.
-        close_old_connections()
         response = spec.response_cls()
         response.status.CopyFrom(
             make_status(SC.CONN_INVALID_REQUEST, details=f"A value cannot be stored: {str(exc)[:200]}")
