@@ -1,4 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import openapi
 
 app_name = "api"
-urlpatterns: list = []
+urlpatterns: list = [
+    path("openapi.json", openapi.openapi_view, name="openapi"),
+]
