@@ -77,7 +77,10 @@ def _prepare(
     annotations: list | None,
     extra_metadata: dict | None,
 ) -> _Prepared:
-    """Validate one input and split it into columns, blob bytes and the JSON rest (no writes)."""
+    """Validate one input and split it into columns, blob bytes and the JSON rest (no writes).
+
+    Also used by collectors.pipeline's bulk ingest (with `_save_blob`): keep the signature.
+    """
     public_id = input_pb.id or new_hex_id()
     validate_id(public_id, "input id", SC.INPUT_INVALID_ARGUMENT, field="id")
     data = resources_pb2.Data()
