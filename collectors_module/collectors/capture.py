@@ -231,7 +231,7 @@ def _write_savepoint(rows: list[Capture]) -> None:
                 )
             kept = [r for r in rows if r.collector_id in active]
             if kept:
-                Capture.objects.bulk_create(kept)
+                Capture.objects.bulk_create(kept, ignore_conflicts=True)  # same request+input: once
             if restore is not None and outer:
                 # SET LOCAL outlives a released savepoint: give the caller's transaction its values back.
                 with connection.cursor() as cursor:
@@ -326,6 +326,7 @@ def close_own_connections() -> None:
 
 
 def _insert_sql(n: int) -> str:
+    """One statement: which collectors are active, and insert the rows of those (no duplicate)."""
     table = connection.ops.quote_name(Capture._meta.db_table)
     collectors = connection.ops.quote_name(Collector._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in _CAPTURE_FIELDS)
@@ -333,14 +334,15 @@ def _insert_sql(n: int) -> str:
         "(" + ", ".join(f"%s::{f.db_type(connection).split('(')[0]}" for f in _CAPTURE_FIELDS) + ")"
     )
     return (
-        f"INSERT INTO {table} ({columns}) SELECT v.* FROM (VALUES {', '.join([one] * n)}) AS v({columns}) "
-        f"WHERE EXISTS (SELECT 1 FROM {collectors} c WHERE c.id = v.collector_id AND c.status = {COLLECTOR_ACTIVE}) "
-        "ON CONFLICT DO NOTHING RETURNING id"
+        f"WITH active AS (SELECT id FROM {collectors} WHERE id = ANY(%s) AND status = {COLLECTOR_ACTIVE}), "
+        f"ins AS (INSERT INTO {table} ({columns}) SELECT v.* FROM (VALUES {', '.join([one] * n)}) "
+        f"AS v({columns}) WHERE v.collector_id IN (SELECT id FROM active) ON CONFLICT DO NOTHING RETURNING id) "
+        "SELECT 'a', id::text FROM active UNION ALL SELECT 'i', id::text FROM ins"
     )
 
 
 def _write_own_connection(rows: list[Capture]) -> None:
-    params: list = []
+    params: list = [sorted({r.collector_id for r in rows})]
     for r in rows:
         params.extend(
             f.get_db_prep_save(getattr(r, f.attname), connection) for f in _CAPTURE_FIELDS
@@ -351,7 +353,7 @@ def _write_own_connection(rows: list[Capture]) -> None:
             raise OperationalError("capture connection cooling down after a failure")
         with conn.cursor() as cursor:
             cursor.execute(_insert_sql(len(rows)), params)
-            written = {row[0] for row in cursor.fetchall()}
+            result = cursor.fetchall()
     except Exception as exc:
         if getattr(exc, "sqlstate", None) in _TIMEOUT_SQLSTATES:
             reason = WRITE_TIMEOUT  # the connection is still good
@@ -363,13 +365,16 @@ def _write_own_connection(rows: list[Capture]) -> None:
             _drop(r.collector_id, reason)
             backlog.note_accepted(r.collector_id, -1)
         return
+    active = {int(v) for kind, v in result if kind == "a"}
+    written = {v for kind, v in result if kind == "i"}
     ids = []
     for r in rows:
-        if r.id in written:
+        if str(r.id) in written:
             counters.count(r.collector_id, "accepted")
             ids.append(r.id)
-        else:  # deactivated after the index was built (or the hook ran twice for this input)
-            _drop(r.collector_id, COLLECTOR_INACTIVE)
+        else:
+            # Deactivated after the index was built, or the same request and input again.
+            _drop(r.collector_id, DUPLICATE if r.collector_id in active else COLLECTOR_INACTIVE)
             backlog.note_accepted(r.collector_id, -1)
     if ids:
         _publish(ids)

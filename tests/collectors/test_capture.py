@@ -24,7 +24,7 @@ from collectors_module.collectors.models import (
 )
 from collectors_module.collectors.selectors import collector_stats
 
-from .conftest import predict_text
+from .conftest import SENTIMENT, predict_text
 
 COLOR = {
     "model_user_id": "builtin",
@@ -568,3 +568,34 @@ def test_the_index_checker_thread_notices_other_processes_changes_off_the_predic
     finally:
         matching.stop_checker()
         assert not matching._checker_running()
+
+
+def _predict_with_request_id(api, secret, text, request_id):
+    s = SENTIMENT
+    path = (
+        f"/v2/users/{s['model_user_id']}/apps/{s['model_app_id']}/models/{s['model_id']}"
+        f"/versions/{s['model_version_id']}/outputs"
+    )
+    body = {"inputs": [{"data": {"text": {"raw": text}}}]}
+    return api.post(path, body, key=secret, headers={"X-Request-ID": request_id})
+
+
+def test_the_same_request_and_input_is_captured_once(api, alice, make_collector):
+    c = make_collector(alice)
+    for _ in range(2):
+        r = _predict_with_request_id(api, alice.secret, "retried by the client", "client-req-1")
+        assert r["status"]["code"] == 10000
+    assert len(captured(c)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_same_request_and_input_is_captured_once(
+    api, alice, make_collector, own_connection
+):
+    c = make_collector(alice)
+    for _ in range(2):
+        r = _predict_with_request_id(api, alice.secret, "retried by the client", "client-req-2")
+        assert r["status"]["code"] == 10000
+    assert len(captured(c)) == 1
+    assert counted(c, "dropped:duplicate") == 1
+    assert counted(c, "dropped:collector_inactive") == 0
