@@ -235,3 +235,24 @@ def test_patch_keys_cannot_rebind_or_escalate(api, alice, make_app, make_key):
     assert r["status"]["code"] == 11007
     k.key.refresh_from_db()
     assert (k.key.app_id, k.key.scopes) == (alice.app.pk, ["Predict"])
+
+
+def test_list_keys_filters_by_scopes_type_and_expiry(api, alice, make_key):
+    predict = make_key(alice.user, scopes=["Predict", "Inputs:Get"])
+    app_key = make_key(alice.user, scopes=["Predict"], app=alice.app)
+    gone = make_key(alice.user, scopes=["Predict", "Inputs:Get"])
+    Key.objects.filter(pk=gone.key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+    def ids(params):
+        r = api.get(KEYS, params, key=alice.secret)
+        assert r["status"]["code"] == 10000, r
+        return {k["id"] for k in r["keys"]}
+
+    assert ids({"scopes": ["Predict", "Inputs:Get"]}) == {predict.key.public_id, gone.key.public_id}
+    assert ids({"scopes": ["Predict", "Inputs:Get"], "not_expired": "true"}) == {
+        predict.key.public_id
+    }
+    assert ids({"type": "app_specific_key"}) == {app_key.key.public_id}
+    assert ids({"scopes": ["\u009b\u00c2 odd"]}) == set()
+    r = api.get(KEYS, {"type": "weird"}, key=alice.secret)
+    assert r["status"]["code"] == 11102

@@ -123,7 +123,7 @@ def list_keys(ctx, req: service_pb2.ListKeysRequest):
     if req.scopes:
         wanted = set(req.scopes)
         # Scopes live in a JSON list; filter in Python over this user's (few) keys.
-        ids = [k.pk for k in keys.only("pk", "scopes") if wanted <= set(k.scopes or [])]
+        ids = [pk for pk, have in keys.values_list("pk", "scopes") if wanted <= set(have or [])]
         keys = keys.filter(pk__in=ids)
     page = paginate(keys.select_related("app__owner"), req.page, req.per_page)
     return service_pb2.MultiKeyResponse(keys=[key_to_pb(k) for k in page])
