@@ -1,0 +1,312 @@
+"""Tenant isolation matrix, generated from the REST route table of the implemented RPCs.
+
+Alice owns an app with an input, a model, a workflow, a collector, a concept relation and keys.
+For every implemented (route, verb) that names a user, an app or an object, Bob -- a valid user
+with an all-scopes key -- calls it with Alice's ids (and, for write routes, a body that names
+Alice's objects or asks for `delete_all`). Every cell must answer "does not exist" (HTTP 404 with
+a *_DOES_NOT_EXIST code), never leak Alice's objects, and leave Alice's state byte-for-byte as it
+was. User-level list routes (no app in the path) may instead answer 2xx without any of Alice's
+private objects. New routes join the matrix automatically when their RPC is implemented.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from collectors_module.api.rest.transport import route_table
+from collectors_module.core import rpc
+from collectors_module.core.descriptors import all_rpcs
+from collectors_module.core.errors import SC
+
+ALICE = "alice"
+APP = "alice-private-app"
+INPUT = "alice-secret-input"
+MODEL = "alice-secret-model"
+WORKFLOW = "alice-secret-workflow"
+COLLECTOR = "alice-secret-collector"
+CONCEPT = "alice-secret-concept"
+SECRET_IDS = (APP, INPUT, MODEL, WORKFLOW, COLLECTOR, CONCEPT)
+
+DOES_NOT_EXIST = {
+    SC.CONN_DOES_NOT_EXIST,
+    SC.MODEL_DOES_NOT_EXIST,
+    SC.WORKFLOW_DOES_NOT_EXIST,
+    SC.INPUT_DOES_NOT_EXIST,
+    SC.COLLECTOR_MISSING,
+    SC.MODULE_DOES_NOT_EXIST,
+}
+
+
+_VAR = re.compile(r"\{([^}=]+)\}")
+# Path variables that name nothing a tenant owns (model types are the same for everybody).
+GLOBAL_VARS = {"model_type_id"}
+
+
+def _cells() -> list[tuple[str, str, str, str]]:
+    done = rpc.implemented()
+    cells = []
+    for template, verbs in sorted(route_table().items()):
+        if not set(_VAR.findall(template)) - GLOBAL_VARS:
+            continue  # no user, app or object named: nothing of Alice's to reach
+        for verb, (name, body_rule) in sorted(verbs.items()):
+            if name in done:
+                cells.append((template, verb, name, body_rule))
+    return cells
+
+
+CELLS = _cells()
+
+
+def _png() -> str:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 20, 20)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+class World:
+    """Alice's objects, created through her own API calls (best effort per object type)."""
+
+    def __init__(self, api, alice, bob, make_app, make_key):
+        self.api = api
+        self.alice = alice
+        self.app = make_app(alice.user, APP)
+        self.app_key = make_key(alice.user, app=self.app).key
+        self.pat = alice.key
+        self.secret = alice.secret
+        self.bob_pat = bob.secret
+        self.bob_app_key = make_key(bob.user, app=bob.app).secret
+        base = f"/v2/users/{ALICE}/apps/{APP}"
+        self.created: dict[str, str] = {}
+        png = _png()
+        self._make(
+            "input",
+            f"{base}/inputs",
+            {"inputs": [{"id": INPUT, "data": {"image": {"base64": png}}}]},
+        )
+        r = self._make(
+            "model",
+            f"{base}/models",
+            {
+                "model": {
+                    "id": MODEL,
+                    "model_type_id": "text-classifier",
+                    "model_version": {"metadata": {"runner": "builtin:sentiment"}},
+                }
+            },
+        )
+        self.model_version = (r or {}).get("model", {}).get("model_version", {}).get("id", "0" * 32)
+        r = self._make(
+            "workflow",
+            f"{base}/workflows",
+            {
+                "workflows": [
+                    {
+                        "id": WORKFLOW,
+                        "nodes": [
+                            {
+                                "id": "n1",
+                                "model": {
+                                    "id": MODEL,
+                                    "user_id": ALICE,
+                                    "app_id": APP,
+                                    "model_version": {"id": self.model_version},
+                                },
+                            }
+                        ],
+                    }
+                ]
+            },
+        )
+        workflows = (r or {}).get("workflows") or [{}]
+        self.workflow_version = workflows[0].get("version", {}).get("id", "0" * 32)
+        self._make(
+            "collector",
+            f"{base}/collectors",
+            {
+                "collectors": [
+                    {
+                        "id": COLLECTOR,
+                        "pre_queue_random_sample": 1.0,
+                        "collector_source": {
+                            "api_post_model_outputs_collector_source": {
+                                "model_user_id": ALICE,
+                                "model_app_id": APP,
+                                "model_id": MODEL,
+                                "model_version_id": self.model_version,
+                                "post_inputs_key_id": self.pat.public_id,
+                                "caller_user_id": ALICE,
+                            }
+                        },
+                    }
+                ]
+            },
+        )
+        self._make(
+            "relation",
+            f"{base}/concepts/{CONCEPT}/relations",
+            {"concept_relations": [{"object_concept": {"id": "other"}, "predicate": "hyponym"}]},
+        )
+
+    def _make(self, what: str, path: str, body: dict) -> dict | None:
+        r = self.api.post(path, body, key=self.secret)
+        if r["_http"] == 200 and r["status"]["code"] in (SC.SUCCESS, SC.MIXED_STATUS):
+            self.created[what] = path
+            return r
+        return None
+
+    # -- path variables and bodies -----------------------------------------------------------
+
+    def value_for(self, var: str, rpc_name: str) -> str:
+        leaf = var.rsplit(".", 1)[-1]
+        if var.endswith("user_id"):
+            return ALICE
+        if var.endswith("app_id"):
+            return APP
+        if var == "version_id" or leaf == "version_id":
+            return self.workflow_version if "Workflow" in rpc_name else self.model_version
+        return {
+            "collector_id": COLLECTOR,
+            "input_id": INPUT,
+            "model_id": MODEL,
+            "workflow_id": WORKFLOW,
+            "key_id": self.pat.public_id,
+            "concept_id": CONCEPT,
+            "model_type_id": "text-classifier",
+            "id": "alice-deployment",
+        }.get(leaf, "alice-object")
+
+    def ids_for(self, rpc_name: str) -> list[str]:
+        for word, ids in (
+            ("Input", [INPUT]),
+            ("Model", [MODEL]),
+            ("Workflow", [WORKFLOW]),
+            ("Collector", [COLLECTOR]),
+            ("Key", [self.pat.public_id, self.app_key.public_id]),
+            ("App", [APP]),
+            ("Concept", [CONCEPT]),
+        ):
+            if word in rpc_name:
+                return ids
+        return [INPUT]
+
+    def body_for(self, rpc_name: str) -> dict:
+        fields = all_rpcs()[rpc_name].request_cls.DESCRIPTOR.fields_by_name
+        ids = self.ids_for(rpc_name)
+        body: dict = {}
+        if "ids" in fields:
+            body["ids"] = ids
+        if "delete_all" in fields:
+            body["delete_all"] = True
+        if "action" in fields:
+            body["action"] = "overwrite"
+        creating = rpc_name.startswith("Post")
+        for plural in (
+            "inputs",
+            "models",
+            "workflows",
+            "collectors",
+            "keys",
+            "apps",
+            "concept_relations",
+        ):
+            if plural not in fields:
+                continue
+            if plural == "inputs" and rpc_name in ("PostModelOutputs", "PostWorkflowResults"):
+                body[plural] = [{"data": {"text": {"raw": "bob was here"}}}]
+            elif plural == "concept_relations":
+                body[plural] = [{"object_concept": {"id": "bob"}, "predicate": "hyponym"}]
+            elif creating:
+                body[plural] = [{"id": f"bob-intruder-{plural}", "description": "bob"}]
+            else:
+                body[plural] = [{"id": i, "description": "bob"} for i in ids]
+        if "model" in fields and creating:
+            body["model"] = {"id": "bob-intruder-model", "model_type_id": "text-classifier"}
+        return body
+
+    # -- Alice's state -----------------------------------------------------------------------
+
+    def snapshot(self) -> str:
+        base = f"/v2/users/{ALICE}/apps/{APP}"
+        paths = [
+            f"/v2/users/{ALICE}/apps",
+            f"/v2/users/{ALICE}/keys",
+            base,
+            f"{base}/inputs",
+            f"{base}/inputs/{INPUT}",
+            f"{base}/models",
+            f"{base}/models/{MODEL}/versions",
+            f"{base}/workflows",
+            f"{base}/collectors",
+            f"{base}/collectors/{COLLECTOR}",
+            f"{base}/concepts/relations",
+        ]
+        state = {}
+        for path in paths:
+            r = self.api.get(path, key=self.secret)
+            r.pop("status", None)  # carries a fresh request id
+            state[path] = r
+        return json.dumps(state, sort_keys=True)
+
+
+@pytest.fixture
+def world(api, alice, bob, make_app, make_key):
+    return World(api, alice, bob, make_app, make_key)
+
+
+def test_matrix_is_generated_from_the_route_table():
+    names = {name for _, _, name, _ in CELLS}
+    assert {"GetApp", "GetInput", "GetModel", "PostModelOutputs", "DeleteInputs"} <= names
+    assert len(CELLS) >= 40
+
+
+def test_alice_world_exists(world):
+    """The matrix is only meaningful if Alice's objects were really created."""
+    assert {"input", "model", "workflow", "collector", "relation"} <= set(world.created), (
+        world.created
+    )
+    assert (
+        world.api.get(f"/v2/users/{ALICE}/apps/{APP}/inputs/{INPUT}", key=world.secret)["_http"]
+        == 200
+    )
+
+
+@pytest.mark.parametrize(
+    ("template", "verb", "rpc_name", "body_rule"),
+    CELLS,
+    ids=[f"{v.upper()} {t} {n}" for t, v, n, _ in CELLS],
+)
+def test_other_tenant_cannot_reach_or_change_alice_objects(
+    world, template, verb, rpc_name, body_rule
+):
+    path = _VAR.sub(lambda m: world.value_for(m.group(1), rpc_name), template)
+    assert "{" not in path, path
+    names_user = "{user_app_id.user_id}" in template or "user_id}" in template
+    key = world.bob_pat if names_user else world.bob_app_key
+    body = world.body_for(rpc_name) if body_rule and verb != "get" else None
+
+    before = world.snapshot() if verb != "get" else None
+    r = world.api.call(verb.upper(), path, body=body, key=key)
+    http, code = r["_http"], r.get("status", {}).get("code")
+    if "/deployments/" in template:
+        # Deployments are not a resource of this server: refused before any lookup.
+        assert 400 <= http < 500, f"{verb.upper()} {path} as Bob -> HTTP {http}"
+        assert world.snapshot() == before
+        return
+    user_level_list = "app_id}" not in template and template.endswith(
+        ("/models", "/workflows", "/apps")
+    )
+    if user_level_list and 200 <= http < 300:
+        text = json.dumps(r)
+        leaked = [i for i in SECRET_IDS if i in text]
+        assert not leaked, f"{verb.upper()} {path} as Bob leaked {leaked}: {text[:500]}"
+    else:
+        assert http == 404, f"{verb.upper()} {path} as Bob -> HTTP {http} {r.get('status')}"
+        assert code in DOES_NOT_EXIST, f"{verb.upper()} {path} as Bob -> {r.get('status')}"
+    if before is not None:
+        assert world.snapshot() == before, f"{verb.upper()} {path} as Bob changed Alice's state"
