@@ -44,6 +44,11 @@ def publish_ids(ids: Iterable[str], *, connection=None, batch: int | None = None
 
     ids = [str(i) for i in ids]
     size = max(1, batch or batch_size())
+    if connection is None:  # the sweeper: its own short-timeout connection, not the shared pool
+        if not ids:
+            return 0
+        with short_timeout_connection() as conn:
+            return publish_ids(ids, connection=conn, batch=size)
     sent = 0
     for start in range(0, len(ids), size):
         chunk = ids[start : start + size]
@@ -57,6 +62,23 @@ def publish_ids(ids: Iterable[str], *, connection=None, batch: int | None = None
             )
         sent += len(chunk)
     return sent
+
+
+def short_timeout_connection():
+    """A broker connection that fails fast (short socket timeouts, at most one reconnect)."""
+    from collectors_module.celery import app
+
+    return app.connection_for_write(
+        transport_options={
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+            "socket_connect_timeout": 1,
+            "socket_timeout": 2,
+        },
+        connect_timeout=1,
+    )
 
 
 class Relay:
@@ -87,20 +109,7 @@ class Relay:
 
     def _connection(self):
         if self._conn is None:
-            from collectors_module.celery import app
-
-            # Short timeouts and at most one reconnect: an unreachable broker fails fast here.
-            self._conn = app.connection_for_write(
-                transport_options={
-                    "max_retries": 1,
-                    "interval_start": 0,
-                    "interval_step": 0.2,
-                    "interval_max": 0.2,
-                    "socket_connect_timeout": 1,
-                    "socket_timeout": 2,
-                },
-                connect_timeout=1,
-            )
+            self._conn = short_timeout_connection()
         return self._conn
 
     def _drop_connection(self) -> None:

@@ -89,19 +89,21 @@ def test_sigkilled_worker_with_captures_in_flight_loses_and_duplicates_nothing(
 ):
     collector = make_collector(alice)
     captures = [accept(collector, alice.user, f"capture {i}", publish=False) for i in range(60)]
-    # Slow enrichment (0.1 s per capture) so the kill lands while batches are being processed.
+    # Slow enrichment (0.2 s per capture) so the kill lands while batches are being processed.
     worker = celery_workers.start(
         pool="prefork",
         concurrency=2,
-        env={"COLLECTORS_FAULTS": "after_enrich:sleep", "COLLECTORS_FAULT_SLEEP": "0.1"},
+        env={"COLLECTORS_FAULTS": "after_enrich:sleep", "COLLECTORS_FAULT_SLEEP": "0.2"},
     )
     publish_ids([c.pk for c in captures], batch=5)
-    deadline = time.monotonic() + 20
-    while (
-        Capture.objects.filter(state=CaptureState.INGESTED).count() < 10
-        and time.monotonic() < deadline
-    ):
-        time.sleep(0.05)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # some done, and a batch claimed right now
+        if (
+            Capture.objects.filter(state=CaptureState.INGESTED).count() >= 10
+            and Capture.objects.filter(state=CaptureState.PROCESSING).exists()
+        ):
+            break
+        time.sleep(0.01)
     children = worker.child_pids()
     assert children, worker.log()
     killed = worker.kill(children=True)  # main and children, SIGKILL
