@@ -113,6 +113,36 @@ def _images_loaded(page) -> None:
     _wait_for(lambda: page.evaluate(check), timeout=15)
 
 
+def _builder_url() -> str:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse("workflows:builder", args=["app1"])
+    except NoReverseMatch:
+        return ""
+
+
+def _workflow_in_builder(
+    page, base: str, builder: str, workflow_id: str, choice: str, params: dict
+) -> None:
+    """New workflow -> add one node (model or operator, with its parameters) -> Save workflow."""
+    from playwright.sync_api import expect
+
+    page.goto(base + builder)
+    page.get_by_label("Workflow ID").fill(workflow_id)
+    page.get_by_role("button", name="Create workflow").click()
+    page.wait_for_url(re.compile(rf".*/workflows/{re.escape(workflow_id)}/$"))
+    page.locator("select#choice").select_option(choice)  # htmx swaps in the node form
+    node_form = page.locator("form.wf-node-form")
+    expect(node_form).to_be_visible()
+    for name, value in params.items():
+        node_form.locator(f'[name="{name}"]').fill(value)
+    node_form.get_by_role("button", name="Add node").click()
+    expect(page.locator("ol.wf-nodes li")).to_have_count(1)
+    page.get_by_role("button", name="Save workflow").click()
+    expect(page.locator("#editor")).to_contain_text("Saved")
+
+
 def _metric(page, name: str):
     return page.locator(f'tr.collector-row dd[data-metric="{name}"]').first
 
@@ -205,43 +235,61 @@ def test_collectors_module_flow_from_the_product_page(
     flow.shot("manage-two-installations")
     assert Installation.objects.filter(app=app).count() == 2
 
-    # -- the two workflows of the example ------------------------------------------------------
-    # The Workflow Builder page is not part of this build yet: create them with the workflows API
-    # and the user's key (as the product page's API section does).
-    flow.api(
-        "POST",
-        "/v2/users/alice/apps/app1/models",
-        {
-            "model": {
-                "id": "sampler",
-                "model_type_id": "random-sample",
-                "output_info": {"params": {"keep_fraction": 1}},
-            }
-        },
-    )
-    flow.api(
-        "POST",
-        "/v2/users/alice/apps/app1/workflows",
-        {
-            "workflows": [
-                {"id": "random-sample", "nodes": [{"id": "sample", "model": {"id": "sampler"}}]},
-                {
-                    "id": "image-to-text",
-                    "nodes": [
-                        {
-                            "id": "caption",
-                            "model": {
-                                "id": OCR["id"],
-                                "user_id": OCR["user_id"],
-                                "app_id": OCR["app_id"],
-                                "model_version": {"id": OCR["version"]},
-                            },
-                        }
-                    ],
-                },
-            ]
-        },
-    )
+    # -- the two workflows of the example, made in the Workflow Builder ---------------------------
+    builder = _builder_url()
+    if builder:
+        _workflow_in_builder(
+            page, base, builder, "random-sample", "op:random-sample", {"p_keep_fraction": "1"}
+        )
+        flow.shot("builder-random-sample")
+        _workflow_in_builder(page, base, builder, "image-to-text", "builtin:ocr", {})
+        flow.shot("builder-image-to-text")
+    else:  # the Workflow Builder page is not in this build: the workflows API with the user's key
+        print("Workflow Builder not available: workflows made through the API")
+        flow.api(
+            "POST",
+            "/v2/users/alice/apps/app1/models",
+            {
+                "model": {
+                    "id": "sampler",
+                    "model_type_id": "random-sample",
+                    "output_info": {"params": {"keep_fraction": 1}},
+                }
+            },
+        )
+        flow.api(
+            "POST",
+            "/v2/users/alice/apps/app1/workflows",
+            {
+                "workflows": [
+                    {
+                        "id": "random-sample",
+                        "nodes": [{"id": "sample", "model": {"id": "sampler"}}],
+                    },
+                    {
+                        "id": "image-to-text",
+                        "nodes": [
+                            {
+                                "id": "caption",
+                                "model": {
+                                    "id": OCR["id"],
+                                    "user_id": OCR["user_id"],
+                                    "app_id": OCR["app_id"],
+                                    "model_version": {"id": OCR["version"]},
+                                },
+                            }
+                        ],
+                    },
+                ]
+            },
+        )
+    from collectors_module.workflows.models import Workflow
+
+    made = {w.public_id: w for w in Workflow.objects.filter(app=app).prefetch_related("nodes")}
+    assert set(made) == {"random-sample", "image-to-text"}
+    sampler_node = made["random-sample"].nodes.get()
+    assert sampler_node.model_version.model.output_info["params"]["keep_fraction"] == 1
+    assert made["image-to-text"].nodes.get().model_version.public_id == OCR["version"]
 
     # -- create the collector through the sidebar's Create page ---------------------------------
     page.goto(base + "/apps/app1/")
