@@ -127,6 +127,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+if "pytest" in sys.modules:
+    # Tests create many users; a slow hasher there only costs time, it proves nothing.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
@@ -207,6 +211,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = 512_000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Keep a worker's DB connection across tasks (Celery's Django fixup otherwise closes it after
+# every task, so each capture paid a new PostgreSQL connection); the collectors tasks drop a
+# broken or expired connection themselves (close_old_connections), as Django does per request.
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", 100))
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
