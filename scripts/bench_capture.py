@@ -191,6 +191,15 @@ def main() -> int:
         relay.flush(5.0)
         counters.flush()
         captured = Capture.objects.filter(collector=target).count() - captures_before
+        from django.db.models import Sum
+
+        from collectors_module.collectors.models import CollectorCounter
+
+        drops = dict(
+            CollectorCounter.objects.filter(collector=target, metric__startswith="dropped:")
+            .values_list("metric")
+            .annotate(n=Sum("count"))
+        )
     finally:
         Collector.objects.filter(app__owner=user).delete()
         user.delete()
@@ -226,9 +235,13 @@ def main() -> int:
             print(f"{labels[name]:<28}{p50:>9.3f}{p99:>9.3f}{statistics.fmean(v):>9.3f}"
                   f"{p50 / b50:>11.3f}{p99 - b99:>+11.3f}")  # fmt: skip
     expected = args.rounds * (2 * args.per_round + args.warmup)
-    print(f"\ncaptures written in the 'on' scenario: {captured} (expected {expected})")
+    print(
+        f"\ncaptures written in the 'on' scenario: {captured} (expected {expected}); drops: {drops or 'none'}"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "captured": captured}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"rows": rows, "captured": captured, "drops": drops}, indent=2)
+        )
     return 0
 
 
