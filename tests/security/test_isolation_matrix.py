@@ -24,7 +24,8 @@ from collectors_module.core import rpc
 from collectors_module.core.descriptors import all_rpcs
 from collectors_module.core.errors import SC
 
-ALICE = "alice"
+ALICE = "iso-alice"
+BOB = "iso-bob"
 APP = "alice-private-app"
 INPUT = "alice-secret-input"
 MODEL = "alice-secret-model"
@@ -72,15 +73,19 @@ def _png() -> str:
 class World:
     """Alice's objects, created through her own API calls (best effort per object type)."""
 
-    def __init__(self, api, alice, bob, make_app, make_key):
+    def __init__(self, api, alice, bob):
+        from collectors_module.accounts.services import key_create
+        from collectors_module.applications.services import app_create
+
         self.api = api
         self.alice = alice
-        self.app = make_app(alice.user, APP)
-        self.app_key = make_key(alice.user, app=self.app).key
+        self.app = app_create(owner=alice.user, app_id=APP)
+        self.app_key = key_create(owner=alice.user, scopes=["All"], app=self.app).key
         self.pat = alice.key
         self.secret = alice.secret
+        self.bob = bob
         self.bob_pat = bob.secret
-        self.bob_app_key = make_key(bob.user, app=bob.app).secret
+        self.bob_app_key = key_create(owner=bob.user, scopes=["All"], app=bob.app).secret
         base = f"/v2/users/{ALICE}/apps/{APP}"
         self.created: dict[str, str] = {}
         png = _png()
@@ -254,9 +259,53 @@ class World:
         return json.dumps(state, sort_keys=True)
 
 
+def _tenant(user_id: str, app_id: str):
+    from collectors_module.accounts.services import key_create, user_create
+    from collectors_module.applications.services import app_create
+
+    user, _ = user_create(user_id=user_id, password="pw-for-tests-123", plan="professional")
+    app = app_create(owner=user, app_id=app_id)
+    created = key_create(owner=user, scopes=["All"], description="isolation matrix")
+    return type(
+        "Tenant", (), {"user": user, "app": app, "key": created.key, "secret": created.secret}
+    )
+
+
+@pytest.fixture(scope="module")
+def shared_world(django_db_setup, django_db_blocker):
+    """Built once per module and committed (each test still runs in its own transaction, so a
+    change Bob manages to make is both detected by the snapshot and rolled back)."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from collectors_module.modules.models import Module
+    from collectors_module.modules.services import installation_authorize, installation_create
+    from tests.conftest import Api
+
+    with django_db_blocker.unblock():
+        get_user_model().objects.filter(username__in=[ALICE, BOB]).delete()  # an aborted run
+        try:
+            alice = _tenant(ALICE, "alice-other-app")
+            bob = _tenant(BOB, "bob-app")
+            world = World(Api(Client()), alice, bob)
+            module = Module.objects.filter(slug="collector").first()
+            if module is not None:
+                inst = installation_create(
+                    module=module, app=world.app, user=alice.user, slug="collector"
+                )
+                installation_authorize(installation=inst, user=alice.user)
+            relations = world.api.get(
+                f"/v2/users/{ALICE}/apps/{APP}/concepts/relations", key=world.secret
+            ).get("concept_relations", [])
+            world.relation_id = relations[0]["id"] if relations else "alice-relation"
+            yield world
+        finally:
+            get_user_model().objects.filter(username__in=[ALICE, BOB]).delete()
+
+
 @pytest.fixture
-def world(api, alice, bob, make_app, make_key):
-    return World(api, alice, bob, make_app, make_key)
+def world(shared_world, db):
+    return shared_world
 
 
 def test_matrix_is_generated_from_the_route_table():
@@ -310,3 +359,109 @@ def test_other_tenant_cannot_reach_or_change_alice_objects(
         assert code in DOES_NOT_EXIST, f"{verb.upper()} {path} as Bob -> {r.get('status')}"
     if before is not None:
         assert world.snapshot() == before, f"{verb.upper()} {path} as Bob changed Alice's state"
+
+
+# --------------------------------------------------------------------------- web pages
+
+# URL kwargs that name something global (the module catalogue), not a tenant's object.
+GLOBAL_KWARGS = {"slug"}
+
+
+def _web_cells() -> list[str]:
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                yield from walk(p.url_patterns, prefix + str(p.pattern))
+            elif isinstance(p, URLPattern):
+                yield prefix + str(p.pattern)
+
+    cells = []
+    for route in walk(get_resolver().url_patterns):
+        if route.startswith(("^", "v2/", "api/")):
+            continue
+        kwargs = set(re.findall(r"<(?:\w+:)?(\w+)>", route))
+        if kwargs - GLOBAL_KWARGS:
+            cells.append(route)
+    return sorted(set(cells))
+
+
+WEB_CELLS = _web_cells()
+
+
+@pytest.fixture
+def web_world(world):
+    return world
+
+
+def _web_value(world, name: str) -> str:
+    return {
+        "app_id": APP,
+        "input_id": INPUT,
+        "workflow_id": WORKFLOW,
+        "collector_id": COLLECTOR,
+        "key_id": world.pat.public_id,
+        "relation_id": world.relation_id,
+        "inst_slug": "collector",
+        "node_id": "n1",
+    }.get(name, "alice-object")
+
+
+def _web_state(world) -> str:
+    from collectors_module.modules.models import Installation
+
+    installs = list(
+        Installation.objects.filter(app=world.app).order_by("pk").values_list("slug", "key_id")
+    )
+    return world.snapshot() + json.dumps(installs)
+
+
+def test_web_matrix_is_generated_from_the_url_conf():
+    assert any("collector_id" in c for c in WEB_CELLS)
+    assert any("input_id" in c for c in WEB_CELLS)
+    assert any("key_id" in c for c in WEB_CELLS)
+
+
+@pytest.mark.parametrize("route", WEB_CELLS)
+def test_other_user_cannot_see_or_change_alice_pages(web_world, client, route):
+    client.force_login(web_world.bob.user)
+    path = "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: _web_value(web_world, m.group(1)), route)
+    before = _web_state(web_world)
+    for method, extra in (("get", {}), ("get", {"HTTP_HX_REQUEST": "true"}), ("post", {})):
+        form = {"app_id": APP, "id": COLLECTOR, "action": "deactivate", "confirm": "1"}
+        response = (
+            getattr(client, method)(path, form, **extra)
+            if method == "post"
+            else client.get(path, **extra)
+        )
+        assert response.status_code in (404, 405), (
+            f"{method.upper()} {path} {extra} as Bob -> {response.status_code}"
+        )
+        body = response.content.decode(errors="replace")
+        leaked = [i for i in (INPUT, WORKFLOW, COLLECTOR) if i in body and i not in path]
+        assert not leaked, f"{method.upper()} {path} leaked {leaked}"
+    assert _web_state(web_world) == before, f"{route} as Bob changed Alice's state"
+
+
+GET_CELLS = [c for c in CELLS if c[1] == "get"]
+
+
+@pytest.mark.parametrize(
+    ("template", "verb", "rpc_name", "body_rule"),
+    GET_CELLS,
+    ids=[f"{t} {n}" for t, _, n, _ in GET_CELLS],
+)
+def test_control_alice_herself_reaches_the_same_paths(world, template, verb, rpc_name, body_rule):
+    """Guards the matrix: its paths name real objects, so Bob's 404s are refusals, not typos."""
+    path = _VAR.sub(lambda m: world.value_for(m.group(1), rpc_name), template)
+    names_user = "user_id}" in template
+    from collectors_module.accounts.services import key_create
+
+    key = (
+        world.secret
+        if names_user
+        else key_create(owner=world.alice.user, scopes=["All"], app=world.app).secret
+    )
+    r = world.api.get(path, key=key)
+    assert r["_http"] == 200, f"GET {path} as Alice -> {r['_http']} {r.get('status')}"
