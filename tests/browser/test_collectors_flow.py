@@ -320,8 +320,12 @@ def test_collectors_module_flow_from_the_product_page(
     flow.shot("show-all-created")
 
     # -- predict as the caller: captured, captioned (OCR text), ingested -----------------------
+    started = time.monotonic()
     flow.predict(text_image("HELLO 42"))
     expect(_metric(page, "ingested")).to_have_text("1", timeout=WAIT_MS)  # htmx polling
+    print(
+        f"predict -> captured, OCR'd and shown as ingested on Show All: {time.monotonic() - started:.1f}s"
+    )
     expect(_metric(page, "accepted")).to_have_text("1")
     flow.shot("show-all-after-first-capture")
     first = _wait_for(lambda: _inputs_of(app))[0]
