@@ -144,6 +144,31 @@ def stop_worker(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (Linux /proc), 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_snapshot(proc: subprocess.Popen) -> dict:
+    """CPU used so far by the worker (main + pool children) and its PostgreSQL backends."""
+    children = [int(f.name.split("-", 1)[1]) for f in proc.piddir.glob("child-*")]  # type: ignore[attr-defined]
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'collectors-worker' "
+            "AND datname = current_database()"
+        )
+        backends = [r[0] for r in cur.fetchall()]
+    return {
+        "worker": sum(cpu_seconds(p) for p in [proc.pid, *children]),
+        "postgres": sum(cpu_seconds(p) for p in backends),
+    }
+
+
 def wait_done(collector, n: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -186,11 +211,13 @@ def throughput(collector, user, workers: int, n: int, chunk: int, logdir: Path) 
     try:
         from django.utils import timezone
 
+        cpu_before = cpu_snapshot(proc)
         started_at = timezone.now()
         for capture_id in ids:
             relay.enqueue_publish(capture_id)
         ok = wait_done(collector, n, timeout=max(120, n / 50))
         relay.flush(5)
+        cpu_after = cpu_snapshot(proc)
     finally:
         stop_worker(proc)
     qs = Capture.objects.filter(collector=collector)
@@ -205,6 +232,12 @@ def throughput(collector, user, workers: int, n: int, chunk: int, logdir: Path) 
         "inputs": Input.objects.filter(app=collector.app).count(),
         "seconds": round(span, 3),
         "captures_per_second": round(n / span, 1) if span else None,
+        "cpu_ms_per_capture_worker": round(
+            (cpu_after["worker"] - cpu_before["worker"]) * 1000 / n, 3
+        ),
+        "cpu_ms_per_capture_postgres": round(
+            (cpu_after["postgres"] - cpu_before["postgres"]) * 1000 / n, 3
+        ),
         "relay": relay.stats(),
     }
 

@@ -12,6 +12,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
+from django.db import close_old_connections
 
 from collectors_module.core.faults import fault_point
 
@@ -30,10 +31,13 @@ _LIMITS = {
 @shared_task(name="collectors.process_capture", **_LIMITS)
 def process_capture(*, capture_id: str) -> str | None:
     """Claim and process one capture; returns its state (None when it no longer exists)."""
+    close_old_connections()  # connections are reused across tasks (CELERY_DB_REUSE_MAX)
     try:
         state = pipeline.process(capture_id)
     except SoftTimeLimitExceeded:
         state = "retry"  # the lease expires and the sweeper republishes it
+    finally:
+        close_old_connections()
     fault_point("before_ack")
     return state
 
@@ -59,7 +63,11 @@ def process_batch(*, capture_ids: list[str]) -> dict:
 )
 def sweep() -> dict:
     """Republish due captures, reclaim expired leases, expire old ones (beat, every 15 s)."""
-    return sweeper.sweep()
+    close_old_connections()
+    try:
+        return sweeper.sweep()
+    finally:
+        close_old_connections()
 
 
 # -- pidfiles for the fault tests: the harness kills the main process and the pool children ------
