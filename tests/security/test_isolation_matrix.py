@@ -465,3 +465,73 @@ def test_control_alice_herself_reaches_the_same_paths(world, template, verb, rpc
     )
     r = world.api.get(path, key=key)
     assert r["_http"] == 200, f"GET {path} as Alice -> {r['_http']} {r.get('status')}"
+
+
+# --------------------------------------------------------------------------- gRPC
+
+
+def _grpc_cells() -> list[tuple[str, str, str]]:
+    """One cell per implemented RPC with a binding that names Alice's things: (rpc, template,
+    body rule), preferring the binding with the user in the path (gRPC has no default app)."""
+    by_rpc: dict[str, tuple[str, str, str]] = {}
+    for template, verb, name, body_rule in CELLS:
+        if "/deployments/" in template:
+            continue
+        current = by_rpc.get(name)
+        if current is None or ("user_id}" in template and "user_id}" not in current[1]):
+            by_rpc[name] = (name, template, body_rule if verb != "get" else "")
+    return sorted(by_rpc.values())
+
+
+GRPC_CELLS = _grpc_cells()
+
+
+@pytest.fixture(scope="module")
+def grpc_stub(shared_world, tmp_path_factory):
+    from clarifai_grpc.channel.clarifai_channel import ClarifaiChannel
+    from clarifai_grpc.grpc.api import service_pb2_grpc
+
+    from collectors_module.api.grpc.server import ServerConfig, build_server
+    from collectors_module.api.management.commands.devcert import write_dev_certs
+
+    certs = write_dev_certs(tmp_path_factory.mktemp("iso-certs"))
+    server, port = build_server(
+        ServerConfig(
+            address="127.0.0.1:0",
+            cert_file=str(certs["cert"]),
+            key_file=str(certs["key"]),
+            max_workers=2,
+            max_message_bytes=4 * 2**20,
+        )
+    )
+    server.start()
+    channel = ClarifaiChannel.get_grpc_channel(
+        base=f"localhost:{port}", root_certificates_path=str(certs["ca"])
+    )
+    yield service_pb2_grpc.V2Stub(channel)
+    channel.close()
+    server.stop(2).wait(5)
+
+
+@pytest.mark.parametrize(
+    ("rpc_name", "template", "body_rule"), GRPC_CELLS, ids=[c[0] for c in GRPC_CELLS]
+)
+def test_other_tenant_cannot_reach_alice_objects_over_grpc(
+    world, grpc_stub, rpc_name, template, body_rule
+):
+    from collectors_module.core.protojson import from_dict, set_path
+
+    data = world.body_for(rpc_name) if body_rule else {}
+    for var in _VAR.findall(template):
+        set_path(data, var, world.value_for(var, rpc_name))
+    request = from_dict(data, all_rpcs()[rpc_name].request_cls)
+    writes = not rpc_name.startswith(("Get", "List", "MyScopes"))
+    before = world.snapshot() if writes else None
+    response = getattr(grpc_stub, rpc_name)(
+        request, metadata=(("authorization", f"Key {world.bob_pat}"),), timeout=30
+    )
+    assert response.status.code in DOES_NOT_EXIST, (
+        f"{rpc_name} as Bob over gRPC -> {response.status}"
+    )
+    if writes:
+        assert world.snapshot() == before, f"{rpc_name} as Bob over gRPC changed Alice's state"
