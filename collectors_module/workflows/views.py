@@ -36,6 +36,12 @@ from .recipes import RECIPES
 MAX_TRY_IMAGE_BYTES = 10 * 1024 * 1024
 
 
+def _status(request, status: int) -> int:
+    """htmx 2 does not swap 4xx answers by default: a partial with its validation errors is a 200
+    to htmx (a full page keeps its 400)."""
+    return 200 if request.htmx and status == 400 else status
+
+
 # --- drafts -----------------------------------------------------------------------------------
 
 
@@ -55,7 +61,11 @@ class Editor:
 
 
 def _summary(params: dict, concepts: list) -> str:
-    parts = [f"{k}={v}" for k, v in sorted(params.items()) if v not in ("", None, [], {})]
+    parts = [
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in sorted(params.items())
+        if v not in ("", None, [], {})
+    ]
     if concepts:
         parts.append(
             "concepts: "
@@ -417,7 +427,7 @@ def _editor_context(
 def _render_editor(request, ed: Editor, status: int = 200, **kw) -> HttpResponse:
     context = _editor_context(request, ed, **kw)
     template = "workflows/_editor.html" if request.htmx else "workflows/edit.html"
-    return render(request, template, context, status=status)
+    return render(request, template, context, status=_status(request, status))
 
 
 # --- views: the builder -----------------------------------------------------------------------
@@ -619,7 +629,7 @@ def _write(request, ed: Editor) -> None:
             nodes.append(node)
         body: dict = {"id": ed.workflow_id, "nodes": nodes}
         if ed.saved is None:
-            body["description"] = f"Made in the Workflow Builder ({len(nodes)} nodes)"
+            body["description"] = "Made in the Workflow Builder"
         pb = from_dict(body, resources_pb2.Workflow)
         if ed.saved is None:
             services.workflow_create(app=ed.app, workflow_pb=pb)
@@ -783,7 +793,9 @@ def try_view(request: HttpRequest, app_id: str, workflow_id: str) -> HttpRespons
         status = 400
     context = {"result": result, "try_form": form, "ed": ed}
     if request.htmx:
-        return render(request, "workflows/_try_results.html", context, status=status)
+        return render(
+            request, "workflows/_try_results.html", context, status=_status(request, status)
+        )
     return _render_editor(request, ed, status=status, try_form=form, result=result)
 
 
@@ -837,7 +849,7 @@ def knowledge_graph_view(request: HttpRequest, app_id: str) -> HttpResponse:
     if request.method == "POST" and form is None:
         context["added"] = True
     template = "workflows/_kg_panel.html" if request.htmx else "workflows/knowledge_graph.html"
-    return render(request, template, context, status=status)
+    return render(request, template, context, status=_status(request, status))
 
 
 @login_required

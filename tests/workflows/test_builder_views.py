@@ -171,7 +171,7 @@ def test_bad_params_are_shown_next_to_the_field_and_nothing_is_added(web, alice)
         },
         **HTMX,
     )
-    assert response.status_code == 400
+    assert response.status_code == 200  # htmx swaps only 2xx: errors come in a 200 partial
     html = response.content.decode()
     assert re.search(r'id="nf-p_conditions_error"[^>]*>conditions\[0\]\.op must be one of', html)
     page = web.get(url(alice.app, "workflows", "bad")).content.decode()
@@ -198,7 +198,7 @@ def test_a_save_error_is_shown_next_to_its_node(web, alice, make_operator):
 
     Model.objects.filter(app=alice.app, public_id="my-sampler").delete()
     response = web.post(url(alice.app, "workflows", "stale", "save"), **HTMX)
-    assert response.status_code == 400
+    assert response.status_code == 200
     html = response.content.decode()
     error = re.search(r'<li class="wf-node has-error" id="node-mine">.*?</li>', html, re.S).group(0)
     assert "does not exist" in error
@@ -215,7 +215,7 @@ def test_remove_node_refuses_a_node_others_read_then_removes(web, alice):
     )
     remove = url(alice.app, "workflows", "kg-map", "nodes", "mapper", "remove")
     response = web.post(remove, **HTMX)
-    assert response.status_code == 400
+    assert response.status_code == 200
     assert "Node confident reads this node" in response.content.decode()
     response = web.post(
         url(alice.app, "workflows", "kg-map", "nodes", "confident", "remove"), **HTMX
@@ -254,7 +254,7 @@ def test_try_it_shows_every_node_output(web, alice):
     assert "<strong>Filtered out</strong>" in html
     # Nothing chosen: a message, no run.
     response = web.post(url(alice.app, "workflows", "conf", "try"), {}, **HTMX)
-    assert response.status_code == 400
+    assert response.status_code == 200
     assert "Choose an image or type some text." in response.content.decode()
 
 
@@ -297,7 +297,7 @@ def test_knowledge_graph_add_list_delete(web, alice):
     assert ">colors<" in html
     # A bad value is refused next to its field.
     response = web.post(page, {"subject": "x", "predicate": "synonym", "object": "x"}, **HTMX)
-    assert response.status_code == 400
+    assert response.status_code == 200
     assert re.search(
         r'id="kg-object_error"[^>]*>A concept cannot be related to itself',
         response.content.decode(),
