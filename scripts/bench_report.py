@@ -8,6 +8,7 @@ their printed lines) against a benchmark database (DATABASE_URL, default h_chaos
 private redis-server on a free loopback port (never the shared one; killed by pid at the end):
 
   predict p50/p99 with 0, 1 and 1,000 collectors   scripts/bench_capture.py (REST, in process)
+  the same with asynchronous capture commits        scripts/bench_capture.py --async-commit
   the same during a broker outage                   scripts/bench_capture.py, broker port closed
   pipeline throughput, 1 and 2 worker processes     scripts/bench_pipeline.py
   capture-to-ingest p50/p99 on an idle system       scripts/bench_pipeline.py
@@ -178,6 +179,14 @@ def table(fig: dict) -> list[str]:
             f"{many['p50_ms']:.2f} / {many['p99_ms']:.2f}")  # fmt: skip
         add("  ratio p50 / p99, 1,000 non-matching", f"{r50m:.3f} / {r99m:.3f}", "<= 1.02",
             r50m <= 1.02)  # fmt: skip
+    asy = fig.get("capture_async_commit")
+    if asy:
+        r50, d99 = (
+            asy["on"]["p50_ms"] / asy["off"]["p50_ms"],
+            asy["on"]["p99_ms"] - asy["off"]["p99_ms"],
+        )
+        add("  same with COLLECTORS_CAPTURE_ASYNC_COMMIT=1: ratio p50 / delta p99",
+            f"{r50:.3f} / {d99:+.2f} ms", "<= 1.05 / <= +2 ms", r50 <= 1.05 and d99 <= 2.0)  # fmt: skip
     out = fig.get("capture_broker_down")
     if out:
         off, on = out["off"], out["on"]
@@ -227,7 +236,7 @@ def main() -> int:
     parser.add_argument("--captures", type=int, default=5000, help="pipeline backlog size")
     parser.add_argument("--reports", default=str(ROOT / "reports"))
     parser.add_argument(
-        "--only", default="", help="comma list: capture,outage,pipeline,showall,grpc"
+        "--only", default="", help="comma list: capture,async,outage,pipeline,showall,grpc"
     )
     parser.add_argument("--show-all", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -262,6 +271,9 @@ def main() -> int:
         steps = []
         if want("capture"):
             steps.append(("capture", lambda: capture_rows(_capture(py, env, rounds, logdir, ""))))
+        if want("async"):
+            steps.append(("capture_async_commit", lambda: capture_rows(
+                _capture(py, env, [*rounds, "--async-commit"], logdir, "-async"))))  # fmt: skip
         if want("outage"):
             dead = {**env, "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/1",
                     "REDIS_URL": f"redis://127.0.0.1:{free_port()}/1"}  # fmt: skip

@@ -7,9 +7,9 @@ Starts its own processes (all killed by pid at the end, even on failure; their p
 listed in <logdir>/pids.txt): a private redis-server (the broker, on a free port, no
 persistence), gunicorn serving the app (2 workers x 4 threads), two Celery workers (prefork,
 2 children each) with the fault-suite timings (visibility 20 s, hard limit 8 s, lease 12 s), and
-runs the sweeper itself every 3 s (as beat would). Three collectors watch the built-in sentiment
-model: 100% sampling, 10% sampling, and one limited to 60 captures per minute. The shared Redis
-is never touched.
+runs the sweeper itself every 5 s (as beat would; --sweep-seconds, --sweep-min-age). Three
+collectors watch the built-in sentiment model: 100% sampling, 10% sampling, and one limited to
+60 captures per minute. The shared Redis is never touched.
 
 Load: a short A/B first (same load, collectors off then on, back to back), then N predictions at
 concurrency C, paced so the load outlasts the fault plan. Faults, on a seeded schedule, each
@@ -303,6 +303,10 @@ def main() -> int:
     parser.add_argument("--pg-sweeps", type=int, default=2)
     parser.add_argument("--post-failure-pct", type=float, default=5.0)
     parser.add_argument("--enrich-sleep", type=float, default=0.05, help="slow enrichment (s)")
+    parser.add_argument("--sweep-seconds", type=float, default=5.0, help="sweeper interval")
+    parser.add_argument(
+        "--sweep-min-age", type=float, default=10.0, help="sweeper: republish rows quiet this long"
+    )
     parser.add_argument("--database", default="chaos_run")
     parser.add_argument("--database-url", default="", help="full URL (overrides --database)")
     parser.add_argument("--drain-timeout", type=float, default=180)
@@ -458,9 +462,9 @@ def run(args, rng: random.Random, db_url: str, logdir: Path, procs: Procs) -> in
     def sweeper_loop() -> None:
         from collectors_module.collectors.sweeper import sweep
 
-        while not stop_sweeper.wait(3.0):
+        while not stop_sweeper.wait(args.sweep_seconds):
             try:
-                r = sweep(min_age=3)
+                r = sweep(min_age=args.sweep_min_age)
                 sweeps["runs"] += 1
                 sweeps["republished"] += int(r.get("republished", 0) or 0)
             except Exception:
@@ -667,6 +671,8 @@ def run(args, rng: random.Random, db_url: str, logdir: Path, procs: Procs) -> in
             "reject_on_worker_lost": True,
             "post_failure_pct": args.post_failure_pct,
             "enrich_sleep_s": args.enrich_sleep,
+            "sweep_seconds": args.sweep_seconds,
+            "sweep_min_age_s": args.sweep_min_age,
         },
     }
     faults_out = []
