@@ -9,8 +9,8 @@ Order of checks (cheapest first, nothing expensive before the caps):
    only allowed to use that one plugin, so a file cannot claim one format and parse as another;
 3. `Image.open` reads the header only: width x height over MAX_IMAGE_PIXELS ->
    INPUT_INVALID_ARGUMENT (Pillow's own decompression-bomb limit is set to the same value);
-4. `verify()` (PNG: every chunk CRC up to IEND) and a bounded load (JPEG decoded at 1/8 scale)
-   so truncated or corrupt files are refused here instead of failing inside a runner.
+4. `verify()` plus a cheap completeness check per format (see `_check_complete`), so truncated
+   files are refused here instead of failing inside a runner, without decoding JPEG/WEBP twice.
 """
 
 from __future__ import annotations
@@ -122,19 +122,45 @@ def validate_image(data: bytes) -> ImageInfo:
 
     try:
         with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+            scan_offset = _first_tile_offset(im)
             im.verify()
-        if fmt != "PNG":  # PNG's verify already walked every chunk up to IEND
-            with Image.open(io.BytesIO(data), formats=[fmt]) as im:
-                if fmt == "JPEG":
-                    # DCT scaling: decodes every scan (so truncation shows) at 1/8 of the cost.
-                    im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
-                im.load()
+        _check_complete(fmt, data, scan_offset)
+    except ApiError:
+        raise
     except Image.DecompressionBombError as exc:
         raise ApiError(SC.INPUT_INVALID_ARGUMENT, f"image has too many pixels: {exc}") from exc
     except Exception as exc:  # truncated, corrupt, or a polyglot that only looks like an image
         raise _invalid(f"{fmt} data is truncated or corrupt: {exc}") from exc
 
     return ImageInfo(format=fmt, width=width, height=height, mime=MIME_BY_FORMAT[fmt])
+
+
+def _first_tile_offset(im) -> int:
+    try:
+        return int(im.tile[0][2])
+    except (IndexError, TypeError, ValueError):
+        return 0
+
+
+def _check_complete(fmt: str, data: bytes, scan_offset: int) -> None:
+    """Cheap completeness checks, so predict does not decode every image twice:
+    PNG -- verify() already walked every chunk CRC up to IEND;
+    JPEG -- an end-of-image marker after the start of the main scan (trailing data after it,
+    as in motion photos, is allowed);
+    WEBP -- the RIFF container is as long as its header says;
+    GIF, BMP, TIFF -- the first frame is decoded (bounded by the pixel limit; BMP is a copy)."""
+    if fmt == "PNG":
+        return
+    if fmt == "JPEG":
+        if data.rfind(b"\xff\xd9") <= scan_offset:
+            raise _invalid("JPEG data is truncated: no end-of-image marker after the scan")
+        return
+    if fmt == "WEBP":
+        if int.from_bytes(data[4:8], "little") + 8 > len(data):
+            raise _invalid("WEBP data is truncated: shorter than its RIFF header says")
+        return
+    with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+        im.load()
 
 
 def decode_base64(value: str | bytes) -> bytes:

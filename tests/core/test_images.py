@@ -170,3 +170,20 @@ def test_decode_base64_refuses_oversized_text_before_decoding(settings):
         decode_base64(base64.b64encode(b"x" * 100))
     assert exc.value.code == SC.INPUT_INVALID_ARGUMENT
     assert decode_base64(base64.b64encode(b"x" * 30)) == b"x" * 30
+
+
+def test_jpeg_with_data_after_the_end_marker_is_accepted():
+    # Motion photos and some cameras append data after the JPEG's end-of-image marker.
+    data = encode("JPEG", size=(64, 48)) + b"ftypmp42" + b"\x00" * 500
+    assert validate_image(data).format == "JPEG"
+
+
+def test_validating_a_large_jpeg_does_not_decode_it():
+    noise = Image.effect_noise((4000, 3000), 40).convert("RGB")
+    buf = io.BytesIO()
+    noise.save(buf, "JPEG", quality=90)
+    data = buf.getvalue()
+    started = time.perf_counter()
+    for _ in range(5):
+        validate_image(data)
+    assert (time.perf_counter() - started) / 5 < 0.05  # a full decode takes over 100 ms here
