@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -99,3 +100,16 @@ def bob(make_user, make_app, make_key):
     app = make_app(user, "bobapp")
     created = make_key(user)
     return type("Tenant", (), {"user": user, "app": app, "key": created.key, "secret": created.secret})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_limiter_redis():
+    """Rate-limit counters live in Redis for up to a day, keyed by collector pk; a previous run
+    on this machine must not count against this run's collectors."""
+    import redis
+    from django.conf import settings
+
+    url = os.environ.get("COLLECTORS_LIMITER_REDIS_URL") or getattr(settings, "REDIS_URL", "")
+    if url and url != settings.CELERY_BROKER_URL:
+        with contextlib.suppress(redis.RedisError):  # tests that need Redis will say so
+            redis.Redis.from_url(url, socket_timeout=2).flushdb()

@@ -3,6 +3,8 @@
 Order per (input, collector): caller rules -> random sample -> inline pre-queue workflow (on the
 OUTPUT) -> payload size -> backlog caps -> rate limits -> one bounded INSERT (own savepoint,
 `statement_timeout`/`lock_timeout` on PostgreSQL) -> publish after commit through the relay.
+In servers the INSERT is done by the per-process writer thread (`writer.py`), in batches, so the
+prediction waits on neither the database nor the broker.
 Every drop is counted with its reason; nothing here ever raises into the prediction.
 """
 
@@ -164,7 +166,16 @@ def _admit_and_write(event, entries) -> None:
                 log.exception("capture admission failed (collector %s)", entry.pk)
                 _drop(entry.pk, ERROR)
     if rows:
-        _write(rows)
+        if conf.capture_writer_thread():
+            from .writer import QUEUE_FULL, get_writer
+
+            writer = get_writer()
+            for row in rows:
+                if not writer.put(row):
+                    _drop(row.collector_id, QUEUE_FULL)
+                    backlog.note_accepted(row.collector_id, -1)
+        else:
+            _write(rows)
 
 
 def _classify(exc: Exception) -> str:

@@ -112,3 +112,31 @@ def counter_thread_enabled() -> bool:
     if raw is not None and raw != "":
         return _bool(raw)
     return getattr(settings, "COLLECTORS_COUNTER_THREAD", "pytest" not in sys.modules)
+
+
+def capture_writer_thread() -> bool:
+    """Write accepted captures from a per-process writer thread (batched, off the request), or
+    inline on the request thread. Off under pytest, where tests read rows right after predicting."""
+    raw = os.environ.get("COLLECTORS_CAPTURE_WRITER")
+    if raw is not None and raw != "":
+        return raw.strip().lower() == "thread"
+    return (
+        str(
+            getattr(
+                settings,
+                "COLLECTORS_CAPTURE_WRITER",
+                "inline" if "pytest" in sys.modules else "thread",
+            )
+        )
+        == "thread"
+    )
+
+
+def capture_queue_size() -> int:
+    """Accepted captures waiting for the writer thread, per process; beyond it they are dropped."""
+    return _get("COLLECTORS_CAPTURE_QUEUE_SIZE", 5000, int)
+
+
+def capture_write_batch() -> int:
+    """At most this many captures per INSERT by the writer thread."""
+    return _get("COLLECTORS_CAPTURE_WRITE_BATCH", 200, int)

@@ -599,3 +599,61 @@ def test_outside_a_transaction_the_same_request_and_input_is_captured_once(
     assert len(captured(c)) == 1
     assert counted(c, "dropped:duplicate") == 1
     assert counted(c, "dropped:collector_inactive") == 0
+
+
+# -- servers: the writer thread commits captures off the request thread ------------------------
+
+
+def _admin_params() -> dict:
+    sd = connection.settings_dict
+    return {"host": sd["HOST"] or "127.0.0.1", "port": sd["PORT"] or 5432, "user": sd["USER"],
+            "dbname": sd["NAME"], "password": sd.get("PASSWORD") or None}
+
+
+@pytest.fixture
+def writer_thread(monkeypatch, own_connection):
+    from collectors_module.collectors import writer
+
+    monkeypatch.setenv("COLLECTORS_CAPTURE_WRITER", "thread")
+    # Long waits on purpose: an insert on the request thread would now block for seconds.
+    monkeypatch.setenv("COLLECTORS_CAPTURE_LOCK_TIMEOUT_MS", "4000")
+    monkeypatch.setenv("COLLECTORS_CAPTURE_STATEMENT_TIMEOUT_MS", "5000")
+    writer._writer = None
+    yield writer
+    writer.flush(10.0)
+    writer._writer = None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_writer_thread_the_prediction_does_not_wait_for_the_insert(
+    api, alice, make_collector, writer_thread
+):
+    c = make_collector(alice)
+    with psycopg.connect(**_admin_params(), autocommit=False) as locker:
+        locker.execute(f"LOCK TABLE {Capture._meta.db_table} IN EXCLUSIVE MODE")
+        started = time.perf_counter()
+        r = predict_text(api, alice.secret, "written by the writer thread")
+        elapsed = time.perf_counter() - started
+        time.sleep(0.3)
+        assert captured(c) == []  # still waiting for the lock
+        locker.rollback()
+    assert r["status"]["code"] == 10000
+    assert elapsed < 1.0  # inline, this prediction would have waited up to 4 s for the lock
+    assert writer_thread.flush(10.0)
+    [cap] = captured(c)
+    assert cap.input_data == {"text": {"raw": "written by the writer thread"}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_full_writer_queue_drops_and_counts(api, alice, make_collector, writer_thread, monkeypatch):
+    monkeypatch.setenv("COLLECTORS_CAPTURE_QUEUE_SIZE", "1")
+    c = make_collector(alice)
+    with psycopg.connect(**_admin_params(), autocommit=False) as locker:
+        locker.execute(f"LOCK TABLE {Capture._meta.db_table} IN EXCLUSIVE MODE")
+        for i in range(5):
+            assert predict_text(api, alice.secret, f"burst {i}")["status"]["code"] == 10000
+        locker.rollback()
+    assert writer_thread.flush(10.0)
+    written, dropped = len(captured(c)), counted(c, "dropped:capture_queue_full")
+    # One row in the writer's hands, one in the queue's only slot, the other three dropped.
+    assert (written, dropped) == (2, 3)
