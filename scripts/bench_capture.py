@@ -71,7 +71,7 @@ def main() -> int:
     from collectors_module.accounts.models import User
     from collectors_module.accounts.services import key_create
     from collectors_module.applications.models import App
-    from collectors_module.collectors import counters, matching, relay, services
+    from collectors_module.collectors import conf, counters, matching, relay, services, writer
     from collectors_module.collectors.models import (
         COLLECTOR_ACTIVE,
         COLLECTOR_INACTIVE,
@@ -166,6 +166,8 @@ def main() -> int:
         return (time.perf_counter() - started) * 1000
 
     def scenario(name: str) -> None:
+        # Captures still queued for the writer thread belong to the previous scenario.
+        writer.flush(10.0)
         Collector.objects.filter(pk=target.pk).update(
             status=COLLECTOR_ACTIVE if name == "on" else COLLECTOR_INACTIVE,
             revision=F("revision") + 1,
@@ -188,6 +190,7 @@ def main() -> int:
                     call()
                 samples[name].extend(call() for _ in range(args.per_round))
                 service[name].extend(call_service() for _ in range(args.per_round))
+        writer.flush(10.0)
         relay.flush(5.0)
         counters.flush()
         captured = Capture.objects.filter(collector=target).count() - captures_before
@@ -206,7 +209,8 @@ def main() -> int:
         matching.invalidate()
 
     print(f"\nbuiltin sentiment, 1 text input, in process; {args.rounds} rounds x {args.per_round} calls per "
-          f"scenario and level, interleaved; capture commit {'async' if args.async_commit else 'synchronous'}; "
+          f"scenario and level, interleaved; capture commit {'async' if args.async_commit else 'synchronous'}, "
+          f"written {'by the writer thread' if conf.capture_writer_thread() else 'inline'}; "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
     rows = []
     labels = {
