@@ -6,16 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.urls import include, path
 
 from collectors_module.collectors.models import Collector
-
-# This module doubles as a URL conf: the project's URLs plus the collector extension endpoints
-# (the lead includes `collectors.api_urls` under `api/` in the root URL conf).
-from collectors_module.urls import urlpatterns as _root
 from collectors_module.workflows.models import Workflow
-
-urlpatterns = [path("api/", include("collectors_module.collectors.api_urls")), *_root]
 
 BASE = "/v2/users/alice/apps/app1/collectors"
 SENTIMENT_VERSION = "996e3c70d6372b1e7e3c10875ebd2b8b"
@@ -269,7 +262,6 @@ def test_post_several_collectors_is_all_or_nothing(api, alice):
 # -- extension endpoints ----------------------------------------------------------------------
 
 
-@pytest.mark.urls(__name__)
 def test_limits_endpoint_reads_and_sets_the_extension_fields(api, alice, bob):
     api.post(BASE, {"collectors": [builtin_body("lim", alice.key.public_id)]}, key=alice.secret)
     url = "/api/v2/users/alice/apps/app1/collectors/lim/limits"
@@ -294,7 +286,6 @@ def test_limits_endpoint_reads_and_sets_the_extension_fields(api, alice, bob):
     assert Collector.objects.get(public_id="lim").max_per_minute == 10
 
 
-@pytest.mark.urls(__name__)
 def test_capture_log_endpoint_pages_captures(api, alice, bob, make_key):
     from collectors_module.collectors.models import Capture
 
