@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.db.models import RestrictedError
 
 from collectors_module.applications.services import app_delete
+from collectors_module.core.errors import ApiError
 from collectors_module.workflows import selectors, services
 from collectors_module.workflows.models import Workflow, WorkflowNode
 
@@ -30,7 +30,7 @@ def test_models_used_by_another_apps_workflow_keep_their_app(
     )
     assert [w.public_id for w in selectors.workflows_using_models_of_app(other)] == ["wf"]
     assert not selectors.workflows_using_models_of_app(alice.app).exists()
-    with pytest.raises(RestrictedError):
+    with pytest.raises(ApiError, match="used by workflows"):
         app_delete(app=other)
     services.workflow_delete(app=alice.app, workflow_id="wf")
     app_delete(app=other)

@@ -298,7 +298,7 @@ def test_duplicate_and_invalid_graph_errors(api, alice, sampler):
     body = {"workflows": [{"id": "wf", "nodes": [node("s", "sampler")]}]}
     assert api.post(f"{BASE}/workflows", body, key=alice.secret)["status"]["code"] == 10000
     r = api.post(f"{BASE}/workflows", body, key=alice.secret)
-    assert (r["_http"], r["status"]["code"]) == (400, 22100)
+    assert (r["_http"], r["status"]["code"]) == (409, 22100)
     assert "already exists" in r["status"]["details"]
     r = api.post(
         f"{BASE}/workflows",
