@@ -22,7 +22,7 @@ from .conftest import PASSWORD
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.worker,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 COLOR_MODEL = "/users/builtin/apps/main/models/color-recognition"

@@ -16,7 +16,7 @@ from .conftest import PASSWORD, png_bytes
 # rollback restores the rows data migrations seeded (built-in models, module catalogue).
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 CHROMIUM = "/usr/bin/chromium"

@@ -18,8 +18,10 @@ from .conftest import text_image
 
 pytestmark = [
     pytest.mark.browser,
-    # live_server needs a transactional database; serialized rollback restores builtin/main.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    # live_server needs a transactional database. No serialized rollback: its teardown flush skips
+    # post_migrate, which would leave the tests after this one without builtin/main; this one
+    # seeds builtin/main itself (a serialized test before it may have flushed it away).
+    pytest.mark.django_db(transaction=True),
 ]
 
 CHROMIUM = "/usr/bin/chromium"
@@ -100,6 +102,9 @@ def try_it(pg, image_path: Path) -> None:
 def test_build_random_sample_and_image_to_text_workflows_and_try_them(
     live_server, page, make_user, make_app, tmp_path
 ):
+    from collectors_module.inference.seed import ensure_builtin_models
+
+    ensure_builtin_models()
     user = make_user("alice")
     make_app(user, "shop")
     image = tmp_path / "sign.png"
