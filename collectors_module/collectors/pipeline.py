@@ -24,7 +24,14 @@ from typing import Any
 
 from clarifai_grpc.grpc.api import resources_pb2
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.db.models import F, Q, TextField, Value
 from django.db.models.functions import Cast, Concat, Replace
 from django.utils import timezone
@@ -413,8 +420,52 @@ def _claimable(now) -> Q:
     )
 
 
+def _fast_claim(capture_ids: list, now) -> list[tuple[Any, int]]:
+    """PostgreSQL: one autocommit `UPDATE ... RETURNING` claims the due, young, not-exhausted rows."""
+    table = Capture._meta.db_table
+    sql = (
+        f"UPDATE {table} SET state = %s, attempts = attempts + 1, lease_until = %s, updated_at = %s "
+        "WHERE id = ANY(%s::uuid[]) AND created_at >= %s AND attempts + 1 <= %s AND ("
+        "state = %s OR (state = %s AND next_attempt_at <= %s) OR (state = %s AND lease_until < %s)"
+        ") RETURNING id, attempts"
+    )
+    params = [
+        CaptureState.PROCESSING.value,
+        now + timedelta(seconds=lease_seconds()),
+        now,
+        [str(i) for i in capture_ids],
+        now - timedelta(seconds=max_age_seconds()),
+        max_attempts(),
+        CaptureState.ACCEPTED.value,
+        CaptureState.RETRY.value,
+        now,
+        CaptureState.PROCESSING.value,
+        now,
+    ]
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return [(row[0], row[1]) for row in cur.fetchall()]
+
+
 def claim(capture_ids: list) -> Claim:
-    """Compare-and-set `processing` with a lease on the given rows that are due. One transaction."""
+    """Compare-and-set `processing` with a lease on the given rows that are due.
+
+    PostgreSQL outside a transaction: one UPDATE ... RETURNING; the rows it did not take (too
+    old, out of attempts, or simply not due) go through the general path below.
+    """
+    now = timezone.now()
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        taken = _fast_claim(capture_ids, now)
+        if len(taken) == len(set(map(str, capture_ids))):
+            return Claim(taken, {})
+        got = {str(t[0]) for t in taken}
+        rest = _claim_general([i for i in capture_ids if str(i) not in got])
+        return Claim(taken + rest.claimed, rest.ended)
+    return _claim_general(capture_ids)
+
+
+def _claim_general(capture_ids: list) -> Claim:
+    """Portable claim (one transaction, SKIP LOCKED); also ends too-old and exhausted rows."""
     now = timezone.now()
     ended: dict[Any, str] = {}
     with transaction.atomic():
@@ -513,15 +564,16 @@ def _refused(d: Decision, exc: ApiError) -> None:
         d.reason = f"destination refused the input: {code_name(exc.code)} {exc.details}"[:500]
 
 
-def _ingest_many(ds: list[Decision]) -> None:
+def _ingest_many(ds: list[Decision], *, savepoint: bool = True) -> None:
     """Insert many destination inputs with one existence check and one INSERT per app.
 
     Same validation and columns as `inputs.services.input_create` (its `_prepare` step); falls
     back to `input_create` one by one if the bulk path is unavailable or an insert conflicts.
     """
-    if len(ds) <= 1:
-        for d in ds:
-            _ingest_one(d)
+    if not ds:
+        return
+    if len(ds) == 1 and savepoint:
+        _ingest_one(ds[0])
         return
     try:
         from collectors_module.inputs.models import Input, input_blob_path
@@ -571,6 +623,11 @@ def _ingest_many(ds: list[Decision]) -> None:
                 d.state, d.reason = "retry", f"destination: blob storage: {exc}"[:500]
                 continue
             rows.append((d, row))
+        if not savepoint:  # the caller rolls back everything on a conflict
+            Input.objects.bulk_create([row for _, row in rows])
+            for d, _ in rows:
+                d.state, d.reason = CaptureState.INGESTED, ""
+            continue
         try:
             with transaction.atomic():
                 Input.objects.bulk_create([row for _, row in rows])
@@ -614,7 +671,54 @@ _DESTINATION_ID_SQL = Concat(
 )
 
 
+class _LeaseLost(Exception):
+    """Some row was reclaimed by another worker meanwhile: roll back and take the careful path."""
+
+
 def commit(decisions: list[Decision]) -> list[Decision]:
+    """Insert the inputs and record every outcome in ONE transaction (exactly once).
+
+    Fast path: bulk insert, then UPDATEs fenced by (state=processing, attempts=ours); if a fence
+    or an insert fails, everything rolls back and `_commit_locked` redoes it row by row.
+    """
+    if not decisions:
+        return []
+    planned = [(d, d.state, d.reason, d.status_code) for d in decisions]
+    try:
+        return _commit_fast(decisions)
+    except (_LeaseLost, IntegrityError):
+        for d, state, reason, code in planned:
+            d.state, d.reason, d.status_code = state, reason, code
+        return _commit_locked(decisions)
+
+
+def _commit_fast(decisions: list[Decision]) -> list[Decision]:
+    now = timezone.now()
+    with transaction.atomic():
+        _ingest_many([d for d in decisions if d.state == INGEST], savepoint=False)
+        groups: dict[tuple, list[Decision]] = {}
+        for d in decisions:
+            key = (d.state, d.reason, d.status_code, d.filtered_by, d.attempts)
+            groups.setdefault(key, []).append(d)
+        for group in groups.values():
+            first = group[0]
+            updates = _updates_for(first, now)
+            if first.state == CaptureState.INGESTED:
+                updates["destination_input_id"] = _DESTINATION_ID_SQL
+            n = Capture.objects.filter(
+                pk__in=[d.capture_id for d in group],
+                state=CaptureState.PROCESSING,
+                attempts=first.attempts,
+            ).update(**updates)
+            if n != len({d.capture_id for d in group}):
+                raise _LeaseLost()
+    flags = {d.collector_id: d.flag for d in decisions if d.flag}
+    for collector_id, reason in flags.items():
+        _flag_collector(collector_id, reason)
+    return decisions
+
+
+def _commit_locked(decisions: list[Decision]) -> list[Decision]:
     """One transaction: lock the rows still ours, insert inputs, record every outcome."""
     if not decisions:
         return []

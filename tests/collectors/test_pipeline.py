@@ -135,6 +135,25 @@ def test_retry_after_input_committed_finds_it_and_does_not_create_a_second(alice
     assert Input.objects.filter(app=alice.app).count() == 1
 
 
+def test_worker_that_lost_its_lease_records_nothing(alice, make_collector):
+    """Fencing: after a takeover, the first worker's insert and mark roll back."""
+    from collectors_module.collectors.pipeline import claim, commit, decide
+
+    collector = make_collector(alice)
+    capture = accept(collector, alice.user, publish=False)
+    ((cid, attempts),) = claim([capture.pk]).claimed
+    decision = decide(Capture.objects.get(pk=cid), attempts)
+    # meanwhile the lease expired and another worker claimed the capture
+    Capture.objects.filter(pk=cid).update(
+        attempts=attempts + 1, lease_until=timezone.now() + timedelta(seconds=60)
+    )
+    assert commit([decision]) == []
+    assert not Input.objects.exists()
+    row = Capture.objects.get(pk=cid)
+    assert row.state == CaptureState.PROCESSING
+    assert row.attempts == attempts + 1
+
+
 def test_capture_held_by_a_live_lease_is_not_claimed_again(alice, make_collector):
     collector = make_collector(alice)
     capture = accept(collector, alice.user, publish=False)
