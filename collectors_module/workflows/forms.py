@@ -139,6 +139,9 @@ class NodeForm(forms.Form):
             except ApiError as exc:
                 self.add_error(name, exc.details)
                 continue
+            except RecursionError:  # JSON nested thousands of levels deep
+                self.add_error(name, f"{f.name}: the JSON is nested too deeply")
+                continue
             if value is None:
                 continue
             if f.is_param:

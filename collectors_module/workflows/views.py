@@ -28,7 +28,7 @@ from collectors_module.core.ids import is_valid_id
 from collectors_module.core.protojson import from_dict
 from collectors_module.inputs.views import own_app_or_404
 
-from . import executor, selectors, services
+from . import conf, executor, selectors, services
 from .forms import NodeForm, RelationForm, TryForm, WorkflowCreateForm
 from .model_types import MODEL_TYPES, get_model_type
 from .recipes import RECIPES
@@ -510,6 +510,9 @@ def node_add_view(request: HttpRequest, app_id: str, workflow_id: str) -> HttpRe
         ed.error = "Choose a model or an operator from the list."
         return _render_editor(request, ed, status=400)
     form = _node_form(ed, choice, data=request.POST)
+    limit = conf.max_nodes()
+    if len(ed.nodes) >= limit:
+        form.add_error(None, f"A workflow may have at most {limit} nodes.")
     if form.is_valid():
         _check_operator(form, choice)
     if not form.is_valid():

@@ -359,3 +359,23 @@ def test_delete_workflow(web, alice):
     response = web.post(url(alice.app, "workflows", "gone", "delete"))
     assert response.status_code == 302
     assert not Workflow.objects.filter(app=alice.app, public_id="gone").exists()
+
+
+def test_hostile_node_form_values_are_refused_without_a_500(web, alice):
+    web.post(url(alice.app, "workflows"), {"workflow_id": "odd", "recipe": ""})
+    add = url(alice.app, "workflows", "odd", "nodes")
+    deep = "[" * 5000 + "]" * 5000
+    response = web.post(add, {"choice": "op:metadata-filter", "node_id": "m", "p_conditions": deep})
+    assert response.status_code == 400
+    assert "nested too deeply" in response.content.decode()
+    response = web.post(
+        add,
+        {"choice": "op:random-sample", "node_id": "s", "p_seed": "a\x00b", "p_keep_fraction": "1"},
+    )
+    assert response.status_code == 400
+    for choice in ("op:nope", "app:../../x", "builtin:missing", "", "x" * 500):
+        response = web.post(add, {"choice": choice, "node_id": "n"})
+        assert response.status_code == 400
+        assert "Choose a model or an operator" in response.content.decode()
+    assert web.get(url(alice.app, "workflows", "odd"), {"choice": "app:\x00"}).status_code == 200
+    assert web.get(url(alice.app, "workflows", "bad id!")).status_code == 404
