@@ -88,7 +88,12 @@ def _nodes_of(workflow) -> list[dict]:
             if executor.is_operator_version(mv)
             else model.model_type_id
         )
-        params, concepts = executor.effective_config(mv, n.output_info_override)
+        if executor.is_operator_version(mv):
+            params, concepts = executor.effective_config(mv, n.output_info_override)
+        else:  # a model: only what the node sets (not the model's whole concept list)
+            override = n.output_info_override or {}
+            params = override.get("params") or {}
+            concepts = (override.get("data") or {}).get("concepts") or []
         nodes.append(
             {
                 "id": n.node_id,

@@ -175,11 +175,29 @@ def test_build_random_sample_and_image_to_text_workflows_and_try_them(
     assert pg.locator("svg.wf-svg path[marker-end]").count() == 2
     shot(pg, "06-two-nodes")
 
-    # 375px wide: no horizontal scrolling, the graph scales down.
+    # 3. A template: uncertain predictions (the source model, then max probability below 0.5).
+    pg.get_by_role("link", name="Workflow Builder").first.click()
+    pg.get_by_label("Workflow ID").fill("uncertain")
+    pg.get_by_label("Start from").select_option("uncertain-predictions")
+    pg.get_by_role("button", name="Create workflow").click()
+    pg.get_by_role("heading", name="Workflow uncertain").wait_for()
+    assert pg.locator("#node-uncertain").inner_text().count("threshold=0.5") == 1
+    try_it(pg, image)  # mostly white: the classifier is sure, so the input is filtered out
+    assert pg.locator("#try-verdict").inner_text().startswith("Filtered out by node uncertain")
+    assert pg.locator("#out-source meter").count() >= 1  # the concepts drawn as bars
+    shot(pg, "07-template-tried")
+    pg.get_by_role("link", name="Workflow Builder").first.click()
+    assert pg.locator(".wf-table tbody tr").count() == 3
+    shot(pg, "08-builder-list")
+
+    # 375px wide: no horizontal scrolling.
     pg.set_viewport_size({"width": 375, "height": 800})
-    pg.reload()
+    pg.goto(base + "/apps/shop/workflows/read-text/")
     assert pg.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-    shot(pg, "07-narrow-editor")
+    shot(pg, "09-narrow-editor")
+    pg.goto(base + "/apps/shop/workflows/")
+    assert pg.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    shot(pg, "10-narrow-builder-list")
     pg.set_viewport_size({"width": 1280, "height": 900})
 
     # Knowledge graph: add, then delete after confirming.
@@ -190,7 +208,7 @@ def test_build_random_sample_and_image_to_text_workflows_and_try_them(
     pg.get_by_role("button", name="Add relation").click()
     pg.get_by_text("Relation added.").wait_for()
     assert "Relations (1)" in pg.locator("#kg-panel").inner_text()
-    shot(pg, "08-knowledge-graph")
+    shot(pg, "11-knowledge-graph")
     pg.once("dialog", lambda d: d.accept())
     pg.get_by_role("button", name="Delete red synonym rouge").click()
     pg.get_by_text("No relations yet.").wait_for()
