@@ -12,6 +12,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PORT="${PORT:-8000}"
+GRPC_PORT="${GRPC_PORT:-50443}"
 HOST="127.0.0.1"
 VAR="$ROOT/var"
 LOG_DIR="$VAR/log"
@@ -107,6 +108,17 @@ say "Starting the web server on http://$HOST:$PORT (log: var/log/web.log)"
 "$VPY" manage.py runserver "$HOST:$PORT" --noreload >"$LOG_DIR/web.log" 2>&1 &
 PIDS+=("$!")
 
+if [ ! -s "$VAR/certs/ca.pem" ]; then
+  "$VPY" manage.py devcert "$VAR/certs" >/dev/null
+fi
+if "$VPY" -c "import socket,sys; s=socket.socket(); sys.exit(0 if s.connect_ex(('$HOST', $GRPC_PORT)) == 0 else 1)"; then
+  die "port $GRPC_PORT is already in use (run with GRPC_PORT=<another port>)"
+fi
+say "Starting the gRPC server (TLS) on localhost:$GRPC_PORT (log: var/log/grpc.log)"
+"$VPY" manage.py grpcserver --address "$HOST:$GRPC_PORT" --cert "$VAR/certs/server.pem" \
+  --key "$VAR/certs/server.key" >"$LOG_DIR/grpc.log" 2>&1 &
+PIDS+=("$!")
+
 say "Starting a Celery worker with the sweeper schedule (log: var/log/worker.log)"
 "$ROOT/.venv/bin/celery" -A collectors_module worker -B --pool solo --loglevel INFO \
   -s "$VAR/celerybeat-schedule" >"$LOG_DIR/worker.log" 2>&1 &
@@ -141,7 +153,14 @@ cat <<EOF
       -H "Authorization: Key $DEMO_KEY" -H "Content-Type: application/json" \\
       -d '{"inputs": [{"data": {"image": {"base64": "$PNG_B64"}}}]}'
 
-  Press Ctrl-C to stop the web server and the worker.
+  Clarifai gRPC clients (clarifai-grpc 12.2.11, e.g. the product page's Python code) need only:
+
+    export CLARIFAI_GRPC_BASE=localhost:$GRPC_PORT
+    export GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=$VAR/certs/ca.pem
+
+  and the JSON channel: export CLARIFAI_API_BASE=http://$HOST:$PORT
+
+  Press Ctrl-C to stop the web server, the gRPC server and the worker.
 
 EOF
 
