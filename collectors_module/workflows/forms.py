@@ -215,6 +215,28 @@ class TryForm(forms.Form):
         help_text="Used when no image is chosen.",
     )
 
+    metadata = forms.CharField(
+        label="Metadata (optional JSON object)",
+        required=False,
+        max_length=MAX_TRY_TEXT,
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+        help_text='The input\'s metadata, for metadata filters, e.g. {"source": "mobile"}.',
+    )
+
+    def clean_metadata(self) -> dict:
+        import json
+
+        raw = (self.cleaned_data.get("metadata") or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise forms.ValidationError("Not valid JSON.") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Write a JSON object, e.g. {"source": "mobile"}.')
+        return value
+
     def clean(self):
         data = super().clean()
         if not data.get("image") and not (data.get("text") or "").strip():

@@ -784,6 +784,11 @@ def try_view(request: HttpRequest, app_id: str, workflow_id: str) -> HttpRespons
         else:
             inp.data.text.raw = form.cleaned_data["text"]
             result["input"] = "text"
+        if form.cleaned_data["metadata"]:
+            try:
+                inp.data.metadata.update(form.cleaned_data["metadata"])
+            except (ValueError, TypeError, RecursionError):
+                result["error"] = "The metadata could not be used (too deeply nested?)."
         if "error" not in result:
             run = executor.run_on_inputs(ed.saved, [inp])[0]
             if isinstance(run, ApiError):

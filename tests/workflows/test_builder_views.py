@@ -379,3 +379,40 @@ def test_hostile_node_form_values_are_refused_without_a_500(web, alice):
         assert "Choose a model or an operator" in response.content.decode()
     assert web.get(url(alice.app, "workflows", "odd"), {"choice": "app:\x00"}).status_code == 200
     assert web.get(url(alice.app, "workflows", "bad id!")).status_code == 404
+
+
+def test_try_it_metadata_feeds_the_metadata_filter_template(web, alice):
+    web.post(url(alice.app, "workflows"), {"workflow_id": "meta", "recipe": "metadata-filter"})
+    try_url = url(alice.app, "workflows", "meta", "try")
+    kept = web.post(try_url, {"text": "hi", "metadata": '{"source": "mobile"}'}, **HTMX)
+    assert "<strong>Kept</strong>" in kept.content.decode()
+    dropped = web.post(try_url, {"text": "hi", "metadata": '{"source": "web"}'}, **HTMX)
+    assert "Filtered out</strong> by node metadata" in dropped.content.decode()
+    bad = web.post(try_url, {"text": "hi", "metadata": "[1]"}, **HTMX)
+    assert "Write a JSON object" in bad.content.decode()
+    deep = web.post(try_url, {"text": "hi", "metadata": "[" * 3000 + "]" * 3000}, **HTMX)
+    assert "Not valid JSON." in deep.content.decode()
+
+
+def test_mapper_operator_form_and_add(web, alice):
+    web.post(url(alice.app, "workflows"), {"workflow_id": "map", "recipe": ""})
+    page = web.get(url(alice.app, "workflows", "map"), {"choice": "op:concept-hyponym-mapper"})
+    assert re.search(
+        r'<input type="text" name="p_knowledge_graph_id"[^>]*placeholder="\(all relations\)"',
+        page.content.decode(),
+    )
+    add = url(alice.app, "workflows", "map", "nodes")
+    web.post(add, {"choice": "builtin:color-recognition", "node_id": "colors"})
+    response = web.post(
+        add,
+        {
+            "choice": "op:concept-hyponym-mapper",
+            "node_id": "narrow",
+            "inputs": ["colors"],
+            "p_knowledge_graph_id": "kg1",
+        },
+    )
+    assert response.status_code == 302
+    assert web.post(url(alice.app, "workflows", "map", "save")).status_code == 302
+    node = Workflow.objects.get(app=alice.app, public_id="map").nodes.get(node_id="narrow")
+    assert node.model_version.output_info["params"] == {"knowledge_graph_id": "kg1"}
