@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 os.environ.setdefault("COLLECTORS_DEV", "1")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collectors_module.settings")
 
-from chaoslib.procs import Procs, RedisServer, free_port, wait_port  # noqa: E402
+from chaoslib.procs import Procs, RedisServer, free_port, owned_child, wait_port  # noqa: E402
 
 TIMINGS = {
     "CELERY_VISIBILITY_TIMEOUT": "20",
@@ -118,13 +118,9 @@ class Worker:
         )  # fmt: skip
 
     def children(self) -> list[int]:
-        out = []
-        for f in self.piddir.glob("child-*"):
-            pid = int(f.name.split("-", 1)[1])
-            with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as fh:
-                if fh.read().split(")")[-1].split()[0] != "Z":
-                    out.append(pid)
-        return out
+        """Live pool children (checked to be ours: a dead child's pid may have been reused)."""
+        pids = [int(f.name.split("-", 1)[1]) for f in self.piddir.glob("child-*")]
+        return [pid for pid in pids if owned_child(pid, self.piddir)]
 
     def dead_children(self) -> list[int]:
         """Pool children that were started and are gone (a crash point killed itself there)."""

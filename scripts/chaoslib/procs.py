@@ -42,23 +42,54 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def start_time(pid: int) -> str:
+    """The process's start time (clock ticks since boot): with the pid, it names one process
+    even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def owned_child(pid: int, piddir: Path) -> bool:
+    """A live Celery pool child that writes its pidfile into `piddir` (not a reused pid)."""
+    if not _alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            env = fh.read().split(b"\0")
+    except OSError:
+        return False
+    return f"COLLECTORS_WORKER_PIDFILE_DIR={piddir}".encode() in env
+
+
 def record_pid(logdir: Path, pid: int) -> None:
     with open(Path(logdir) / "pids.txt", "a") as fh:
-        fh.write(f"{pid}\n")
+        fh.write(f"{pid} {start_time(pid)}\n")
 
 
 def kill_recorded(logdir: Path) -> int:
-    """SIGKILL every recorded pid (and recorded worker children) still alive; returns how many."""
+    """SIGKILL every recorded process (and recorded worker child) still alive, checking that the
+    pid still names the process that was started (start time, pidfile folder); returns how many."""
     logdir = Path(logdir)
-    pids: set[int] = set()
+    targets: list[int] = []
     with contextlib.suppress(OSError):
-        pids |= {int(x) for x in (logdir / "pids.txt").read_text().split() if x.strip().isdigit()}
+        for line in (logdir / "pids.txt").read_text().splitlines():
+            parts = line.split()
+            if parts and parts[0].isdigit():
+                pid = int(parts[0])
+                started = parts[1] if len(parts) > 1 else ""
+                if _alive(pid) and started and start_time(pid) == started:
+                    targets.append(pid)
     for f in logdir.glob("pids-*/child-*"):
         with contextlib.suppress(ValueError):
-            pids.add(int(f.name.split("-", 1)[1]))
+            pid = int(f.name.split("-", 1)[1])
+            if owned_child(pid, f.parent):
+                targets.append(pid)
     killed = 0
-    for pid in pids:
-        if pid != os.getpid() and _alive(pid):
+    for pid in set(targets):
+        if pid != os.getpid():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGCONT)
                 os.kill(pid, signal.SIGKILL)
