@@ -659,3 +659,43 @@ def test_request_target_is_percent_encoded_and_fragment_dropped():
     assert target.request_target == "/%C3%A4%20b?q=%C3%BC"
     assert target.host == "xn--bcher-kva.example"
     assert safe_fetch.parse_target("http://bücher.example/").host == "xn--bcher-kva.example"
+
+
+# --------------------------------------------------------------------------- HTTPS
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server on loopback whose certificate names `images.test` (CA in tmp_path)."""
+    import ssl
+
+    from collectors_module.api.management.commands.devcert import write_dev_certs
+
+    certs = write_dev_certs(tmp_path, hosts=["images.test"])
+    seen_sni: list[str | None] = []
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(certs["cert"]), str(certs["key"]))
+    context.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
+    srv = Server()
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv, certs["ca"], seen_sni
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_https_is_pinned_and_verifies_the_name(tls_server, settings, monkeypatch):
+    srv, ca, seen_sni = tls_server
+    settings.SAFE_FETCH_ALLOWED_HOSTS = [f"images.test:{srv.port}", f"wrong.test:{srv.port}"]
+    settings.SAFE_FETCH_CA_FILE = str(ca)
+    dns = Resolver(
+        monkeypatch, {"images.test": ["127.0.0.1", "192.0.2.99"], "wrong.test": ["127.0.0.1"]}
+    )
+    result = fetch(f"https://images.test:{srv.port}/image.png")
+    assert result.content == PNG_1x1
+    assert dns.calls == ["images.test"]
+    assert seen_sni == ["images.test"]
+    assert [(p, h) for p, h, _ in srv.requests] == [("/image.png", f"images.test:{srv.port}")]
+    # Same address, but the certificate does not name this host: refused by TLS verification.
+    assert failure(f"https://wrong.test:{srv.port}/image.png").reason == "tls_failed"
+    assert len(srv.requests) == 1
