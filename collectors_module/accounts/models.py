@@ -89,3 +89,7 @@ class CaptureGrant(models.Model):
                 name="one_active_grant_per_pair",
             )
         ]
+
+    def __str__(self) -> str:
+        state = "revoked" if self.revoked_at else "active"
+        return f"{self.grantor.username} -> {self.grantee.username} ({state})"

@@ -34,6 +34,15 @@ def user_create(
     return user, password
 
 
+def user_set_plan(*, user: User, plan: str) -> User:
+    """Change a user's plan (no billing here); an unknown plan raises CONN_INVALID_REQUEST."""
+    if plan not in Plan.values:
+        raise ApiError(SC.CONN_INVALID_REQUEST, f"Unknown plan '{plan}'", field="plan")
+    User.objects.filter(pk=user.pk).update(plan=plan)
+    user.plan = plan
+    return user
+
+
 def validate_scopes(scopes: list[str]) -> list[str]:
     known = set(all_scope_strings())
     scopes = list(dict.fromkeys(s.strip() for s in scopes if s and s.strip()))

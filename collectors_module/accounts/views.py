@@ -19,7 +19,6 @@ from collectors_module.core.errors import ApiError
 
 from . import services
 from .forms import KeyCreateForm, LoginForm, PlanForm, scope_groups
-from .models import User
 from .selectors import key_of_user, keys_of_user
 
 
@@ -63,7 +62,7 @@ def account_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             # A demo control (no billing here): the plan decides who may use Collectors.
-            User.objects.filter(pk=request.user.pk).update(plan=form.cleaned_data["plan"])
+            services.user_set_plan(user=request.user, plan=form.cleaned_data["plan"])
             messages.success(request, "Plan changed.")
             return redirect("accounts:account")
         return render(request, "accounts/account.html", {"form": form}, status=400)
