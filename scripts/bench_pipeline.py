@@ -304,7 +304,7 @@ def main() -> None:
     logdir.mkdir(parents=True, exist_ok=True)
     results = {
         "database": connection.settings_dict["NAME"],
-        "batch_size": os.environ.get("COLLECTORS_BATCH_SIZE", "100"),
+        "batch_size": os.environ.get("COLLECTORS_BATCH_SIZE", "250"),
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
         "throughput": [],

@@ -116,7 +116,7 @@ def retry_max_seconds() -> float:
 
 def batch_size() -> int:
     """Captures one task claims and ingests in one transaction."""
-    return int(_setting("COLLECTORS_BATCH_SIZE", 100))
+    return int(_setting("COLLECTORS_BATCH_SIZE", 250))
 
 
 def backoff(attempts: int) -> float:
