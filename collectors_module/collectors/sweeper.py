@@ -39,15 +39,31 @@ def _try_lock() -> bool:
         return bool(cur.fetchone()[0])
 
 
-def sweep(*, min_age: float | None = None, limit: int | None = None, publish: bool = True) -> dict:
-    """Republish due captures (accepted/retry due and untouched for `min_age` s, expired leases),
-    expire the too-old ones. Returns counts. Publishes after the transaction commits."""
+def sweep(
+    *,
+    min_age: float | None = None,
+    accepted_age: float | None = None,
+    limit: int | None = None,
+    publish: bool = True,
+) -> dict:
+    """Republish due captures and expired leases, expire the too-old ones. Returns counts.
+
+    A row is republished when it was untouched for `min_age` s (retry due, lease expired) or,
+    for `accepted` rows the relay normally published within milliseconds, `accepted_age` s
+    (default 30 s: rows merely waiting in a long broker queue are not published again and
+    again). A republished row is touched, so it is not republished before that age again.
+    Publishes after the transaction commits."""
     from .pipeline import max_age_seconds
 
+    if accepted_age is None:
+        accepted_age = (
+            _setting("COLLECTORS_SWEEP_ACCEPTED_AGE_SECONDS", 30) if min_age is None else min_age
+        )
     min_age = _setting("COLLECTORS_SWEEP_MIN_AGE_SECONDS", 5) if min_age is None else min_age
     limit = int(_setting("COLLECTORS_SWEEP_LIMIT", 5000)) if limit is None else limit
     now = timezone.now()
     quiet_since = now - timedelta(seconds=min_age)
+    accepted_quiet_since = now - timedelta(seconds=accepted_age)
     too_old = now - timedelta(seconds=max_age_seconds())
     result = {"locked": False, "expired": 0, "republished": 0, "reclaimed": 0}
     with transaction.atomic():
@@ -77,7 +93,7 @@ def sweep(*, min_age: float | None = None, limit: int | None = None, publish: bo
         due = list(
             Capture.objects.select_for_update(skip_locked=True)
             .filter(
-                Q(state=CaptureState.ACCEPTED, updated_at__lte=quiet_since)
+                Q(state=CaptureState.ACCEPTED, updated_at__lte=accepted_quiet_since)
                 | Q(state=CaptureState.RETRY, next_attempt_at__lte=now, updated_at__lte=quiet_since)
                 | Q(state=CaptureState.PROCESSING, lease_until__lt=now, updated_at__lte=quiet_since)
             )

@@ -303,6 +303,25 @@ def test_sweeper_expires_old_and_selects_due_captures(
     assert run_sweep(publish=False, min_age=5).get("due_ids") is None
 
 
+def test_sweeper_does_not_republish_accepted_rows_still_queued(alice, make_collector, monkeypatch):
+    """An accepted row the relay published seconds ago is waiting in the broker: leave it."""
+    from collectors_module.collectors.sweeper import sweep
+
+    monkeypatch.setenv("COLLECTORS_SWEEP_ACCEPTED_AGE_SECONDS", "30")
+    monkeypatch.setenv("COLLECTORS_SWEEP_MIN_AGE_SECONDS", "5")
+    collector = make_collector(alice)
+    waiting = accept(collector, alice.user, publish=False)
+    retry_due = accept(collector, alice.user, publish=False)
+    now = timezone.now()
+    Capture.objects.filter(pk=waiting.pk).update(updated_at=now - timedelta(seconds=10))
+    Capture.objects.filter(pk=retry_due.pk).update(
+        state=CaptureState.RETRY, next_attempt_at=now, updated_at=now - timedelta(seconds=10)
+    )
+    assert sweep(publish=False)["due_ids"] == [str(retry_due.pk)]
+    Capture.objects.filter(pk=waiting.pk).update(updated_at=now - timedelta(seconds=31))
+    assert sweep(publish=False)["due_ids"] == [str(waiting.pk)]
+
+
 def test_system_check_refuses_visibility_timeout_below_time_limit_plus_lease(settings, monkeypatch):
     from collectors_module.collectors.checks import check_delivery_settings
 
