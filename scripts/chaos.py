@@ -11,8 +11,8 @@ runs the sweeper itself every 5 s (as beat would; --sweep-seconds, --sweep-min-a
 collectors watch the built-in sentiment model: 100% sampling, 10% sampling, and one limited to
 60 captures per minute. The shared Redis is never touched.
 
-Load: a short A/B first (same load, collectors off then on, back to back), then N predictions at
-concurrency C, paced so the load outlasts the fault plan. Faults, on a seeded schedule, each
+Load: a short A/B first (same load, collectors off and on in interleaved blocks), then N
+predictions at concurrency C, paced so the load outlasts the fault plan. Faults, on a seeded schedule, each
 injected only once the capture table shows work in flight (rows in `processing`):
   - worker SIGKILL of the main process and its children (--kills-main), or of one pool child
     (--kills-child);
@@ -298,7 +298,9 @@ def main() -> int:
     parser.add_argument("--redis-pause", type=float, default=20.0, help="SIGSTOP seconds (0: none)")
     parser.add_argument("--pg-sweeps", type=int, default=2)
     parser.add_argument("--post-failure-pct", type=float, default=5.0)
-    parser.add_argument("--enrich-sleep", type=float, default=0.05, help="slow enrichment (s)")
+    parser.add_argument(
+        "--enrich-sleep", type=float, default=0.01, help="slow enrichment per capture (s)"
+    )
     parser.add_argument("--sweep-seconds", type=float, default=5.0, help="sweeper interval")
     parser.add_argument(
         "--sweep-min-age", type=float, default=10.0, help="sweeper: republish rows quiet this long"
@@ -414,21 +416,30 @@ def run(args, rng: random.Random, db_url: str, logdir: Path, procs: Procs) -> in
         print("fault", json.dumps(shown, default=str), flush=True)
         return f
 
-    # -- A/B: collectors off, then on (same server, same load shape, back to back) ---------------
+    # -- A/B: collectors off vs on, same load, interleaved in blocks (off on on off ...) ---------
     set_collectors_active(app, collectors, False)
     time.sleep(1.5)
     load.run(20, 900_000)  # warm up
-    load.latencies.clear()
-    load.errors.clear()
-    load.run(args.ab_predictions, 100_000)
-    off = list(load.latencies)
-    errors_off = len(load.errors)
-    set_collectors_active(app, collectors, True)
-    time.sleep(1.5)  # the matching index notices the change
-    load.latencies.clear()
-    load.run(args.ab_predictions, 200_000)
-    on = list(load.latencies)
-    errors_on = len(load.errors) - errors_off
+    side = {False: {"lat": [], "err": 0}, True: {"lat": [], "err": 0}}
+    blocks = 4
+    per_block = max(1, args.ab_predictions // (blocks // 2))
+    state = False
+    for b in range(blocks):
+        active = (b % 4) in (1, 2)
+        if active != state:
+            set_collectors_active(app, collectors, active)
+            time.sleep(1.5)  # the matching index notices the change
+            state = active
+        load.latencies.clear()
+        load.errors.clear()
+        load.run(per_block, 100_000 + b * per_block)
+        side[active]["lat"] += load.latencies
+        side[active]["err"] += len(load.errors)
+    if not state:
+        set_collectors_active(app, collectors, True)
+        time.sleep(1.5)
+    off, on = side[False]["lat"], side[True]["lat"]
+    errors_off, errors_on = side[False]["err"], side[True]["err"]
     figures["predict_ab"] = {
         "n_per_side": args.ab_predictions,
         "off_p50_ms": ms(percentile(off, 0.5)),
