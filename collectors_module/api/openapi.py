@@ -187,7 +187,13 @@ def _query_parameters(request_desc: Descriptor, template: str) -> list[dict]:
             if field.type == FieldDescriptor.TYPE_FLOAT:
                 schema.update(minimum=-_FLOAT32_MAX, maximum=_FLOAT32_MAX)
         elif field.type == FieldDescriptor.TYPE_BOOL:
-            schema = {"type": "boolean"}
+            # The query parser takes true/false/1/0 in any case, and an empty value as false.
+            schema = {
+                "anyOf": [
+                    {"type": "boolean"},
+                    {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0|)$"},
+                ]
+            }
         else:
             schema = {"type": "string"}
         if field.is_repeated:
