@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -117,6 +118,12 @@ def retry_max_seconds() -> float:
 def batch_size() -> int:
     """Captures one task claims and ingests in one transaction."""
     return int(_setting("COLLECTORS_BATCH_SIZE", 250))
+
+
+def batch_time_budget() -> float:
+    """Seconds of enrichment one task may spend before handing the rest of its batch back."""
+    soft = float(getattr(settings, "CELERY_TASK_SOFT_TIME_LIMIT", 100) or 100)
+    return _setting("COLLECTORS_BATCH_TIME_BUDGET_SECONDS", soft * 0.5)
 
 
 def backoff(attempts: int) -> float:
@@ -771,6 +778,28 @@ def _flag_collector(collector_id: int, reason: str) -> None:
     collector_flag(collector_id=collector_id, reason=reason)
 
 
+def _hand_back(claimed: list[tuple[Any, int]]) -> None:
+    """Release claims not worked on (time budget): due again now, the attempt not counted."""
+    now = timezone.now()
+    released = []
+    for pk, attempts in claimed:
+        n = Capture.objects.filter(pk=pk, state=CaptureState.PROCESSING, attempts=attempts).update(
+            state=CaptureState.RETRY,
+            attempts=F("attempts") - 1,
+            lease_until=None,
+            next_attempt_at=now,
+            reason="handed back: the batch reached its time budget",
+            updated_at=now,
+        )
+        if n:
+            released.append(pk)
+    if released:
+        from .relay import enqueue_publish
+
+        for pk in released:
+            enqueue_publish(pk)
+
+
 def _mark_retry(decisions: list[Decision], reason: str) -> None:
     """After a failed commit: put the rows we still hold back to `retry` (best effort)."""
     now = timezone.now()
@@ -832,7 +861,21 @@ def process_batch(capture_ids: list) -> dict[str, str]:
     for cap in captures:
         cap.collector = collectors[cap.collector_id]
     # A capture missing now was deleted with its collector: nothing to do.
-    decisions = [_decide_safely(cap, attempts[cap.pk]) for cap in captures]
+    # Enrichment is time-boxed per task: what does not fit is handed back (not counted as an
+    # attempt) and published again, so slow workflows never push a batch past the time limit.
+    budget = batch_time_budget()
+    started = time.monotonic()
+    decisions = []
+    handed_back = []
+    for cap in captures:
+        if decisions and time.monotonic() - started > budget:
+            handed_back.append((cap.pk, attempts[cap.pk]))
+            continue
+        decisions.append(_decide_safely(cap, attempts[cap.pk]))
+    if handed_back:
+        _hand_back(handed_back)
+        for pk, _ in handed_back:
+            result[str(pk)] = str(CaptureState.RETRY)
     try:
         done = commit(decisions)
     except (OperationalError, InterfaceError) as exc:

@@ -154,6 +154,23 @@ def test_worker_that_lost_its_lease_records_nothing(alice, make_collector):
     assert row.attempts == attempts + 1
 
 
+def test_batch_over_its_time_budget_hands_the_rest_back_uncounted(
+    alice, make_collector, monkeypatch
+):
+    monkeypatch.setenv("COLLECTORS_BATCH_TIME_BUDGET_SECONDS", "0")
+    collector = make_collector(alice)
+    captures = [accept(collector, alice.user, f"budget {i}", publish=False) for i in range(4)]
+    states = process_batch([c.pk for c in captures])
+    assert sorted(states.values()) == [CaptureState.INGESTED] + [CaptureState.RETRY] * 3
+    rows = Capture.objects.filter(pk__in=[c.pk for c in captures])
+    assert {r.attempts for r in rows if r.state == CaptureState.RETRY} == {0}  # not an attempt
+    assert all(r.next_attempt_at <= timezone.now() for r in rows)
+    for _ in range(3):  # one per task under this budget
+        process_batch([c.pk for c in captures])
+    assert set(rows.values_list("state", flat=True)) == {CaptureState.INGESTED}
+    assert Input.objects.filter(app=alice.app).count() == 4
+
+
 def test_capture_held_by_a_live_lease_is_not_claimed_again(alice, make_collector):
     collector = make_collector(alice)
     capture = accept(collector, alice.user, publish=False)
