@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 
@@ -127,6 +128,9 @@ class BacklogCaps:
         self._lock = threading.Lock()
         self._total: tuple[int, float] | None = None
         self._per: dict[int, tuple[int, float]] = {}
+        self._wanted: dict[int | None, int] = {}
+        self._thread: threading.Thread | None = None
+        self._thread_pid: int | None = None
 
     def reset(self) -> None:
         with self._lock:
@@ -157,6 +161,11 @@ class BacklogCaps:
         hit = self._total if collector_pk is None else self._per.get(collector_pk)
         if hit is not None and now - hit[1] < conf.pending_cache_seconds():
             return hit[0]
+        if conf.index_thread_enabled():
+            # Servers: counting (up to `cap` rows) is the refresher thread's job, never the
+            # prediction's; until its first count the cap cannot be judged, so admit.
+            self._want(collector_pk, cap)
+            return hit[0] if hit is not None else 0
         n = self._count(collector_pk, cap)
         with self._lock:
             if collector_pk is None:
@@ -166,6 +175,46 @@ class BacklogCaps:
                     self._per.clear()
                 self._per[collector_pk] = (n, now)
         return n
+
+    def _want(self, collector_pk: int | None, cap: int) -> None:
+        with self._lock:
+            self._wanted[collector_pk] = cap
+            start = (
+                self._thread is None
+                or self._thread_pid != os.getpid()
+                or not self._thread.is_alive()
+            )
+            if start:
+                self._thread_pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._refresh_loop, name="collectors-backlog", daemon=True
+                )
+                self._thread.start()
+
+    def _refresh_loop(self) -> None:
+        from django.db import close_old_connections
+
+        while conf.index_thread_enabled():
+            with self._lock:
+                wanted = dict(self._wanted)
+            for collector_pk, cap in wanted.items():
+                try:
+                    n = self._count(collector_pk, cap)
+                except Exception:
+                    log.warning("backlog count failed for %s", collector_pk or "all collectors")
+                    continue
+                with self._lock:
+                    if collector_pk is None:
+                        self._total = (n, time.monotonic())
+                    else:
+                        self._per[collector_pk] = (n, time.monotonic())
+            close_old_connections()
+            time.sleep(max(0.2, conf.pending_cache_seconds() / 2))
+        with self._lock:
+            self._thread = None
+        from django.db import connection as thread_connection
+
+        thread_connection.close()
 
     def check(self, entry) -> str | None:
         total_cap = conf.max_pending_total()

@@ -657,3 +657,30 @@ def test_a_full_writer_queue_drops_and_counts(api, alice, make_collector, writer
     written, dropped = len(captured(c)), counted(c, "dropped:capture_queue_full")
     # One row in the writer's hands, one in the queue's only slot, the other three dropped.
     assert (written, dropped) == (2, 3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_servers_backlog_counts_come_from_a_background_thread(
+    api, alice, make_collector, monkeypatch, request
+):
+    from django.db import connection as conn
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setenv("COLLECTORS_INDEX_THREAD", "1")
+    limits.backlog.reset()
+    request.addfinalizer(matching.stop_checker)
+    c = make_collector(alice)
+    services.collector_set_limits(app=alice.app, collector_id="c1", limits={"max_pending": 2})
+    matching.invalidate()
+    with CaptureQueriesContext(conn) as ctx:
+        for t in ("one", "two", "three"):
+            assert predict_text(api, alice.secret, t)["status"]["code"] == 10000
+    assert not [q for q in ctx.captured_queries if "COUNT(*)" in q["sql"]]  # none on the request
+    deadline = time.monotonic() + 5
+    while limits.backlog._per.get(c.pk) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert limits.backlog._per[c.pk][0] >= 2  # the refresher counted the pending rows
+    for t in ("four", "five"):
+        predict_text(api, alice.secret, t)
+    assert len(captured(c)) <= 3
+    assert counted(c, "dropped:backlog_full") >= 2
