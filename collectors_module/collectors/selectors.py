@@ -153,30 +153,41 @@ def collector_stats(collector) -> dict:
 
 def capture_timeline(collector, minutes: int = 60) -> list[tuple]:
     """[(minute, accepted, ingested)] for the last `minutes` minutes, oldest first, gaps as 0."""
+    return capture_timelines([collector], minutes)[collector.pk]
+
+
+def capture_timelines(collectors, minutes: int = 60) -> dict[int, list[tuple]]:
+    """`capture_timeline` for many collectors in two grouped queries (Show All)."""
     minutes = max(1, min(int(minutes), 7 * 24 * 60))
     now = timezone.now().replace(second=0, microsecond=0)
     start = now - timedelta(minutes=minutes - 1)
-    accepted = dict(
-        Capture.objects.filter(collector=collector, created_at__gte=start)
-        .annotate(m=TruncMinute("created_at"))
-        .values("m")
-        .annotate(n=Count("pk"))
-        .values_list("m", "n")
-    )
-    ingested = dict(
-        Capture.objects.filter(
-            collector=collector, state=CaptureState.INGESTED, finished_at__gte=start
-        )
-        .annotate(m=TruncMinute("finished_at"))
-        .values("m")
-        .annotate(n=Count("pk"))
-        .values_list("m", "n")
-    )
-    out = []
-    for i in range(minutes):
-        m = start + timedelta(minutes=i)
-        out.append((m, accepted.get(m, 0), ingested.get(m, 0)))
-    return out
+    pks = [c.pk for c in collectors]
+    accepted: dict[tuple, int] = {}
+    ingested: dict[tuple, int] = {}
+    if pks:
+        for cid, m, n in (
+            Capture.objects.filter(collector_id__in=pks, created_at__gte=start)
+            .annotate(m=TruncMinute("created_at"))
+            .values("collector_id", "m")
+            .annotate(n=Count("pk"))
+            .values_list("collector_id", "m", "n")
+        ):
+            accepted[(cid, m)] = n
+        for cid, m, n in (
+            Capture.objects.filter(
+                collector_id__in=pks, state=CaptureState.INGESTED, finished_at__gte=start
+            )
+            .annotate(m=TruncMinute("finished_at"))
+            .values("collector_id", "m")
+            .annotate(n=Count("pk"))
+            .values_list("collector_id", "m", "n")
+        ):
+            ingested[(cid, m)] = n
+    minute_list = [start + timedelta(minutes=i) for i in range(minutes)]
+    return {
+        pk: [(m, accepted.get((pk, m), 0), ingested.get((pk, m), 0)) for m in minute_list]
+        for pk in pks
+    }
 
 
 def pending_count(*, collector_id: int | None = None, limit: int | None = None) -> int:

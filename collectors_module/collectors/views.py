@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -36,6 +37,7 @@ DELETE_SCOPES = scopes_for("DeleteCollectors")
 SOURCE_SCOPES = scopes_for("GetModel", "ListKeys")
 POLL_SECONDS = 3
 TIMELINE_MINUTES = 60
+SHOW_ALL_PER_PAGE = 50
 
 
 def _workflows(app):
@@ -225,13 +227,15 @@ def source_check(request, app_id: str, inst_slug: str):
 def _rows(collectors):
     collectors = list(collectors)
     stats = selectors.collectors_stats(collectors)
-    return [_row(c, stats[c.pk]) for c in collectors]
+    timelines = selectors.capture_timelines(collectors, minutes=TIMELINE_MINUTES)
+    return [_row(c, stats[c.pk], timelines[c.pk]) for c in collectors]
 
 
-def _row(collector, stats=None):
+def _row(collector, stats=None, timeline=None):
     if stats is None:
         stats = selectors.collector_stats(collector)
-    timeline = selectors.capture_timeline(collector, minutes=TIMELINE_MINUTES)
+    if timeline is None:
+        timeline = selectors.capture_timeline(collector, minutes=TIMELINE_MINUTES)
     return {"collector": collector, "stats": stats, "chart": sparkline(timeline)}
 
 
@@ -287,8 +291,13 @@ def collector_list(request, app_id: str, inst_slug: str):
     access = installation_access(request, app_id, inst_slug, scopes=LIST_SCOPES)
     if isinstance(access, HttpResponse):
         return access
-    rows = _rows(selectors.collectors_of_app(access.app))
-    return render(request, "collectors/collector_list.html", _list_ctx(access, rows=rows))
+    page = Paginator(selectors.collectors_of_app(access.app), SHOW_ALL_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    rows = _rows(page.object_list)
+    return render(
+        request, "collectors/collector_list.html", _list_ctx(access, rows=rows, page=page)
+    )
 
 
 @login_required

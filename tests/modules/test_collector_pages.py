@@ -447,3 +447,28 @@ def test_garbage_in_any_field_is_a_form_error_never_a_500(
     )
     assert check.status_code == 200
     Collector.objects.all().delete()
+
+
+def test_show_all_queries_do_not_grow_with_collectors_and_pages_past_fifty(
+    alice, alice_client, install, source_model
+):
+    inst = install(alice)
+    first = _make(alice, alice_client, inst)
+    alice_client.get(_url("list", inst))  # warm per-session lookups
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as one:
+        alice_client.get(_url("list", inst))
+    # 59 more collectors (copies of the first, which the page shows 50 at a time).
+    for i in range(59):
+        first.pk, first.public_id = None, f"copy-{i:02d}"
+        first.save()
+    with CaptureQueriesContext(connection) as sixty:
+        body = alice_client.get(_url("list", inst)).content.decode()
+    assert len(sixty.captured_queries) <= len(one.captured_queries) + 2
+    assert body.count('class="collector-row"') == 50
+    assert "Page 1 of 2" in body
+    page2 = alice_client.get(_url("list", inst) + "?page=2").content.decode()
+    assert page2.count('class="collector-row"') == 10
