@@ -102,7 +102,9 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:543
 # Persistent connections in servers; none under pytest, where server threads come and go.
 _CONN_MAX_AGE = int(os.environ.get("DB_CONN_MAX_AGE", 0 if "pytest" in sys.modules else 60))
 DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=_CONN_MAX_AGE, conn_health_checks=True)
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=_CONN_MAX_AGE, conn_health_checks=True
+    )
 }
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"].setdefault("OPTIONS", {}).update(

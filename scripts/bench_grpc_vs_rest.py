@@ -50,12 +50,18 @@ def main() -> None:
     certs = Path(tempfile.mkdtemp(prefix="bench-certs-"))
     grpc_proc = benchlib.start_grpc(env, grpc_port, certs)
     try:
-        body = json.dumps({"inputs": [{"data": {"image": {"base64": base64.b64encode(image).decode()}}}]}).encode()
+        body = json.dumps(
+            {"inputs": [{"data": {"image": {"base64": base64.b64encode(image).decode()}}}]}
+        ).encode()
         url = f"http://127.0.0.1:{rest_port}/v2/users/builtin/apps/main/models/{args.model}/outputs"
 
         def rest_call(i: int) -> None:
-            req = urllib.request.Request(url, data=body, method="POST", headers={
-                "Authorization": f"Key {secret}", "Content-Type": "application/json"})
+            req = urllib.request.Request(
+                url,
+                data=body,
+                method="POST",
+                headers={"Authorization": f"Key {secret}", "Content-Type": "application/json"},
+            )
             with urllib.request.urlopen(req, timeout=30) as resp:
                 payload = json.loads(resp.read())
             if payload["status"]["code"] != 10000:
@@ -64,13 +70,18 @@ def main() -> None:
         from clarifai_grpc.channel.clarifai_channel import ClarifaiChannel
         from clarifai_grpc.grpc.api import resources_pb2, service_pb2, service_pb2_grpc
 
-        channel = ClarifaiChannel.get_grpc_channel(base=f"localhost:{grpc_port}",
-                                                   root_certificates_path=str(certs / "ca.pem"))
+        channel = ClarifaiChannel.get_grpc_channel(
+            base=f"localhost:{grpc_port}", root_certificates_path=str(certs / "ca.pem")
+        )
         stub = service_pb2_grpc.V2Stub(channel)
         request = service_pb2.PostModelOutputsRequest(
             user_app_id=resources_pb2.UserAppIDSet(user_id="builtin", app_id="main"),
             model_id=args.model,
-            inputs=[resources_pb2.Input(data=resources_pb2.Data(image=resources_pb2.Image(base64=image)))],
+            inputs=[
+                resources_pb2.Input(
+                    data=resources_pb2.Data(image=resources_pb2.Image(base64=image))
+                )
+            ],
         )
         metadata = (("authorization", f"Key {secret}"),)
 
@@ -88,7 +99,9 @@ def main() -> None:
         print(f"PostModelOutputs {args.model}, concurrency {args.c}")
         print(f"  REST (gunicorn 2x4)  {benchlib.fmt(r)}")
         print(f"  gRPC (TLS)           {benchlib.fmt(g)}")
-        print(f"  gRPC/REST throughput ratio {g['rps'] / r['rps']:.2f}, p99 ratio {g['p99'] / r['p99']:.2f}")
+        print(
+            f"  gRPC/REST throughput ratio {g['rps'] / r['rps']:.2f}, p99 ratio {g['p99'] / r['p99']:.2f}"
+        )
     finally:
         benchlib.stop(rest)
         benchlib.stop(grpc_proc)

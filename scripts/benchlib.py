@@ -21,15 +21,31 @@ DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/collectors_bench"
 
 
 def bench_env(**extra: str) -> dict[str, str]:
-    env = {**os.environ, "COLLECTORS_DEV": "1", "DJANGO_SETTINGS_MODULE": "collectors_module.settings"}
+    env = {
+        **os.environ,
+        "COLLECTORS_DEV": "1",
+        "DJANGO_SETTINGS_MODULE": "collectors_module.settings",
+    }
     env.setdefault("DATABASE_URL", DEFAULT_DB)
     env.update(extra)
     return env
 
 
 def setup_django(env: dict[str, str]) -> None:
-    os.environ.update({k: v for k, v in env.items() if k in (
-        "COLLECTORS_DEV", "DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")})
+    os.environ.update(
+        {
+            k: v
+            for k, v in env.items()
+            if k
+            in (
+                "COLLECTORS_DEV",
+                "DATABASE_URL",
+                "CELERY_BROKER_URL",
+                "REDIS_URL",
+                "DJANGO_SETTINGS_MODULE",
+            )
+        }
+    )
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -41,9 +57,14 @@ def ensure_database(env: dict[str, str]) -> None:
     url = env["DATABASE_URL"]
     if url.startswith("postgres"):
         name = url.rsplit("/", 1)[1]
-        subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name],
-                       capture_output=True, check=False)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+        subprocess.run(
+            ["createdb", "-h", "127.0.0.1", "-U", "postgres", name],
+            capture_output=True,
+            check=False,
+        )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
 
 
 def free_port() -> int:
@@ -62,23 +83,54 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     raise TimeoutError(f"port {port} did not open")
 
 
-def start_rest(env: dict[str, str], port: int, workers: int = 2, threads: int = 4) -> subprocess.Popen:
+def start_rest(
+    env: dict[str, str], port: int, workers: int = 2, threads: int = 4
+) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "collectors_module.wsgi", "-b", f"127.0.0.1:{port}",
-         "-w", str(workers), "--threads", str(threads), "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "collectors_module.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     wait_port(port)
     return proc
 
 
 def start_grpc(env: dict[str, str], port: int, certs_dir: Path) -> subprocess.Popen:
-    subprocess.run([sys.executable, "manage.py", "devcert", str(certs_dir)], cwd=ROOT, env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "devcert", str(certs_dir)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "grpcserver", "--address", f"127.0.0.1:{port}",
-         "--cert", str(certs_dir / "server.pem"), "--key", str(certs_dir / "server.key")],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "manage.py",
+            "grpcserver",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--cert",
+            str(certs_dir / "server.pem"),
+            "--key",
+            str(certs_dir / "server.key"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
     )
     wait_port(port)
     return proc
@@ -121,12 +173,18 @@ def run_load(call: Callable[[int], None], n: int, concurrency: int) -> dict[str,
         list(pool.map(one, range(n)))
     elapsed = time.perf_counter() - start
     return {
-        "n": n, "errors": errors, "rps": n / elapsed if elapsed else 0.0,
-        "p50": pct(latencies, 50), "p95": pct(latencies, 95), "p99": pct(latencies, 99),
+        "n": n,
+        "errors": errors,
+        "rps": n / elapsed if elapsed else 0.0,
+        "p50": pct(latencies, 50),
+        "p95": pct(latencies, 95),
+        "p99": pct(latencies, 99),
         "mean": statistics.fmean(latencies) if latencies else float("nan"),
     }
 
 
 def fmt(row: dict[str, float]) -> str:
-    return (f"n={row['n']:>5} err={row['errors']:>3} rps={row['rps']:8.1f} "
-            f"p50={row['p50']:7.2f}ms p95={row['p95']:7.2f}ms p99={row['p99']:7.2f}ms")
+    return (
+        f"n={row['n']:>5} err={row['errors']:>3} rps={row['rps']:8.1f} "
+        f"p50={row['p50']:7.2f}ms p95={row['p95']:7.2f}ms p99={row['p99']:7.2f}ms"
+    )

@@ -18,17 +18,28 @@ class Api:
     def __init__(self, client: Client):
         self.client = client
 
-    def call(self, method: str, path: str, body=None, key: str | None = None, raw: bytes | None = None,
-             headers: dict | None = None):
+    def call(
+        self,
+        method: str,
+        path: str,
+        body=None,
+        key: str | None = None,
+        raw: bytes | None = None,
+        headers: dict | None = None,
+    ):
         extra = {}
         if key is not None:
             extra["HTTP_AUTHORIZATION"] = f"Key {key}"
         for name, value in (headers or {}).items():
             extra["HTTP_" + name.upper().replace("-", "_")] = value
         data = raw if raw is not None else (json.dumps(body) if body is not None else "")
-        response = getattr(self.client, method.lower())(
-            path, data=data, content_type="application/json", **extra
-        ) if method.upper() != "GET" else self.client.get(path, data=body or {}, **extra)
+        response = (
+            getattr(self.client, method.lower())(
+                path, data=data, content_type="application/json", **extra
+            )
+            if method.upper() != "GET"
+            else self.client.get(path, data=body or {}, **extra)
+        )
         try:
             payload = response.json()
         except ValueError:
@@ -58,7 +69,9 @@ def api(client) -> Api:
 def make_user(db):
     from collectors_module.accounts.services import user_create
 
-    def make(user_id: str = "alice", plan: str = "professional", password: str = "pw-for-tests-123"):
+    def make(
+        user_id: str = "alice", plan: str = "professional", password: str = "pw-for-tests-123"
+    ):
         user, _ = user_create(user_id=user_id, password=password, plan=plan)
         return user
 
@@ -91,7 +104,9 @@ def alice(make_user, make_app, make_key):
     user = make_user("alice")
     app = make_app(user, "app1")
     created = make_key(user)
-    return type("Tenant", (), {"user": user, "app": app, "key": created.key, "secret": created.secret})
+    return type(
+        "Tenant", (), {"user": user, "app": app, "key": created.key, "secret": created.secret}
+    )
 
 
 @pytest.fixture
@@ -99,7 +114,9 @@ def bob(make_user, make_app, make_key):
     user = make_user("bob")
     app = make_app(user, "bobapp")
     created = make_key(user)
-    return type("Tenant", (), {"user": user, "app": app, "key": created.key, "secret": created.secret})
+    return type(
+        "Tenant", (), {"user": user, "app": app, "key": created.key, "secret": created.secret}
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

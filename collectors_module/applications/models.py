@@ -14,7 +14,9 @@ class Visibility(models.IntegerChoices):
 
 
 class App(models.Model):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="apps")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="apps"
+    )
     public_id = models.CharField(max_length=128)
     description = models.CharField(max_length=512, blank=True)
     visibility = models.IntegerField(choices=Visibility.choices, default=Visibility.PRIVATE)
@@ -22,7 +24,9 @@ class App(models.Model):
     modified_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["owner", "public_id"], name="app_id_unique_per_owner")]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "public_id"], name="app_id_unique_per_owner")
+        ]
         ordering = ["owner_id", "public_id"]
 
     def __str__(self) -> str:

@@ -8,7 +8,11 @@ from .models import App
 
 
 def app_get(*, owner_user_id: str, app_id: str) -> App | None:
-    return App.objects.select_related("owner").filter(owner__username=owner_user_id, public_id=app_id).first()
+    return (
+        App.objects.select_related("owner")
+        .filter(owner__username=owner_user_id, public_id=app_id)
+        .first()
+    )
 
 
 def app_visible_to(app: App, user, *, write: bool = False) -> bool:

@@ -142,7 +142,9 @@ def dispatch(name: str, request, authorization: str | None, transport: str, requ
         # e.g. a NUL character PostgreSQL text cannot hold: the write was rolled back; say why.
         response = spec.response_cls()
         response.status.CopyFrom(
-            make_status(SC.CONN_INVALID_REQUEST, details=f"A value cannot be stored: {str(exc)[:200]}")
+            make_status(
+                SC.CONN_INVALID_REQUEST, details=f"A value cannot be stored: {str(exc)[:200]}"
+            )
         )
     except Exception:
         log.exception("unhandled error in %s (req %s)", name, request_id)

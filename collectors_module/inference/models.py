@@ -21,7 +21,9 @@ class Model(models.Model):
     modified_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["app", "public_id"], name="model_id_unique_per_app")]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "public_id"], name="model_id_unique_per_app")
+        ]
 
     def __str__(self) -> str:
         return f"{self.app}/{self.public_id}"
@@ -47,7 +49,9 @@ class ModelVersion(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["model", "public_id"], name="version_id_unique_per_model")
+            models.UniqueConstraint(
+                fields=["model", "public_id"], name="version_id_unique_per_model"
+            )
         ]
         indexes = [models.Index(fields=["public_id"])]
 

@@ -9,7 +9,9 @@ class ModulesConfig(AppConfig):
     def ready(self) -> None:
         # The data migration seeds the catalogue; this restores it after a flush (e.g. between
         # transactional tests), which empties every table but re-sends post_migrate.
-        post_migrate.connect(_seed_after_migrate, sender=self, dispatch_uid="modules.seed_catalogue")
+        post_migrate.connect(
+            _seed_after_migrate, sender=self, dispatch_uid="modules.seed_catalogue"
+        )
 
 
 def _seed_after_migrate(sender, using="default", apps=None, **kwargs) -> None:

@@ -60,26 +60,46 @@ def test_app_whose_model_another_app_uses_is_not_deleted(api, alice, bob, make_a
     from collectors_module.workflows.services import workflow_create
 
     shared = make_app(alice.user, "shared", visibility=50)
-    model = Model.objects.create(app=shared, public_id="colors", model_type_id="visual-classifier",
-                                 visibility=50)
-    version = ModelVersion.objects.create(model=model, public_id=new_hex_id(),
-                                          runner="builtin:color-recognition")
-    workflow_create(app=bob.app, workflow_pb=resources_pb2.Workflow(id="uses-alice", nodes=[
-        resources_pb2.WorkflowNode(id="n", model=resources_pb2.Model(
-            id="colors", user_id="alice", app_id="shared",
-            model_version=resources_pb2.ModelVersion(id=version.public_id)))]))
+    model = Model.objects.create(
+        app=shared, public_id="colors", model_type_id="visual-classifier", visibility=50
+    )
+    version = ModelVersion.objects.create(
+        model=model, public_id=new_hex_id(), runner="builtin:color-recognition"
+    )
+    workflow_create(
+        app=bob.app,
+        workflow_pb=resources_pb2.Workflow(
+            id="uses-alice",
+            nodes=[
+                resources_pb2.WorkflowNode(
+                    id="n",
+                    model=resources_pb2.Model(
+                        id="colors",
+                        user_id="alice",
+                        app_id="shared",
+                        model_version=resources_pb2.ModelVersion(id=version.public_id),
+                    ),
+                )
+            ],
+        ),
+    )
 
     r = api.delete("/v2/users/alice/apps/shared", key=alice.secret)
     assert (r["_http"], r["status"]["code"]) == (400, 11102), r
-    assert "bob/bobapp/uses-alice" in r["status"]["details"] or "uses-alice" in r["status"]["details"]
+    assert (
+        "bob/bobapp/uses-alice" in r["status"]["details"] or "uses-alice" in r["status"]["details"]
+    )
     assert App.objects.filter(pk=shared.pk).exists()
 
 
 def test_nul_character_is_a_clear_error_not_a_500(api, alice):
     from collectors_module.applications.models import App
 
-    r = api.post("/v2/users/alice/apps", {"apps": [{"id": "nul-app", "description": "a\u0000b"}]},
-                 key=alice.secret)
+    r = api.post(
+        "/v2/users/alice/apps",
+        {"apps": [{"id": "nul-app", "description": "a\u0000b"}]},
+        key=alice.secret,
+    )
     assert r["_http"] == 400, r
     assert r["status"]["code"] == 11102
     assert not App.objects.filter(public_id="nul-app").exists()

@@ -606,8 +606,13 @@ def test_outside_a_transaction_the_same_request_and_input_is_captured_once(
 
 def _admin_params() -> dict:
     sd = connection.settings_dict
-    return {"host": sd["HOST"] or "127.0.0.1", "port": sd["PORT"] or 5432, "user": sd["USER"],
-            "dbname": sd["NAME"], "password": sd.get("PASSWORD") or None}
+    return {
+        "host": sd["HOST"] or "127.0.0.1",
+        "port": sd["PORT"] or 5432,
+        "user": sd["USER"],
+        "dbname": sd["NAME"],
+        "password": sd.get("PASSWORD") or None,
+    }
 
 
 @pytest.fixture
@@ -645,7 +650,9 @@ def test_with_the_writer_thread_the_prediction_does_not_wait_for_the_insert(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_full_writer_queue_drops_and_counts(api, alice, make_collector, writer_thread, monkeypatch):
+def test_a_full_writer_queue_drops_and_counts(
+    api, alice, make_collector, writer_thread, monkeypatch
+):
     monkeypatch.setenv("COLLECTORS_CAPTURE_QUEUE_SIZE", "1")
     c = make_collector(alice)
     with psycopg.connect(**_admin_params(), autocommit=False) as locker:

@@ -44,7 +44,11 @@ def code_blocks(text: str) -> list[str]:
     blocks: list[str] = []
     i = 0
     while i < len(lines):
-        if lines[i].startswith("#" * 20) and i + 1 < len(lines) and lines[i + 1].startswith("# In this section"):
+        if (
+            lines[i].startswith("#" * 20)
+            and i + 1 < len(lines)
+            and lines[i + 1].startswith("# In this section")
+        ):
             j = i
             while j < len(lines) and lines[j].strip() not in HEADINGS:
                 j += 1

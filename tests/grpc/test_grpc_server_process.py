@@ -32,9 +32,24 @@ def database_url() -> str:
 def start_server(port: int, certs, extra_env: dict) -> subprocess.Popen:
     env = {**os.environ, "COLLECTORS_DEV": "1", "DATABASE_URL": database_url(), **extra_env}
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "grpcserver", "--address", f"127.0.0.1:{port}",
-         "--cert", str(certs["cert"]), "--key", str(certs["key"]), "--grace", "10"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "manage.py",
+            "grpcserver",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--cert",
+            str(certs["cert"]),
+            "--key",
+            str(certs["key"]),
+            "--grace",
+            "10",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     line = proc.stdout.readline()
     assert "listening" in line, line
@@ -46,18 +61,23 @@ def test_sigterm_lets_in_flight_call_finish(transactional_db, dev_certs, alice):
 
     port = free_port()
     # The crash point makes every call take 2 s, so the call is surely in flight at SIGTERM.
-    proc = start_server(port, dev_certs, {"COLLECTORS_FAULTS": "grpc_before_dispatch:sleep",
-                                          "COLLECTORS_FAULT_SLEEP": "2"})
+    proc = start_server(
+        port,
+        dev_certs,
+        {"COLLECTORS_FAULTS": "grpc_before_dispatch:sleep", "COLLECTORS_FAULT_SLEEP": "2"},
+    )
     try:
-        channel = ClarifaiChannel.get_grpc_channel(base=f"localhost:{port}",
-                                                   root_certificates_path=str(dev_certs["ca"]))
+        channel = ClarifaiChannel.get_grpc_channel(
+            base=f"localhost:{port}", root_certificates_path=str(dev_certs["ca"])
+        )
         stub = service_pb2_grpc.V2Stub(channel)
         result = {}
 
         def call():
             result["r"] = stub.ListApps(
                 service_pb2.ListAppsRequest(user_app_id=resources_pb2.UserAppIDSet(user_id="me")),
-                metadata=(("authorization", f"Key {alice.secret}"),), timeout=20,
+                metadata=(("authorization", f"Key {alice.secret}"),),
+                timeout=20,
             )
 
         t = threading.Thread(target=call)

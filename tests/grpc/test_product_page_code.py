@@ -26,52 +26,88 @@ def collector_setup(alice, make_key):
     from collectors_module.inference.services import model_create
     from collectors_module.workflows.services import workflow_create
 
-    builtin_ocr = Model.objects.get(app__owner__username="builtin", app__public_id="main", public_id="ocr")
+    builtin_ocr = Model.objects.get(
+        app__owner__username="builtin", app__public_id="main", public_id="ocr"
+    )
     # alice's own production model: the built-in colour engine deployed in her app.
-    mine = Model.objects.create(app=alice.app, public_id="my-colors", name="My colours",
-                                model_type_id="visual-classifier")
-    mine_version = ModelVersion.objects.create(model=mine, public_id=new_hex_id(),
-                                               runner="builtin:color-recognition")
-    sampler = model_create(app=alice.app, model_pb=resources_pb2.Model(
-        id="my-sampler", model_type_id="random-sample",
-        output_info=resources_pb2.OutputInfo(params={"keep_fraction": 1.0})))
+    mine = Model.objects.create(
+        app=alice.app, public_id="my-colors", name="My colours", model_type_id="visual-classifier"
+    )
+    mine_version = ModelVersion.objects.create(
+        model=mine, public_id=new_hex_id(), runner="builtin:color-recognition"
+    )
+    sampler = model_create(
+        app=alice.app,
+        model_pb=resources_pb2.Model(
+            id="my-sampler",
+            model_type_id="random-sample",
+            output_info=resources_pb2.OutputInfo(params={"keep_fraction": 1.0}),
+        ),
+    )
     version = sampler.latest_version()
 
     def node(node_id, model_id, version_id, user_id="", app_id=""):
         return resources_pb2.WorkflowNode(
             id=node_id,
-            model=resources_pb2.Model(id=model_id, user_id=user_id, app_id=app_id,
-                                      model_version=resources_pb2.ModelVersion(id=version_id)),
+            model=resources_pb2.Model(
+                id=model_id,
+                user_id=user_id,
+                app_id=app_id,
+                model_version=resources_pb2.ModelVersion(id=version_id),
+            ),
         )
 
-    workflow_create(app=alice.app, workflow_pb=resources_pb2.Workflow(
-        id="pre-wf", nodes=[node("sample", "my-sampler", version.public_id)]))
-    workflow_create(app=alice.app, workflow_pb=resources_pb2.Workflow(
-        id="post-wf", nodes=[node("ocr", "ocr", builtin_ocr.latest_version().public_id, "builtin", "main")]))
+    workflow_create(
+        app=alice.app,
+        workflow_pb=resources_pb2.Workflow(
+            id="pre-wf", nodes=[node("sample", "my-sampler", version.public_id)]
+        ),
+    )
+    workflow_create(
+        app=alice.app,
+        workflow_pb=resources_pb2.Workflow(
+            id="post-wf",
+            nodes=[node("ocr", "ocr", builtin_ocr.latest_version().public_id, "builtin", "main")],
+        ),
+    )
     post_key = make_key(alice.user, scopes=["All"], description="post inputs")
     return {
-        "USER_ID": "alice", "PAT": alice.secret, "APP_ID": "app1",
-        "COLLECTOR_ID": "page-collector", "COLLECTOR_DESCRIPTION": "from the product page",
-        "PRE_QUEUE_WORKFLOW_ID": "pre-wf", "POST_QUEUE_WORKFLOW_ID": "post-wf",
-        "MODEL_ID": "my-colors", "MODEL_VERSION_ID": mine_version.public_id,
-        "POST_INPUTS_KEY_ID": post_key.key.public_id, "CALLER_USER_ID": "alice",
-        "COLLECTOR_ID_1": "page-collector", "COLLECTOR_ID_2": "page-collector-2",
+        "USER_ID": "alice",
+        "PAT": alice.secret,
+        "APP_ID": "app1",
+        "COLLECTOR_ID": "page-collector",
+        "COLLECTOR_DESCRIPTION": "from the product page",
+        "PRE_QUEUE_WORKFLOW_ID": "pre-wf",
+        "POST_QUEUE_WORKFLOW_ID": "post-wf",
+        "MODEL_ID": "my-colors",
+        "MODEL_VERSION_ID": mine_version.public_id,
+        "POST_INPUTS_KEY_ID": post_key.key.public_id,
+        "CALLER_USER_ID": "alice",
+        "COLLECTOR_ID_1": "page-collector",
+        "COLLECTOR_ID_2": "page-collector-2",
     }
 
 
 def run_block(code: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
-@pytest.mark.skipif(seed_doc() is None, reason="shared/reference/collectors-seed-doc.txt is not beside the repo")
+@pytest.mark.skipif(
+    seed_doc() is None, reason="shared/reference/collectors-seed-doc.txt is not beside the repo"
+)
 def test_product_page_blocks_run_unchanged_over_tls(grpc_server, dev_certs, collector_setup):
     from collectors_module.collectors.models import Collector
 
     blocks = code_blocks(seed_doc().read_text())
     assert len(blocks) == 5
     add, update, list_, get, delete = (fill(b, collector_setup) for b in blocks)
-    env = {**os.environ, "CLARIFAI_GRPC_BASE": grpc_server,
-           "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(dev_certs["ca"])}
+    env = {
+        **os.environ,
+        "CLARIFAI_GRPC_BASE": grpc_server,
+        "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(dev_certs["ca"]),
+    }
 
     for name, code in (("add", add), ("update", update), ("list", list_), ("get", get)):
         done = run_block(code, env)
@@ -86,11 +122,17 @@ def test_product_page_blocks_run_unchanged_over_tls(grpc_server, dev_certs, coll
 
     # The delete block names two collectors; make the second exist so both are deleted.
     env_second = dict(env)
-    assert run_block(fill(blocks[0], {**collector_setup, "COLLECTOR_ID": "page-collector-2"}),
-                     env_second).returncode == 0
+    assert (
+        run_block(
+            fill(blocks[0], {**collector_setup, "COLLECTOR_ID": "page-collector-2"}), env_second
+        ).returncode
+        == 0
+    )
     done = run_block(delete, env)
     assert done.returncode == 0, done.stderr
-    assert not Collector.objects.filter(public_id__in=["page-collector", "page-collector-2"]).exists()
+    assert not Collector.objects.filter(
+        public_id__in=["page-collector", "page-collector-2"]
+    ).exists()
 
 
 def collector_setup_app():
@@ -131,8 +173,13 @@ JSON_CLIENT = textwrap.dedent(
 
 def test_same_operations_through_the_json_channel(live_server, collector_setup):
     env = {**os.environ, "CLARIFAI_API_BASE": live_server.url}
-    done = subprocess.run([sys.executable, "-c", JSON_CLIENT, json.dumps(collector_setup)], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", JSON_CLIENT, json.dumps(collector_setup)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["post"] == 10000

@@ -26,7 +26,9 @@ class ServerConfig:
 
 
 def _limits(config: ServerConfig) -> tuple[int, int]:
-    workers = config.max_workers or getattr(settings, "GRPC_MAX_WORKERS", 0) or 4 * (os.cpu_count() or 2)
+    workers = (
+        config.max_workers or getattr(settings, "GRPC_MAX_WORKERS", 0) or 4 * (os.cpu_count() or 2)
+    )
     max_bytes = config.max_message_bytes or getattr(settings, "GRPC_MAX_MESSAGE_BYTES", 128 * 2**20)
     return workers, max_bytes
 

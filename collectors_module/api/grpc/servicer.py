@@ -59,15 +59,24 @@ def _request_id(context) -> str:
 def _unary(name: str):
     def handle(request, context):
         if isinstance(request, _Malformed):
-            return rpc.error_response(name, SC.CONN_BAD_REQUEST_FORMAT, f"Malformed request: {request.error}")
+            return rpc.error_response(
+                name, SC.CONN_BAD_REQUEST_FORMAT, f"Malformed request: {request.error}"
+            )
         remaining = context.time_remaining()
         if remaining is not None and remaining < _MIN_TIME_LEFT:
-            return rpc.error_response(name, SC.RPC_REQUEST_TIMEOUT, "Deadline exceeded before start")
+            return rpc.error_response(
+                name, SC.RPC_REQUEST_TIMEOUT, "Deadline exceeded before start"
+            )
         close_old_connections()
         fault_point("grpc_before_dispatch")
         try:
-            return rpc.dispatch(name, request, _authorization(context), transport="grpc",
-                                request_id=_request_id(context))
+            return rpc.dispatch(
+                name,
+                request,
+                _authorization(context),
+                transport="grpc",
+                request_id=_request_id(context),
+            )
         finally:
             close_old_connections()
 

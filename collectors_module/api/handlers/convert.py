@@ -12,7 +12,10 @@ def ts(message_field, dt) -> None:
 
 def app_to_pb(app) -> resources_pb2.App:
     pb = resources_pb2.App(
-        id=app.public_id, name=app.public_id, user_id=app.owner.username, description=app.description
+        id=app.public_id,
+        name=app.public_id,
+        user_id=app.owner.username,
+        description=app.description,
     )
     pb.visibility.gettable = app.visibility
     ts(pb.created_at, app.created_at)

@@ -88,7 +88,9 @@ def make_view(template: str, verbs: dict[str, tuple[str, str]]):
             verb = "get"
         if verb not in verbs:
             any_rpc = next(iter(verbs.values()))[0]
-            resp = _error(any_rpc, SC.CONN_METHOD_NOT_ALLOWED, f"{request.method} is not allowed here")
+            resp = _error(
+                any_rpc, SC.CONN_METHOD_NOT_ALLOWED, f"{request.method} is not allowed here"
+            )
             resp["Allow"] = ", ".join(v.upper() for v in verbs)
             return resp
         rpc_name, body_rule = verbs[verb]
@@ -97,13 +99,19 @@ def make_view(template: str, verbs: dict[str, tuple[str, str]]):
         except ValueError:
             length = 0
         if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-            return _error(rpc_name, SC.RPC_MAX_MESSAGE_SIZE_EXCEEDED,
-                          f"Request body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
+            return _error(
+                rpc_name,
+                SC.RPC_MAX_MESSAGE_SIZE_EXCEEDED,
+                f"Request body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes",
+            )
         try:
             message = _build_request(rpc_name, body_rule, request, kwargs)
         except RequestDataTooBig:
-            return _error(rpc_name, SC.RPC_MAX_MESSAGE_SIZE_EXCEEDED,
-                          f"Request body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes")
+            return _error(
+                rpc_name,
+                SC.RPC_MAX_MESSAGE_SIZE_EXCEEDED,
+                f"Request body exceeds {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes",
+            )
         except _BadJson as exc:
             return _error(rpc_name, SC.CONN_BAD_REQUEST_FORMAT, str(exc))
         except rpc.ApiError as exc:
@@ -153,5 +161,13 @@ def urlpatterns():
 
 def not_found_view(request, *args, **kwargs):
     status = make_status(SC.CONN_DOES_NOT_EXIST, details=f"No API route for {request.path}")
-    return JsonResponse({"status": {"code": status.code, "description": status.description,
-                                    "details": status.details}}, status=404)
+    return JsonResponse(
+        {
+            "status": {
+                "code": status.code,
+                "description": status.description,
+                "details": status.details,
+            }
+        },
+        status=404,
+    )
