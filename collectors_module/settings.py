@@ -232,12 +232,13 @@ elif CELERY_BROKER_URL.startswith(("amqp://", "pyamqp://")):
 elif CELERY_BROKER_URL.startswith("filesystem://"):
     # Embedded broker for the quick start: folders on disk, no server to install.
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("out", "processed"):
+    for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "data_folder_processed": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
     }
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 3,
