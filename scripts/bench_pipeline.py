@@ -270,6 +270,8 @@ def idle_latency(collector, secret: str, n: int, logdir: Path) -> dict:
                 ):
                     break
                 time.sleep(0.002)
+            else:
+                raise SystemExit(f"capture {i} not ingested within 10 s; see {logdir}")
     finally:
         stop_worker(proc)
     qs = Capture.objects.filter(collector=collector).exclude(finished_at=None)
