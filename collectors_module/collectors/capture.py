@@ -11,6 +11,7 @@ Every drop is counted with its reason; nothing here ever raises into the predict
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -336,6 +337,7 @@ def close_own_connections() -> None:
             conn.close()
 
 
+@functools.lru_cache(maxsize=256)
 def _insert_sql(n: int) -> str:
     """One statement: which collectors are active, and insert the rows of those (no duplicate)."""
     table = connection.ops.quote_name(Capture._meta.db_table)

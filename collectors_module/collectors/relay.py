@@ -92,6 +92,7 @@ class Relay:
         from .pipeline import batch_size
 
         self.batch = _int_env("COLLECTORS_RELAY_BATCH", batch_size())
+        self.linger = _int_env("COLLECTORS_RELAY_LINGER_MS", 20) / 1000
         self.stats = {"enqueued": 0, "published": 0, "dropped_queue_full": 0, "dropped_broker": 0}
         self._conn = None
         self._handled = 0  # ids published or dropped by the thread
@@ -123,9 +124,15 @@ class Relay:
         while True:
             first = self.queue.get()
             ids = [first]
+            # Linger a little for more ids: one message per batch costs the web process one
+            # publish (~1 ms of CPU) instead of one per capture.
+            deadline = time.monotonic() + self.linger
             while len(ids) < self.batch:
+                left = deadline - time.monotonic()
                 try:
-                    ids.append(self.queue.get_nowait())
+                    ids.append(
+                        self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
+                    )
                 except queue.Empty:
                     break
             try:
