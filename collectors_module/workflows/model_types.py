@@ -92,6 +92,17 @@ _KG_FIELD = FieldSpec(
     placeholder="(all relations)",
 )
 
+# Output options shared by the built-in classifiers.
+_MAX_CONCEPTS_FIELD = FieldSpec(
+    PARAMS + "max_concepts",
+    "NUMBER",
+    default=20,
+    min=1,
+    max=200,
+    step=1,
+    description="Return at most this many concepts, highest first.",
+)
+
 METADATA_CONDITIONS_HELP = (
     'A JSON list of conditions on the input metadata, e.g. [{"key": "camera.site", "op": "equals", '
     '"value": "north"}, {"key": "reviewed", "op": "not_exists"}, {"key": "lang", "op": "in", '
@@ -310,15 +321,7 @@ MODEL_TYPES: list[ModelTypeSpec] = [
         output_fields=("concepts",),
         creatable=False,
         fields=(
-            FieldSpec(
-                PARAMS + "max_concepts",
-                "NUMBER",
-                default=20,
-                min=1,
-                max=200,
-                step=1,
-                description="Return at most this many concepts, highest first.",
-            ),
+            _MAX_CONCEPTS_FIELD,
             FieldSpec(
                 PARAMS + "min_value",
                 "RANGE",
@@ -364,17 +367,7 @@ MODEL_TYPES: list[ModelTypeSpec] = [
         input_fields=("text",),
         output_fields=("concepts",),
         creatable=False,
-        fields=(
-            FieldSpec(
-                PARAMS + "max_concepts",
-                "NUMBER",
-                default=20,
-                min=1,
-                max=200,
-                step=1,
-                description="Return at most this many concepts, highest first.",
-            ),
-        ),
+        fields=(_MAX_CONCEPTS_FIELD,),
     ),
 ]
 

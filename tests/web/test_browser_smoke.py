@@ -12,8 +12,8 @@ from playwright.sync_api import expect
 
 from .conftest import PASSWORD, png_bytes
 
-# live_server needs a transactional database, which is flushed after the test; serialized
-# rollback restores the rows data migrations seeded (built-in models, module catalogue).
+# live_server needs a transactional database, which is flushed after the test; post_migrate
+# receivers re-seed the rows data migrations made (built-in models, module catalogue).
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
