@@ -213,6 +213,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = 512_000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# No pidbox (remote control) channel: nothing here uses it, it is an attack surface on a shared
+# broker, and its reconnect path is where kombu's worker crashes after a broker restart live.
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = env_bool("CELERY_WORKER_ENABLE_REMOTE_CONTROL", False)
 # Keep a worker's DB connection across tasks (Celery's Django fixup otherwise closes it after
 # every task, so each capture paid a new PostgreSQL connection); the collectors tasks drop a
 # broken or expired connection themselves (close_old_connections), as Django does per request.

