@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -187,10 +188,33 @@ def input_detail_view(request: HttpRequest, app_id: str, input_id: str) -> HttpR
     )
 
 
-@login_required
+def _media_user(request: HttpRequest):
+    """Who asks for media: an API key (`Authorization: Key ...`, needing Inputs:Get, an app key
+    only for its own app) or the logged-in session; None when neither."""
+    header = request.META.get("HTTP_AUTHORIZATION")
+    if header is None:
+        return request.user if request.user.is_authenticated else None
+    from collectors_module.core.auth import authenticate
+
+    try:
+        key = authenticate(header)
+    except ApiError:
+        return None
+    if not key.has_scopes(["Inputs:Get"]):
+        return None
+    if key.app_id is not None and key.app.public_id != request.resolver_match.kwargs.get("app_id"):
+        return None
+    return key.owner
+
+
 @require_GET
 def input_media_view(request: HttpRequest, app_id: str, input_id: str) -> HttpResponse:
-    app = own_app_or_404(request.user, app_id)
+    user = _media_user(request)
+    if user is None:
+        if "HTTP_AUTHORIZATION" in request.META:
+            raise Http404("No such input")  # a bad key learns nothing
+        return redirect_to_login(request.get_full_path())
+    app = own_app_or_404(user, app_id)
     inp = input_of_app_or_404(app, input_id)
     if not inp.image:
         raise Http404("This input has no stored image")

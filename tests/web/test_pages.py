@@ -167,6 +167,22 @@ def test_media_view_streams_the_image_with_a_safe_content_type(alice, alice_clie
     assert "sandbox" in r["Content-Security-Policy"]
 
 
+def test_api_clients_fetch_media_with_a_key_that_may_read_inputs(
+    alice, bob, client, make_input, make_key
+):
+    raw = png_bytes()
+    make_input(alice.app, "img1", image=raw)
+    path = "/apps/app1/inputs/img1/media"
+    r = client.get(path, headers={"Authorization": f"Key {alice.secret}"})
+    assert r.status_code == 200
+    assert b"".join(r.streaming_content) == raw
+    predict_only = make_key(alice.user, scopes=["Predict"])
+    app_key_elsewhere = make_key(bob.user, app=bob.app)
+    for secret in ("wrong", predict_only.secret, bob.secret, app_key_elsewhere.secret):
+        assert client.get(path, headers={"Authorization": f"Key {secret}"}).status_code == 404
+    assert client.get(path).status_code == 302  # no key, no session: log in
+
+
 def test_media_view_of_text_input_is_404(alice, alice_client, make_input):
     make_input(alice.app, "t1", text="no image here")
     assert alice_client.get("/apps/app1/inputs/t1/media").status_code == 404
