@@ -103,6 +103,19 @@ _MAX_CONCEPTS_FIELD = FieldSpec(
     description="Return at most this many concepts, highest first.",
 )
 
+
+def _min_value_field(description: str) -> FieldSpec:
+    return FieldSpec(
+        PARAMS + "min_value",
+        "RANGE",
+        default=0.0,
+        min=0.0,
+        max=1.0,
+        step=0.01,
+        description=description,
+    )
+
+
 METADATA_CONDITIONS_HELP = (
     'A JSON list of conditions on the input metadata, e.g. [{"key": "camera.site", "op": "equals", '
     '"value": "north"}, {"key": "reviewed", "op": "not_exists"}, {"key": "lang", "op": "in", '
@@ -322,15 +335,7 @@ MODEL_TYPES: list[ModelTypeSpec] = [
         creatable=False,
         fields=(
             _MAX_CONCEPTS_FIELD,
-            FieldSpec(
-                PARAMS + "min_value",
-                "RANGE",
-                default=0.0,
-                min=0.0,
-                max=1.0,
-                step=0.01,
-                description="Leave out concepts whose probability is below this value.",
-            ),
+            _min_value_field("Leave out concepts whose probability is below this value."),
         ),
     ),
     ModelTypeSpec(
@@ -340,17 +345,7 @@ MODEL_TYPES: list[ModelTypeSpec] = [
         input_fields=("image",),
         output_fields=("regions[...].region_info.bounding_box", "regions[...].data.concepts"),
         creatable=False,
-        fields=(
-            FieldSpec(
-                PARAMS + "min_value",
-                "RANGE",
-                default=0.0,
-                min=0.0,
-                max=1.0,
-                step=0.01,
-                description="Leave out regions whose best concept is below this value.",
-            ),
-        ),
+        fields=(_min_value_field("Leave out regions whose best concept is below this value."),),
     ),
     ModelTypeSpec(
         id="image-to-text",
