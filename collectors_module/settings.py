@@ -1,42 +1,35 @@
-"""One settings module, driven by environment variables.
+"""The one settings module: every tunable of every process is defined here.
 
-Apps keep their own tunables in `<app>/conf.py` (read through `django.conf.settings` with
-defaults), so this file only holds what the whole project shares.
+Values come from the environment through environs (`env.int("NAME", default)` and friends): the
+environment wins over the default written here, and nothing else in the project reads the
+environment. Other modules read `django.conf.settings`; tests override settings with
+pytest-django's `settings` fixture (and `tests/settings.py` for the test process as a whole).
+`docs/settings.md` lists every setting with its default, meaning and the processes that read it.
 """
 
 import os
-import sys
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from environs import Env
+
+env = Env()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("COLLECTORS_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR = env.path("COLLECTORS_VAR_DIR", BASE_DIR / "var")
 
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-DEBUG = env_bool("DEBUG", False)
-# Tests and the quick start may run without a configured secret; production may not.
-DEV_MODE = env_bool("COLLECTORS_DEV", False) or "pytest" in sys.modules
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+DEBUG = env.bool("DEBUG", False)
+# The quick start and the tests may run without a configured secret; production may not.
+DEV_MODE = env.bool("COLLECTORS_DEV", False)
+SECRET_KEY = env.str("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEV_MODE:
         raise ImproperlyConfigured("SECRET_KEY must be set (or COLLECTORS_DEV=1 for development)")
     SECRET_KEY = "dev-only-insecure-secret-key-do-not-use-in-production-0123456789"
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -53,6 +46,7 @@ INSTALLED_APPS = [
     "collectors_module.inference",
     "collectors_module.workflows",
     "collectors_module.collectors",
+    "collectors_module.capture",
     "collectors_module.modules",
     "collectors_module.api",
 ]
@@ -98,24 +92,34 @@ TEMPLATES = [
     }
 ]
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/collectors")
-# Persistent connections in servers; none under pytest, where server threads come and go.
-_CONN_MAX_AGE = int(os.environ.get("DB_CONN_MAX_AGE", 0 if "pytest" in sys.modules else 60))
+DATABASE_URL = env.str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/collectors")
 DATABASES = {
     "default": dj_database_url.parse(
-        DATABASE_URL, conn_max_age=_CONN_MAX_AGE, conn_health_checks=True
+        DATABASE_URL, conn_max_age=env.int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
-            "connect_timeout": 3,
-            "application_name": os.environ.get("DB_APPLICATION_NAME", "collectors-web"),
+            "connect_timeout": env.int("DB_CONNECT_TIMEOUT", 3),
+            "application_name": env.str("DB_APPLICATION_NAME", "collectors-web"),
         }
     )
 else:
-    # SQLite (quick start only): web and worker share the file, so wait for locks.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20})
+    # SQLite (the quick start): web, gRPC server, capture agent and worker share one file.
+    # WAL lets readers run beside the one writer; IMMEDIATE transactions take the write lock
+    # when they start (no deadlock between two readers that both want to write), and the busy
+    # timeout makes a writer wait for the lock instead of failing with "database is locked".
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": env.float("SQLITE_BUSY_TIMEOUT_SECONDS", 30.0),
+            "transaction_mode": "IMMEDIATE",
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout="
+                f"{int(env.float('SQLITE_BUSY_TIMEOUT_SECONDS', 30.0) * 1000)};"
+            ),
+        }
+    )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -129,10 +133,6 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-if "pytest" in sys.modules:
-    # Tests create many users; a slow hasher there only costs time, it proves nothing.
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
@@ -143,16 +143,18 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_URL = "media/"
-MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+MEDIA_ROOT = env.path("MEDIA_ROOT", VAR_DIR / "media")
 
 # Blob storage: the local filesystem by default; an S3-compatible bucket (django-storages) when
 # a bucket is configured, so several machines can share captured media.
-if os.environ.get("AWS_STORAGE_BUCKET_NAME"):
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", "")
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", "")
+if AWS_STORAGE_BUCKET_NAME:
     _default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": os.environ["AWS_STORAGE_BUCKET_NAME"],
-            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": AWS_S3_ENDPOINT_URL or None,
             "default_acl": None,
             "querystring_auth": True,
         },
@@ -165,12 +167,12 @@ STORAGES = {
 }
 
 # Upload limits: one 20 MB image arrives as ~27 MB of base64 inside JSON.
-DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BYTES", 40 * 2**20))
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", 40 * 2**20)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 DATA_UPLOAD_MAX_NUMBER_FILES = 20
-MAX_IMAGE_BYTES = int(os.environ.get("MAX_IMAGE_BYTES", 20 * 10**6))
-MAX_IMAGE_PIXELS = int(os.environ.get("MAX_IMAGE_PIXELS", 85_000_000))
+MAX_IMAGE_BYTES = env.int("MAX_IMAGE_BYTES", 20 * 10**6)
+MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", 85_000_000)
 
 # Security headers (CSP is added by core.middleware.SecurityHeadersMiddleware).
 X_FRAME_OPTIONS = "DENY"
@@ -179,9 +181,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-USE_TLS = env_bool("USE_TLS", False)
+USE_TLS = env.bool("USE_TLS", False)
 if USE_TLS:
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -194,17 +196,17 @@ if USE_TLS:
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Redis used for shared counters and rate limits (not the broker itself).
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # Celery: settings follow the reliability bar (acks late, reject on worker lost, prefetch 1).
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
-CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", 120))
-CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", 100))
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", 120)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", 100)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -215,15 +217,119 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = 512_000
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # No pidbox (remote control) channel: nothing here uses it, it is an attack surface on a shared
 # broker, and its reconnect path is where kombu's worker crashes after a broker restart live.
-CELERY_WORKER_ENABLE_REMOTE_CONTROL = env_bool("CELERY_WORKER_ENABLE_REMOTE_CONTROL", False)
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = env.bool("CELERY_WORKER_ENABLE_REMOTE_CONTROL", False)
 # Keep a worker's DB connection across tasks (Celery's Django fixup otherwise closes it after
 # every task, so each capture paid a new PostgreSQL connection); the collectors tasks drop a
 # broken or expired connection themselves (close_old_connections), as Django does per request.
-CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", 100))
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", 100)
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", 600)
+
+# --- core: the SSRF-safe URL fetcher -------------------------------------------------------
+# Operator allow-list: `host[:port]` entries the fetcher may reach despite the SSRF rules (a
+# listed host may use its listed port, or the default ports, and resolve to any address).
+SAFE_FETCH_ALLOWED_HOSTS = env.list("SAFE_FETCH_ALLOWED_HOSTS", [])
+SAFE_FETCH_CONNECT_TIMEOUT = env.float("SAFE_FETCH_CONNECT_TIMEOUT", 3.0)
+SAFE_FETCH_MAX_REDIRECTS = env.int("SAFE_FETCH_MAX_REDIRECTS", 3)
+SAFE_FETCH_MAX_BYTES = env.int("SAFE_FETCH_MAX_BYTES", MAX_IMAGE_BYTES)
+SAFE_FETCH_CA_FILE = env.str("SAFE_FETCH_CA_FILE", "")  # extra CA bundle for HTTPS fetches
+
+# --- inputs --------------------------------------------------------------------------------
+INPUTS_MAX_PER_REQUEST = env.int("INPUTS_MAX_PER_REQUEST", 128)
+INPUT_MAX_TEXT_BYTES = env.int("INPUT_MAX_TEXT_BYTES", 1_000_000)
+INPUT_MAX_DATA_BYTES = env.int("INPUT_MAX_DATA_BYTES", 1_000_000)
+# Scheme and host put in front of hosted media URLs ('' gives site-relative URLs).
+COLLECTORS_PUBLIC_URL = env.str("COLLECTORS_PUBLIC_URL", "")
+
+# --- inference -----------------------------------------------------------------------------
+MAX_PREDICT_INPUTS = env.int("MAX_PREDICT_INPUTS", 128)
+PREDICT_FETCH_WORKERS = env.int("PREDICT_FETCH_WORKERS", 8)
+MAX_TEXT_BYTES = env.int("MAX_TEXT_BYTES", 1_000_000)
+OCR_MAX_SIDE = env.int("OCR_MAX_SIDE", 960)
+# How long a process trusts its cached keys and model versions before it checks the change
+# generation in the database (a background thread checks it in servers): a revoked key or a
+# changed version is seen by every process within this time.
+CACHE_CHECK_SECONDS = env.float("CACHE_CHECK_SECONDS", 0.5)
+CACHE_MAX_ENTRIES = env.int("CACHE_MAX_ENTRIES", 10_000)
+# Servers run their periodic chores (cache checks, counter flushes, backlog counts) in
+# background threads, off the request path. The test process turns them off and runs each chore
+# on the calling thread (tests/settings.py), where the test's own transaction is visible.
+BACKGROUND_THREADS = env.bool("BACKGROUND_THREADS", True)
+# Remote models: URL prefixes a remote model version may point at (empty: no remote models).
+REMOTE_MODEL_ALLOWED_ENDPOINTS = env.list("REMOTE_MODEL_ALLOWED_ENDPOINTS", [])
+REMOTE_MODEL_TIMEOUT = env.float("REMOTE_MODEL_TIMEOUT", 30.0)
+REMOTE_MODEL_MAX_TIMEOUT = env.float("REMOTE_MODEL_MAX_TIMEOUT", 120.0)
+REMOTE_MODEL_CONNECT_TIMEOUT = env.float("REMOTE_MODEL_CONNECT_TIMEOUT", 3.0)
+REMOTE_MODEL_RETRIES = env.int("REMOTE_MODEL_RETRIES", 2)
+REMOTE_MODEL_RETRY_BACKOFF = env.float("REMOTE_MODEL_RETRY_BACKOFF", 0.2)
+REMOTE_MODEL_MAX_REPLY_BYTES = env.int("REMOTE_MODEL_MAX_REPLY_BYTES", 4 * 2**20)
+REMOTE_MODEL_CONCURRENCY = env.int("REMOTE_MODEL_CONCURRENCY", 4)
+# Operator-held credentials a remote model version may name with `api_key_env`: every
+# environment variable REMOTE_MODEL_KEY_<NAME>, by its full name.
+REMOTE_MODEL_KEYS = {
+    name: value for name, value in os.environ.items() if name.startswith("REMOTE_MODEL_KEY_")
+}
+
+# --- workflows -----------------------------------------------------------------------------
+WORKFLOW_MAX_NODES = env.int("WORKFLOW_MAX_NODES", 20)
+WORKFLOW_MAX_RESULT_INPUTS = env.int("WORKFLOW_MAX_RESULT_INPUTS", 32)
+# A compiled workflow plan is reused this long, so a concept relation changed in another process
+# reaches the mappers within this time.
+WORKFLOW_PLAN_TTL_SECONDS = env.float("WORKFLOW_PLAN_TTL_SECONDS", 10.0)
+
+# --- gRPC server ---------------------------------------------------------------------------
+GRPC_MAX_WORKERS = env.int("GRPC_MAX_WORKERS", 0)  # 0: 4 x cores
+GRPC_MAX_MESSAGE_BYTES = env.int("GRPC_MAX_MESSAGE_BYTES", 128 * 2**20)
+
+# --- fault injection (tests and the chaos harness only; inert when empty) --------------------
+COLLECTORS_FAULTS = env.str("COLLECTORS_FAULTS", "")
+COLLECTORS_FAULTS_SEED = env.str("COLLECTORS_FAULTS_SEED", "")
+COLLECTORS_FAULT_SLEEP = env.float("COLLECTORS_FAULT_SLEEP", 5.0)
+# The test harness records worker pids here (empty: off).
+COLLECTORS_WORKER_PIDFILE_DIR = env.str("COLLECTORS_WORKER_PIDFILE_DIR", "")
+
+# --- the capture engine (collectors_module.capture; its conf.py describes each one) ----------
+# How a serving process hands an admitted capture to the outbox: "spool" (append it to this
+# host's spool, which the capture agent commits and publishes; nothing on the request thread
+# waits for the database or the broker) or "inline" (the request thread inserts the row itself).
+COLLECTORS_CAPTURE_HANDOFF = env.str("COLLECTORS_CAPTURE_HANDOFF", "spool")
+COLLECTORS_SPOOL_DIR = env.path("COLLECTORS_SPOOL_DIR", VAR_DIR / "spool")
+COLLECTORS_SPOOL_SEGMENT_BYTES = env.int("COLLECTORS_SPOOL_SEGMENT_BYTES", 16 * 2**20)
+COLLECTORS_SPOOL_MAX_BYTES = env.int("COLLECTORS_SPOOL_MAX_BYTES", 1024 * 2**20)
+COLLECTORS_AGENT_BATCH = env.int("COLLECTORS_AGENT_BATCH", 500)
+COLLECTORS_AGENT_POLL_SECONDS = env.float("COLLECTORS_AGENT_POLL_SECONDS", 0.05)
+COLLECTORS_AGENT_STALE_SECONDS = env.float("COLLECTORS_AGENT_STALE_SECONDS", 5.0)
+COLLECTORS_INDEX_MAX_AGE_SECONDS = env.float("COLLECTORS_INDEX_MAX_AGE_SECONDS", 30.0)
+COLLECTORS_GRANT_CACHE_SECONDS = env.float("COLLECTORS_GRANT_CACHE_SECONDS", 1.0)
+COLLECTORS_PENDING_CACHE_SECONDS = env.float("COLLECTORS_PENDING_CACHE_SECONDS", 1.0)
+COLLECTORS_MAX_PENDING_TOTAL = env.int("COLLECTORS_MAX_PENDING_TOTAL", 100_000)
+COLLECTORS_MAX_PAYLOAD_BYTES = env.int("COLLECTORS_MAX_PAYLOAD_BYTES", 8 * 2**20)
+COLLECTORS_CAPTURE_STATEMENT_TIMEOUT_MS = env.int("COLLECTORS_CAPTURE_STATEMENT_TIMEOUT_MS", 100)
+COLLECTORS_CAPTURE_LOCK_TIMEOUT_MS = env.int("COLLECTORS_CAPTURE_LOCK_TIMEOUT_MS", 50)
+COLLECTORS_CAPTURE_ASYNC_COMMIT = env.bool("COLLECTORS_CAPTURE_ASYNC_COMMIT", False)
+COLLECTORS_LIMITER_REDIS_URL = env.str("COLLECTORS_LIMITER_REDIS_URL", "") or REDIS_URL
+COLLECTORS_LIMITER_TIMEOUT_SECONDS = env.float("COLLECTORS_LIMITER_TIMEOUT_SECONDS", 0.05)
+COLLECTORS_LIMITER_BREAKER_SECONDS = env.float("COLLECTORS_LIMITER_BREAKER_SECONDS", 5.0)
+COLLECTORS_COUNTER_FLUSH_SECONDS = env.float("COLLECTORS_COUNTER_FLUSH_SECONDS", 2.0)
+COLLECTORS_RELAY_QUEUE_SIZE = env.int("COLLECTORS_RELAY_QUEUE_SIZE", 10_000)
+COLLECTORS_RELAY_LINGER_MS = env.int("COLLECTORS_RELAY_LINGER_MS", 20)
+COLLECTORS_LEASE_SECONDS = env.float("COLLECTORS_LEASE_SECONDS", 150.0)
+COLLECTORS_MAX_ATTEMPTS = env.int("COLLECTORS_MAX_ATTEMPTS", 5)
+COLLECTORS_CAPTURE_MAX_AGE_SECONDS = env.float("COLLECTORS_CAPTURE_MAX_AGE_SECONDS", 24 * 3600.0)
+COLLECTORS_RETRY_BASE_SECONDS = env.float("COLLECTORS_RETRY_BASE_SECONDS", 5.0)
+COLLECTORS_RETRY_MAX_SECONDS = env.float("COLLECTORS_RETRY_MAX_SECONDS", 600.0)
+COLLECTORS_BATCH_SIZE = env.int("COLLECTORS_BATCH_SIZE", 250)
+COLLECTORS_BATCH_TIME_BUDGET_SECONDS = env.float(
+    "COLLECTORS_BATCH_TIME_BUDGET_SECONDS", CELERY_TASK_SOFT_TIME_LIMIT * 0.5
+)
+COLLECTORS_SWEEP_SECONDS = env.float("COLLECTORS_SWEEP_SECONDS", 15.0)
+COLLECTORS_SWEEP_MIN_AGE_SECONDS = env.float("COLLECTORS_SWEEP_MIN_AGE_SECONDS", 5.0)
+COLLECTORS_SWEEP_ACCEPTED_AGE_SECONDS = env.float("COLLECTORS_SWEEP_ACCEPTED_AGE_SECONDS", 30.0)
+COLLECTORS_SWEEP_LIMIT = env.int("COLLECTORS_SWEEP_LIMIT", 5000)
+
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 600)),
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
         "socket_connect_timeout": 2,
         "socket_timeout": 5,
         "socket_keepalive": True,
@@ -250,17 +356,18 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 2,
 }
 CELERY_BEAT_SCHEDULE = {
-    # Re-publishes captures the broker lost and reclaims expired leases (collectors.tasks).
+    # Re-publishes captures the broker lost and reclaims expired leases (capture.tasks).
     "collectors-sweep": {
         "task": "collectors.sweep",
-        "schedule": float(os.environ.get("COLLECTORS_SWEEP_SECONDS", 15)),
+        "schedule": COLLECTORS_SWEEP_SECONDS,
     },
 }
 
+LOG_LEVEL = env.str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
-    "loggers": {"collectors": {"level": os.environ.get("LOG_LEVEL", "INFO")}},
+    "root": {"handlers": ["console"], "level": env.str("ROOT_LOG_LEVEL", "WARNING")},
+    "loggers": {"collectors": {"level": LOG_LEVEL}},
 }

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 
 import pytest
 from django.test import Client
-
-os.environ.setdefault("COLLECTORS_DEV", "1")
 
 
 class Api:
@@ -119,6 +116,25 @@ def bob(make_user, make_app, make_key):
     )
 
 
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Every test starts with empty in-process caches: a test's rows are rolled back without the
+    commit that would tell the caches (triggers fire at commit)."""
+    from collectors_module.capture import counters, limits, matching
+    from collectors_module.core import generations
+
+    def reset():
+        generations.reset_all()
+        matching.invalidate()
+        limits.rate_limiter.reset()
+        limits.backlog.reset()
+        counters.discard()
+
+    reset()
+    yield
+    reset()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _clean_limiter_redis():
     """Rate-limit counters live in Redis for up to a day, keyed by collector pk; a previous run
@@ -126,7 +142,7 @@ def _clean_limiter_redis():
     import redis
     from django.conf import settings
 
-    url = os.environ.get("COLLECTORS_LIMITER_REDIS_URL") or getattr(settings, "REDIS_URL", "")
+    url = settings.COLLECTORS_LIMITER_REDIS_URL
     if url and url != settings.CELERY_BROKER_URL:
         with contextlib.suppress(redis.RedisError):  # tests that need Redis will say so
             redis.Redis.from_url(url, socket_timeout=2).flushdb()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from collectors_module.core import generations
 from collectors_module.core.auth import digest_secret
 from collectors_module.core.descriptors import all_scope_strings
 from collectors_module.core.errors import SC, ApiError
@@ -39,6 +40,7 @@ def user_set_plan(*, user: User, plan: str) -> User:
     if plan not in Plan.values:
         raise ApiError(SC.CONN_INVALID_REQUEST, f"Unknown plan '{plan}'", field="plan")
     User.objects.filter(pk=user.pk).update(plan=plan)
+    generations.changed(User._meta.db_table)
     user.plan = plan
     return user
 
@@ -103,10 +105,13 @@ def grant_capture(*, grantor: User, grantee: User) -> CaptureGrant:
 
 
 def revoke_capture_grant(*, grantor: User, grantee: User) -> int:
-    """Withdraw consent; matching stops on the next prediction. Returns grants revoked."""
-    return CaptureGrant.objects.filter(
+    """Withdraw consent; matching stops within CACHE_CHECK_SECONDS in every process (at once in
+    this one). Returns grants revoked."""
+    n = CaptureGrant.objects.filter(
         grantor=grantor, grantee=grantee, revoked_at__isnull=True
     ).update(revoked_at=timezone.now())
+    generations.changed(CaptureGrant._meta.db_table)
+    return n
 
 
 @dataclass

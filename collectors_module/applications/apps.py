@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class ApplicationsConfig(AppConfig):
     name = "collectors_module.applications"
     label = "applications"
+
+    def ready(self) -> None:
+        from collectors_module.core import generations
+
+        from .models import App
+
+        generations.watch(App)

@@ -19,4 +19,6 @@ urlpatterns = [
     path(_SHORT + "stats", api_views.stats_view, name="stats-short"),
     path(_LONG + "limits", api_views.limits_view, name="limits"),
     path(_SHORT + "limits", api_views.limits_view, name="limits-short"),
+    path(_LONG + "deactivate", api_views.deactivate_view, name="deactivate"),
+    path(_SHORT + "deactivate", api_views.deactivate_view, name="deactivate-short"),
 ]

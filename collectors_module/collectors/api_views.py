@@ -7,6 +7,7 @@ scoped to the app owner; another tenant's app or collector is 11101 / 404. Paths
   GET   v2/users/<user_id>/apps/<app_id>/collectors/<id>/stats?minutes=60
   GET   v2/users/<user_id>/apps/<app_id>/collectors/<id>/limits
   PATCH v2/users/<user_id>/apps/<app_id>/collectors/<id>/limits   {"max_per_minute": 60, ...}
+  POST  v2/users/<user_id>/apps/<app_id>/collectors/<id>/deactivate  {"discard_pending": false}
   and the same under v2/collectors/<id>/... for app keys.
 """
 
@@ -18,7 +19,9 @@ import logging
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from collectors_module.core.auth import authenticate
+from collectors_module.accounts.auth import authenticate
+from collectors_module.applications.selectors import app_for_user
+from collectors_module.capture import selectors as capture_selectors
 from collectors_module.core.errors import SC, ApiError, http_status_for, make_status, not_found
 from collectors_module.core.pagination import paginate
 
@@ -50,8 +53,6 @@ def _error(exc: ApiError) -> JsonResponse:
 
 
 def _app_for(key, user_id: str, app_id: str):
-    from collectors_module.applications.selectors import app_for_user
-
     if key.app_id is not None:
         own_user, own_app = key.app.owner.username, key.app.public_id
         user_id = own_user if user_id in ("", "me") else user_id
@@ -139,7 +140,7 @@ def capture_to_dict(c) -> dict:
 @_endpoint({"GET": READ_SCOPES})
 def captures_view(request, *, app, collector):
     page, per_page = _int_param(request, "page", 1), _int_param(request, "per_page", 0)
-    rows = paginate(selectors.captures_of_collector(collector), page, per_page)
+    rows = paginate(capture_selectors.captures_of_collector(collector), page, per_page)
     return {
         "status": _status_dict(SC.SUCCESS),
         "collector_id": collector.public_id,
@@ -151,11 +152,11 @@ def captures_view(request, *, app, collector):
 @_endpoint({"GET": READ_SCOPES})
 def stats_view(request, *, app, collector):
     minutes = max(1, min(_int_param(request, "minutes", 60), 24 * 60))
-    stats = selectors.collector_stats(collector)
+    stats = capture_selectors.collector_stats(collector)
     stats["last_error_at"] = _iso(stats["last_error_at"])
     timeline = [
         {"minute": _iso(m), "accepted": a, "ingested": i}
-        for m, a, i in selectors.capture_timeline(collector, minutes=minutes)
+        for m, a, i in capture_selectors.capture_timeline(collector, minutes=minutes)
     ]
     return {
         "status": _status_dict(SC.SUCCESS),
@@ -166,17 +167,40 @@ def stats_view(request, *, app, collector):
     }
 
 
+def _json_body(request) -> dict:
+    if len(request.body) > MAX_BODY:
+        raise ApiError(SC.RPC_MAX_MESSAGE_SIZE_EXCEEDED, "Request body is too large")
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError as exc:
+        raise ApiError(SC.CONN_BAD_REQUEST_FORMAT, "Request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise ApiError(SC.CONN_BAD_REQUEST_FORMAT, "Request body must be a JSON object")
+    return body
+
+
+@_endpoint({"POST": WRITE_SCOPES})
+def deactivate_view(request, *, app, collector):
+    body = _json_body(request)
+    discard = body.get("discard_pending", False)
+    if not isinstance(discard, bool):
+        raise ApiError(
+            SC.CONN_INVALID_REQUEST, "discard_pending must be true or false", field="discard_pending"
+        )
+    collector, discarded = services.collector_deactivate(
+        app=app, collector_id=collector.public_id, discard_pending=discard
+    )
+    return {
+        "status": _status_dict(SC.SUCCESS),
+        "collector_id": collector.public_id,
+        "discarded": discarded,
+    }
+
+
 @_endpoint({"GET": READ_SCOPES, "PATCH": WRITE_SCOPES, "POST": WRITE_SCOPES})
 def limits_view(request, *, app, collector):
     if request.method != "GET":
-        if len(request.body) > MAX_BODY:
-            raise ApiError(SC.RPC_MAX_MESSAGE_SIZE_EXCEEDED, "Request body is too large")
-        try:
-            body = json.loads(request.body or b"{}")
-        except ValueError as exc:
-            raise ApiError(SC.CONN_BAD_REQUEST_FORMAT, "Request body is not valid JSON") from exc
-        if not isinstance(body, dict):
-            raise ApiError(SC.CONN_BAD_REQUEST_FORMAT, "Request body must be a JSON object")
+        body = _json_body(request)
         limits = body.get("limits", body)
         collector = services.collector_set_limits(
             app=app, collector_id=collector.public_id, limits=limits

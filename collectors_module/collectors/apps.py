@@ -6,11 +6,9 @@ class CollectorsConfig(AppConfig):
     label = "collectors"
 
     def ready(self) -> None:
-        # pipeline helper: delivery-settings system checks (collectors.E001-E003).
-        # collectors-api helper: capture on predict (after-predict hook of inference).
-        from collectors_module.inference.hooks import register_after_predict
+        from collectors_module.core import generations
 
-        from . import checks  # noqa: F401
-        from .capture import on_prediction
+        from .models import Collector
 
-        register_after_predict(on_prediction)
+        # The capture engine keeps an index of active collectors in every serving process.
+        generations.watch(Collector)

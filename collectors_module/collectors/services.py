@@ -1,12 +1,14 @@
 """Writers for collectors: create, overwrite, status, limits, flag, delete (with validation).
 
 Every validation failure is an `ApiError` with a status, details a person understands and
-`field=` naming the form field. Every write bumps `Collector.revision` and invalidates the
-in-process matching index (and, through the revision, every other process's index within ~1 s).
+`field=` naming the form field. Every write bumps `Collector.revision`; the change generation of
+the collectors table (database triggers, `core.generations`) makes every process rebuild its
+capture index within CACHE_CHECK_SECONDS, this process at once.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -14,12 +16,20 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from collectors_module.accounts.models import Key
+from collectors_module.accounts.selectors import has_active_grant, user_by_user_id
+from collectors_module.capture.services import captures_discard_pending, pending_of_collectors
+from collectors_module.core import generations
 from collectors_module.core.auth import digest_secret
 from collectors_module.core.descriptors import get_rpc
 from collectors_module.core.errors import SC, ApiError, not_found
 from collectors_module.core.ids import validate_id
+from collectors_module.inference.selectors import model_version_for_user
+from collectors_module.workflows.models import Workflow
 
 from .models import COLLECTOR_ACTIVE, COLLECTOR_INACTIVE, Collector
+
+log = logging.getLogger("collectors.services")
 
 LIMIT_FIELDS = ("max_per_minute", "max_per_hour", "max_per_day", "max_pending")
 MAX_LIMIT = 1_000_000_000
@@ -69,8 +79,6 @@ def validate_limits(limits: dict | None) -> dict[str, int]:
 
 def _resolve_post_inputs_key(*, owner, app, key_ref: str):
     """The owner's key named by public id or secret, usable for PostInputs into `app`."""
-    from collectors_module.accounts.models import Key
-
     field = "post_inputs_key_id"
     if not key_ref:
         raise ApiError(
@@ -115,38 +123,6 @@ def _resolve_post_inputs_key(*, owner, app, key_ref: str):
     return key
 
 
-def _model_version_for_user(
-    user, *, owner_user_id: str, app_id: str, model_id: str, version_id: str
-):
-    """inference.selectors.model_version_for_user (the contract), with a local fallback."""
-    try:
-        from collectors_module.inference.selectors import model_version_for_user
-    except ImportError:  # the predict part is not there yet
-        model_version_for_user = _fallback_model_version_for_user
-    return model_version_for_user(
-        user, owner_user_id=owner_user_id, app_id=app_id, model_id=model_id, version_id=version_id
-    )
-
-
-def _fallback_model_version_for_user(user, *, owner_user_id, app_id, model_id, version_id=""):
-    from collectors_module.applications.selectors import app_for_user
-    from collectors_module.inference.models import Model
-
-    app = app_for_user(user, owner_user_id=owner_user_id, app_id=app_id)
-    model = (
-        Model.objects.select_related("app", "app__owner")
-        .filter(app=app, public_id=model_id)
-        .first()
-    )
-    if model is None or not (app.owner_id == user.pk or model.is_public):
-        raise not_found("Model", model_id)
-    versions = model.versions.select_related("model", "model__app", "model__app__owner")
-    mv = versions.filter(public_id=version_id).first() if version_id else model.latest_version()
-    if mv is None:
-        raise not_found("Model version", version_id or f"{model_id} (latest)")
-    return mv
-
-
 def _resolve_source(*, owner, app, src) -> object:
     model_user_id = src.model_user_id or owner.username
     if model_user_id == "me":
@@ -167,7 +143,7 @@ def _resolve_source(*, owner, app, src) -> object:
     if src.model_version_id:
         validate_id(src.model_version_id, "model_version_id", field="model_version_id")
     try:
-        mv = _model_version_for_user(
+        mv = model_version_for_user(
             owner,
             owner_user_id=model_user_id,
             app_id=model_app_id,
@@ -202,8 +178,6 @@ def _key_can_read_model(key, mv) -> None:
 
 
 def _resolve_caller(*, owner, mv, caller_user_id: str):
-    from collectors_module.accounts.selectors import has_active_grant, user_by_user_id
-
     field = "caller_user_id"
     if not caller_user_id:
         if mv.model.app.owner_id == owner.pk:
@@ -228,8 +202,6 @@ def _resolve_caller(*, owner, mv, caller_user_id: str):
 
 
 def _resolve_workflow(app, workflow_id: str, field: str):
-    from collectors_module.workflows.models import Workflow
-
     if not workflow_id:
         return None
     validate_id(workflow_id, field, field=field)
@@ -340,10 +312,7 @@ def _validate(*, app, actor, collector_pb, existing: Collector | None) -> _Valid
 
 
 def _invalidate() -> None:
-    from . import matching
-
-    matching.invalidate()
-    transaction.on_commit(matching.invalidate)
+    generations.changed(Collector._meta.db_table)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,8 +381,13 @@ def collector_overwrite(*, app, actor, collector_pb, limits: dict | None = None)
                 field="id",
             )
         v = _validate(app=app, actor=actor, collector_pb=collector_pb, existing=existing)
+        was_active = existing.status == COLLECTOR_ACTIVE
         for name, value in {**v.fields, **limit_values}.items():
             setattr(existing, name, value)
+        if existing.status == COLLECTOR_ACTIVE:
+            existing.deactivated_at = None
+        elif was_active or existing.deactivated_at is None:
+            existing.deactivated_at = timezone.now()  # captures accepted until now are kept
         existing.flagged_reason = ""
         existing.flagged_at = None
         existing.revision = F("revision") + 1
@@ -432,27 +406,69 @@ def collectors_overwrite(*, app, actor, collector_pbs) -> list[Collector]:
 
 
 def collector_set_status(*, app, collector_id: str, active: bool) -> Collector:
-    """Activate or deactivate (idempotent). Raises 11101 when the collector is not in `app`.
+    """Activate or deactivate, keeping what was accepted (see `collector_deactivate`)."""
+    if active:
+        return collector_activate(app=app, collector_id=collector_id)
+    return collector_deactivate(app=app, collector_id=collector_id)[0]
 
-    Activating clears a flag set by the worker (e.g. after the user replaced a revoked key).
-    """
+
+def _locked(app, collector_id: str) -> Collector:
+    collector = Collector.objects.select_for_update().filter(app=app, public_id=collector_id).first()
+    if collector is None:
+        raise not_found("Collector", collector_id)
+    return collector
+
+
+_STATUS_FIELDS = [
+    "status",
+    "flagged_reason",
+    "flagged_at",
+    "deactivated_at",
+    "discarded_before",
+    "revision",
+    "modified_at",
+]
+
+
+def collector_activate(*, app, collector_id: str) -> Collector:
+    """Activate (idempotent); clears a flag set by the worker (e.g. after the user replaced a
+    revoked key). Raises 11101 when the collector is not in `app`."""
     with transaction.atomic():
-        collector = (
-            Collector.objects.select_for_update().filter(app=app, public_id=collector_id).first()
-        )
-        if collector is None:
-            raise not_found("Collector", collector_id)
-        collector.status = COLLECTOR_ACTIVE if active else COLLECTOR_INACTIVE
-        if active:
-            collector.flagged_reason = ""
-            collector.flagged_at = None
+        collector = _locked(app, collector_id)
+        collector.status = COLLECTOR_ACTIVE
+        collector.flagged_reason = ""
+        collector.flagged_at = None
+        collector.deactivated_at = None
         collector.revision = F("revision") + 1
-        collector.save(
-            update_fields=["status", "flagged_reason", "flagged_at", "revision", "modified_at"]
-        )
+        collector.save(update_fields=_STATUS_FIELDS)
         collector.refresh_from_db()
         _invalidate()
     return collector
+
+
+def collector_deactivate(
+    *, app, collector_id: str, discard_pending: bool = False
+) -> tuple[Collector, int]:
+    """Deactivate (idempotent): no new captures. The captures accepted before it are still
+    delivered, unless `discard_pending` ends them now (state `dropped`, reason `discarded`,
+    counted), together with those still on their way from a serving host's spool.
+
+    Returns (collector, captures discarded). Raises 11101 when the collector is not in `app`."""
+    with transaction.atomic():
+        collector = _locked(app, collector_id)
+        now = timezone.now()
+        if collector.status == COLLECTOR_ACTIVE or collector.deactivated_at is None:
+            collector.deactivated_at = now
+        collector.status = COLLECTOR_INACTIVE
+        discarded = 0
+        if discard_pending:
+            collector.discarded_before = now
+            discarded = captures_discard_pending(collector_id=collector.pk)
+        collector.revision = F("revision") + 1
+        collector.save(update_fields=_STATUS_FIELDS)
+        collector.refresh_from_db()
+        _invalidate()
+    return collector, discarded
 
 
 def collector_set_limits(*, app, collector_id: str, limits: dict) -> Collector:
@@ -478,24 +494,32 @@ def collector_flag(*, collector_id: int, reason: str, deactivate: bool = True) -
 
     Returns rows changed (0 when it was deleted meanwhile). Stops matching in every process.
     """
+    now = timezone.now()
     changes: dict = {
         "flagged_reason": reason[:512],
-        "flagged_at": timezone.now(),
+        "flagged_at": now,
         "revision": F("revision") + 1,
-        "modified_at": timezone.now(),
+        "modified_at": now,
     }
+    n = 0
     if deactivate:
-        changes["status"] = COLLECTOR_INACTIVE
-    n = Collector.objects.filter(pk=collector_id).update(**changes)
+        n = Collector.objects.filter(pk=collector_id, status=COLLECTOR_ACTIVE).update(
+            status=COLLECTOR_INACTIVE, deactivated_at=now, **changes
+        )
+    if not n:
+        n = Collector.objects.filter(pk=collector_id).update(**changes)
     _invalidate()
     return n
 
 
-def collectors_delete(*, app, ids: list[str] | None = None, delete_all: bool = False) -> int:
+def collectors_delete(
+    *, app, ids: list[str] | None = None, delete_all: bool = False
+) -> tuple[int, int]:
     """Delete the named collectors of `app` (or all of them) with their captures and counters.
 
-    All or nothing: an unknown id raises 11101 and deletes nothing. Returns collectors deleted.
-    """
+    Their pending captures are discarded (and those still in a spool are dropped when the agent
+    reaches them). All or nothing: an unknown id raises 11101 and deletes nothing. Returns
+    (collectors deleted, pending captures discarded)."""
     ids = list(dict.fromkeys(i for i in (ids or []) if i))
     if not ids and not delete_all:
         raise ApiError(
@@ -514,7 +538,15 @@ def collectors_delete(*, app, ids: list[str] | None = None, delete_all: bool = F
             if missing:
                 raise not_found("Collector", ", ".join(m[:64] for m in missing[:5]))
         pks = list(qs.values_list("pk", flat=True))
+        discarded = pending_of_collectors(pks)
         # Captures and counters go with their collector (CASCADE): pending payloads are purged.
         Collector.objects.filter(pk__in=pks).delete()
         _invalidate()
-    return len(pks)
+    if discarded:
+        log.info(
+            "deleted %d collector(s) of app %s; %d pending capture(s) discarded",
+            len(pks),
+            app.public_id,
+            discarded,
+        )
+    return len(pks), discarded

@@ -16,9 +16,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from collectors_module.accounts.selectors import keys_of_user
+from collectors_module.capture import selectors as capture_selectors
 from collectors_module.core.errors import ApiError
 from collectors_module.core.ids import is_valid_id
+from collectors_module.inference.selectors import model_version_for_user
 from collectors_module.modules.access import installation_access, scopes_for
+from collectors_module.workflows.selectors import workflows_of_app
 
 from . import selectors, services
 from .forms import (
@@ -41,19 +44,11 @@ SHOW_ALL_PER_PAGE = 50
 
 
 def _workflows(app):
-    try:
-        from collectors_module.workflows.selectors import workflows_of_app
-    except ImportError:  # the workflows part is not there yet
-        from collectors_module.workflows.models import Workflow
-
-        return list(Workflow.objects.filter(app=app).order_by("public_id"))
     return list(workflows_of_app(app).order_by("public_id"))
 
 
 def _check_source(user, source_url: str, version_id: str):
     """(model_version, error message) for what the user typed; never raises."""
-    from collectors_module.inference.selectors import model_version_for_user
-
     if not (source_url or "").strip():
         return None, ""
     try:
@@ -226,16 +221,16 @@ def source_check(request, app_id: str, inst_slug: str):
 
 def _rows(collectors):
     collectors = list(collectors)
-    stats = selectors.collectors_stats(collectors)
-    timelines = selectors.capture_timelines(collectors, minutes=TIMELINE_MINUTES)
+    stats = capture_selectors.collectors_stats(collectors)
+    timelines = capture_selectors.capture_timelines(collectors, minutes=TIMELINE_MINUTES)
     return [_row(c, stats[c.pk], timelines[c.pk]) for c in collectors]
 
 
 def _row(collector, stats=None, timeline=None):
     if stats is None:
-        stats = selectors.collector_stats(collector)
+        stats = capture_selectors.collector_stats(collector)
     if timeline is None:
-        timeline = selectors.capture_timeline(collector, minutes=TIMELINE_MINUTES)
+        timeline = capture_selectors.capture_timeline(collector, minutes=TIMELINE_MINUTES)
     return {"collector": collector, "stats": stats, "chart": sparkline(timeline)}
 
 
@@ -319,15 +314,21 @@ def collector_stats(request, app_id: str, inst_slug: str, collector_id: str):
 @login_required
 @require_POST
 def collector_status(request, app_id: str, inst_slug: str, collector_id: str):
-    """Deactivate (active=0) or reactivate (active=1); htmx gets the row partial."""
+    """Deactivate (active=0, optionally discard_pending=1) or reactivate (active=1); htmx gets
+    the row partial."""
     access = installation_access(request, app_id, inst_slug, scopes=STATUS_SCOPES)
     if isinstance(access, HttpResponse):
         return access
     collector = _collector_or_404(access.app, collector_id)
     active = request.POST.get("active", "") in ("1", "true", "on")
-    collector = services.collector_set_status(
-        app=access.app, collector_id=collector.public_id, active=active
-    )
+    discard = request.POST.get("discard_pending", "") in ("1", "true", "on")
+    discarded = 0
+    if active:
+        collector = services.collector_activate(app=access.app, collector_id=collector.public_id)
+    else:
+        collector, discarded = services.collector_deactivate(
+            app=access.app, collector_id=collector.public_id, discard_pending=discard
+        )
     collector = selectors.collector_for_app(access.app, collector.public_id)
     if request.htmx:
         return render(
@@ -335,9 +336,10 @@ def collector_status(request, app_id: str, inst_slug: str, collector_id: str):
             "collectors/collector_list.html#collector-row",
             _list_ctx(access, row=_row(collector)),
         )
-    messages.success(
-        request, f"Collector {collector.public_id} {'reactivated' if active else 'deactivated'}."
-    )
+    done = "reactivated" if active else "deactivated"
+    if discarded:
+        done += f"; {discarded} pending capture{'s' if discarded != 1 else ''} discarded"
+    messages.success(request, f"Collector {collector.public_id} {done}.")
     return redirect("collectors:list", access.app.public_id, access.installation.slug)
 
 
@@ -353,13 +355,14 @@ def collector_delete(request, app_id: str, inst_slug: str, collector_id: str):
         return render(
             request, "collectors/delete_confirm.html", _list_ctx(access, collector=collector)
         )
-    services.collectors_delete(app=access.app, ids=[collector.public_id])
+    _, discarded = services.collectors_delete(app=access.app, ids=[collector.public_id])
     if request.htmx:
         remaining = selectors.collectors_of_app(access.app).exists()
         return render(
             request,
             "collectors/collector_list.html#deleted-row",
-            _list_ctx(access, collector=collector, remaining=remaining),
+            _list_ctx(access, collector=collector, remaining=remaining, discarded=discarded),
         )
-    messages.success(request, f"Collector {collector.public_id} deleted.")
+    note = f"; {discarded} pending capture{'s' if discarded != 1 else ''} discarded" if discarded else ""
+    messages.success(request, f"Collector {collector.public_id} deleted{note}.")
     return redirect("collectors:list", access.app.public_id, access.installation.slug)

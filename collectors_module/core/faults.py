@@ -1,4 +1,4 @@
-"""Deterministic crash points for fault tests: inert unless COLLECTORS_FAULTS names them.
+"""Deterministic crash points for fault tests: inert unless the COLLECTORS_FAULTS setting names them.
 
 COLLECTORS_FAULTS="after_claim:kill,after_remote_post:raise" makes `fault_point("after_claim")`
 SIGKILL its own process and `fault_point("after_remote_post")` raise. A `:sleep` action sleeps
@@ -15,6 +15,8 @@ import os
 import random
 import signal
 import time
+
+from django.conf import settings
 
 _hits: dict[str, int] = {}
 
@@ -54,14 +56,14 @@ def _parse(spec: str) -> dict[str, tuple[str, int]]:
 
 
 def _draw(name: str, hit: int) -> float:
-    seed = os.environ.get("COLLECTORS_FAULTS_SEED")
+    seed = settings.COLLECTORS_FAULTS_SEED
     if seed is None or seed == "":
         return random.random() * 100
     return random.Random(f"{seed}:{name}:{hit}").random() * 100
 
 
 def fault_point(name: str) -> None:
-    spec = os.environ.get("COLLECTORS_FAULTS")
+    spec = settings.COLLECTORS_FAULTS
     if not spec:
         return
     rules = _parse_all(spec).get(name)
@@ -79,4 +81,4 @@ def fault_point(name: str) -> None:
         elif action == "raise":
             raise InjectedFault(name)
         elif action == "sleep":
-            time.sleep(float(os.environ.get("COLLECTORS_FAULT_SLEEP", "5")))
+            time.sleep(float(settings.COLLECTORS_FAULT_SLEEP))

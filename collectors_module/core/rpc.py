@@ -15,7 +15,8 @@ from typing import Any
 
 from django.db import DataError, close_old_connections
 
-from .auth import authenticate
+from collectors_module.accounts.auth import authenticate
+
 from .descriptors import get_rpc
 from .errors import SC, ApiError, make_status
 

@@ -7,6 +7,13 @@ class InferenceConfig(AppConfig):
     label = "inference"
 
     def ready(self) -> None:
+        from collectors_module.core import generations
+
+        from .models import Model, ModelVersion
+
+        # Model versions are cached by the predict path of every serving process.
+        generations.watch(Model)
+        generations.watch(ModelVersion)
         # The data migration seeds builtin/main; this restores it after a flush (e.g. between
         # transactional tests), which empties every table but re-sends post_migrate.
         post_migrate.connect(

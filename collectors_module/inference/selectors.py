@@ -2,17 +2,31 @@
 
 The owner reads and writes; anyone reads a PUBLIC model in a PUBLIC app (such as builtin/main);
 everything else is "does not exist" (11101), never "forbidden".
+
+The predict path's lookups (`model_version_for_user`, the short-path fallback) come from a
+per-process cache cleared when models, versions, apps or users change in any process (seen
+within CACHE_CHECK_SECONDS; `core.generations`); on a hit no SQL is compiled or sent. Cached
+versions are shared between requests: treat them as read-only.
 """
 
 from __future__ import annotations
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from collectors_module.applications.models import Visibility
-from collectors_module.core.errors import not_found
+from collectors_module.accounts.models import User
+from collectors_module.applications.models import App, Visibility
+from collectors_module.core import generations
+from collectors_module.core.errors import SC, ApiError, not_found
 
 from .models import Model, ModelVersion
 from .runners.builtin import BUILTIN_APP_ID, BUILTIN_USER_ID
+
+_versions = generations.SyncedCache(
+    "model-versions", generations.tables_of(Model, ModelVersion, App, User)
+)
+_has_model = generations.SyncedCache(
+    "model-exists", generations.tables_of(Model, App, User)
+)
 
 
 def model_visible_to(model: Model, user, *, write: bool = False) -> bool:
@@ -44,15 +58,12 @@ def model_for_user(
 def model_version_for_user(
     user, *, owner_user_id: str, app_id: str, model_id: str, version_id: str = ""
 ) -> ModelVersion:
-    """One query: the version (latest when `version_id` is empty) with model, app and owner loaded."""
-    qs = ModelVersion.objects.select_related("model__app__owner").filter(
-        model__app__owner__username=owner_user_id,
-        model__app__public_id=app_id,
-        model__public_id=model_id,
+    """The version (latest when `version_id` is empty) with model, app and owner loaded: from the
+    cache, or one query."""
+    version = _versions.get(
+        (owner_user_id, app_id, model_id, version_id),
+        lambda: _load_version(owner_user_id, app_id, model_id, version_id),
     )
-    if version_id:
-        qs = qs.filter(public_id=version_id)
-    version = qs.order_by("-created_at", "-pk").first()
     if version is None and version_id:
         # Say which one is missing, without telling apart "hidden" and "missing" models.
         model_for_user(user, owner_user_id=owner_user_id, app_id=app_id, model_id=model_id)
@@ -60,6 +71,17 @@ def model_version_for_user(
     if version is None or not model_visible_to(version.model, user):
         raise not_found("Model", model_id)
     return version
+
+
+def _load_version(owner_user_id: str, app_id: str, model_id: str, version_id: str):
+    qs = ModelVersion.objects.select_related("model__app__owner").filter(
+        model__app__owner__username=owner_user_id,
+        model__app__public_id=app_id,
+        model__public_id=model_id,
+    )
+    if version_id:
+        qs = qs.filter(public_id=version_id)
+    return qs.order_by("-created_at", "-pk").first()
 
 
 def builtin_model_version(user, *, model_id: str, version_id: str = "") -> ModelVersion:
@@ -113,15 +135,17 @@ def _may_fall_back(ctx, request, model_id: str) -> bool:
         return False
     if not ctx.app_id:
         return True
-    return not Model.objects.filter(
-        app__owner__username=ctx.owner_user_id, app__public_id=ctx.app_id, public_id=model_id
-    ).exists()
+    key = (ctx.owner_user_id, ctx.app_id, model_id)
+    return not _has_model.get(
+        key,
+        lambda: Model.objects.filter(
+            app__owner__username=ctx.owner_user_id, app__public_id=ctx.app_id, public_id=model_id
+        ).exists(),
+    )
 
 
 def model_version_for_request(ctx, request, *, model_id: str, version_id: str = "") -> ModelVersion:
     """The version a request names: in the request's app, or builtin/main for short paths."""
-    from collectors_module.core.errors import SC, ApiError
-
     if not model_id:
         raise ApiError(SC.CONN_INVALID_REQUEST, "model_id is required", field="model_id")
     if ctx.app_id:
@@ -141,8 +165,6 @@ def model_version_for_request(ctx, request, *, model_id: str, version_id: str = 
 
 def model_for_request(ctx, request, *, model_id: str, write: bool = False) -> Model:
     """The model a request names (write: only in the caller's own app, no builtin fallback)."""
-    from collectors_module.core.errors import SC, ApiError
-
     if not model_id:
         raise ApiError(SC.CONN_INVALID_REQUEST, "model_id is required", field="model_id")
     if ctx.app_id:

@@ -1,37 +1,25 @@
-"""Tunables of the inputs app (settings override the defaults; environment overrides both)."""
+"""Tunables of the inputs app, read from `django.conf.settings` (defaults in settings.py)."""
 
 from __future__ import annotations
-
-import os
 
 from django.conf import settings
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw not in (None, ""):
-        return int(raw)
-    return int(getattr(settings, name, default))
-
-
 def max_inputs_per_request() -> int:
     """PostInputs batch limit (Clarifai documents 128)."""
-    return _int("INPUTS_MAX_PER_REQUEST", 128)
+    return int(settings.INPUTS_MAX_PER_REQUEST)
 
 
 def max_text_bytes() -> int:
     """Largest `data.text.raw` stored for one input (UTF-8 bytes)."""
-    return _int("INPUT_MAX_TEXT_BYTES", 1_000_000)
+    return int(settings.INPUT_MAX_TEXT_BYTES)
 
 
 def max_data_bytes() -> int:
     """Largest JSON of the rest of `data` (concepts, regions, metadata...) for one input."""
-    return _int("INPUT_MAX_DATA_BYTES", 1_000_000)
+    return int(settings.INPUT_MAX_DATA_BYTES)
 
 
 def public_base_url() -> str:
     """Scheme and host put in front of hosted media URLs ('' gives site-relative URLs)."""
-    value = os.environ.get("COLLECTORS_PUBLIC_URL") or getattr(
-        settings, "COLLECTORS_PUBLIC_URL", ""
-    )
-    return (value or "").rstrip("/")
+    return (settings.COLLECTORS_PUBLIC_URL or "").rstrip("/")

@@ -79,7 +79,6 @@ def _prepare(
 ) -> _Prepared:
     """Validate one input and split it into columns, blob bytes and the JSON rest (no writes).
 
-    Also used by collectors.pipeline's bulk ingest (with `_save_blob`): keep the signature.
     """
     public_id = input_pb.id or new_hex_id()
     validate_id(public_id, "input id", SC.INPUT_INVALID_ARGUMENT, field="id")
@@ -233,6 +232,89 @@ def input_create(
     """Store one input (own transaction); INPUT_DUPLICATE (30100) if the id exists; ApiError on bad data."""
     prepared = _prepare(input_pb, image_bytes, annotations, extra_metadata)
     return _store(app, prepared)
+
+
+@dataclass
+class NewInput:
+    """One input for `inputs_create_bulk` (the same arguments as `input_create`)."""
+
+    input_pb: resources_pb2.Input
+    image_bytes: bytes | None = None
+    annotations: list[dict] | None = None
+    extra_metadata: dict | None = None
+
+
+def inputs_create_bulk(
+    *, app, items: list[NewInput], one_by_one_on_conflict: bool = True
+) -> list[Input | ApiError]:
+    """Store many inputs of `app` with one existence check and one INSERT, in the caller's
+    transaction. One result per item, in order: the new Input, or an ApiError (INPUT_DUPLICATE
+    when the id exists, the validation error, INTERNAL_SERVER_ISSUE when blob storage failed).
+
+    If another transaction inserts one of the ids meanwhile, the batch is redone one input at a
+    time (each in its own savepoint) with `one_by_one_on_conflict`; otherwise the IntegrityError
+    propagates and the caller rolls back."""
+    results: list[Input | ApiError | None] = [None] * len(items)
+    prepared: list[tuple[int, _Prepared]] = []
+    for i, item in enumerate(items):
+        try:
+            prepared.append(
+                (i, _prepare(item.input_pb, item.image_bytes, item.annotations, item.extra_metadata))
+            )
+        except ApiError as exc:
+            results[i] = exc
+    existing = set(
+        Input.objects.filter(app=app, public_id__in=[p.public_id for _, p in prepared]).values_list(
+            "public_id", flat=True
+        )
+    )
+    rows: list[tuple[int, Input, bytes | None]] = []
+    for i, p in prepared:
+        if p.public_id in existing:
+            results[i] = _duplicate(app, p.public_id)
+            continue
+        row = Input(
+            app=app,
+            public_id=p.public_id,
+            data=p.data_json,
+            image_url=p.image_url,
+            text=p.text,
+            annotations=p.annotations,
+            content_hash=p.content_hash,
+            status_code=SC.INPUT_SUCCESS,
+        )
+        try:
+            if p.image_bytes is not None:
+                row.image.name = _save_blob(input_blob_path(row, ""), p.image_bytes)
+        except OSError as exc:
+            results[i] = ApiError(SC.INTERNAL_SERVER_ISSUE, f"blob storage: {exc}")
+            continue
+        rows.append((i, row, p.image_bytes))
+    try:
+        with transaction.atomic():
+            Input.objects.bulk_create([row for _, row, _ in rows])
+    except IntegrityError:
+        if not one_by_one_on_conflict:
+            raise
+        for i, _row, _content in rows:
+            item = items[i]
+            try:
+                results[i] = input_create(
+                    app=app,
+                    input_pb=item.input_pb,
+                    image_bytes=item.image_bytes,
+                    annotations=item.annotations,
+                    extra_metadata=item.extra_metadata,
+                )
+            except ApiError as exc:
+                results[i] = exc
+        return results  # type: ignore[return-value]
+    for i, row, content in rows:
+        results[i] = row
+        if content is not None:
+            name = row.image.name
+            transaction.on_commit(lambda name=name, content=content: _ensure_blob(name, content))
+    return results  # type: ignore[return-value]
 
 
 def _suffixed(public_id: str) -> str:

@@ -194,7 +194,7 @@ def _media_user(request: HttpRequest):
     header = request.META.get("HTTP_AUTHORIZATION")
     if header is None:
         return request.user if request.user.is_authenticated else None
-    from collectors_module.core.auth import authenticate
+    from collectors_module.accounts.auth import authenticate
 
     try:
         key = authenticate(header)

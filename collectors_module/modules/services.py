@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from collectors_module.accounts.models import Key
-from collectors_module.accounts.services import CreatedKey, key_create
+from collectors_module.accounts.services import CreatedKey, key_create, key_revoke
 from collectors_module.applications.models import Visibility
 from collectors_module.core.errors import SC, ApiError, not_found
 
@@ -95,9 +94,7 @@ def installation_authorize(*, installation: Installation, user) -> CreatedKey:
             description=f"{inst.module.title} module installed at {inst.app.public_id}/{inst.slug}",
         )
         if inst.key_id is not None:
-            Key.objects.filter(pk=inst.key_id, owner=user, revoked_at__isnull=True).update(
-                revoked_at=timezone.now()
-            )
+            _revoke_own_key(user, inst.key_id)
         inst.key = created.key
         inst.save(update_fields=["key"])
     installation.key = created.key
@@ -116,7 +113,12 @@ def installation_uninstall(*, installation: Installation, user) -> None:
         if inst is None:
             raise not_found("Installed module", installation.slug)
         if inst.key_id is not None:
-            Key.objects.filter(pk=inst.key_id, owner=user, revoked_at__isnull=True).update(
-                revoked_at=timezone.now()
-            )
+            _revoke_own_key(user, inst.key_id)
         inst.delete()
+
+
+def _revoke_own_key(user, key_pk: int) -> None:
+    """Revoke the installation's key if it is still `user`'s (through the accounts service)."""
+    public_id = Key.objects.filter(pk=key_pk, owner=user).values_list("public_id", flat=True).first()
+    if public_id:
+        key_revoke(owner=user, key_public_id=public_id)

@@ -250,8 +250,8 @@ def test_oversized_body_is_refused_with_413(api, alice, settings):
     assert not Input.objects.exists()
 
 
-def test_text_over_the_limit_is_invalid_argument(api, alice, monkeypatch):
-    monkeypatch.setenv("INPUT_MAX_TEXT_BYTES", "100")
+def test_text_over_the_limit_is_invalid_argument(api, alice, settings):
+    settings.INPUT_MAX_TEXT_BYTES = 100
     r = post(api, alice, text_input("long", "y" * 101))
     assert r["status"]["code"] == 30104
     assert not Input.objects.exists()

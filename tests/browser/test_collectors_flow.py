@@ -92,7 +92,7 @@ def _inputs_of(app):
 
 
 def _captures(collector_pk: int) -> int:
-    from collectors_module.collectors.models import Capture
+    from collectors_module.capture.models import Capture
 
     return Capture.objects.filter(collector_id=collector_pk).count()
 

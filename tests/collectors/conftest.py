@@ -238,7 +238,7 @@ def celery_workers(transactional_db, tmp_path):
 @pytest.fixture
 def run_sweep():
     """Run the sweeper in the test process (as beat would), without the quiet period."""
-    from collectors_module.collectors.sweeper import sweep
+    from collectors_module.capture.sweeper import sweep
 
     def run(**kw):
         kw.setdefault("min_age", 0)

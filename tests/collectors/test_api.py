@@ -16,7 +16,7 @@ SENTIMENT_VERSION = "996e3c70d6372b1e7e3c10875ebd2b8b"
 
 @pytest.fixture(autouse=True)
 def _fresh_index():
-    from collectors_module.collectors import limits, matching
+    from collectors_module.capture import limits, matching
 
     matching.invalidate()
     limits.rate_limiter.reset()
@@ -287,7 +287,7 @@ def test_limits_endpoint_reads_and_sets_the_extension_fields(api, alice, bob):
 
 
 def test_capture_log_endpoint_pages_captures(api, alice, bob, make_key):
-    from collectors_module.collectors.models import Capture
+    from collectors_module.capture.models import Capture
 
     api.post(BASE, {"collectors": [builtin_body("log", alice.key.public_id)]}, key=alice.secret)
     c = Collector.objects.get(public_id="log")

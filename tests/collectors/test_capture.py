@@ -12,17 +12,15 @@ import psycopg
 import pytest
 from django.db import connection
 from django.db.models import F, Sum
+from django.utils import timezone
 from PIL import Image
 
 from collectors_module.accounts.services import grant_capture, revoke_capture_grant
-from collectors_module.collectors import counters, limits, matching, services
-from collectors_module.collectors.models import (
-    COLLECTOR_INACTIVE,
-    Capture,
-    Collector,
-    CollectorCounter,
-)
-from collectors_module.collectors.selectors import collector_stats
+from collectors_module.capture import counters, limits, matching
+from collectors_module.capture.models import Capture, CollectorCounter
+from collectors_module.capture.selectors import collector_stats
+from collectors_module.collectors import services
+from collectors_module.collectors.models import COLLECTOR_INACTIVE, Collector
 
 from .conftest import SENTIMENT, predict_text
 
@@ -32,19 +30,6 @@ COLOR = {
     "model_id": "color-recognition",
     "model_version_id": "b13a9cff8522d90a1d8d6902fce2dc9a",
 }
-
-
-@pytest.fixture(autouse=True)
-def _fresh_state():
-    matching.invalidate()
-    limits.rate_limiter.reset()
-    limits.backlog.reset()
-    counters._take()
-    yield
-    matching.invalidate()
-    limits.rate_limiter.reset()
-    limits.backlog.reset()
-    counters._take()
 
 
 def captured(collector) -> list[Capture]:
@@ -198,7 +183,7 @@ def test_random_sampling_is_deterministic_and_counted(api, alice, make_collector
     kept, out = len(captured(c)), counted(c, "sampled_out")
     assert kept + out == 40
     assert 3 <= kept <= 25
-    from collectors_module.collectors.capture import draw
+    from collectors_module.capture.admission import draw
 
     assert draw("req", 0, c.pk) == draw("req", 0, c.pk)
 
@@ -249,7 +234,7 @@ def test_rate_limits_are_shared_through_redis(api, alice, make_collector):
 
 
 def test_unreachable_redis_drops_limited_captures_and_never_the_prediction(
-    api, alice, make_collector, monkeypatch
+    api, alice, make_collector, settings
 ):
     baseline = predict_text(api, alice.secret, "a fine day")
     limited = make_collector(alice, "limited")
@@ -257,7 +242,7 @@ def test_unreachable_redis_drops_limited_captures_and_never_the_prediction(
     services.collector_set_limits(
         app=alice.app, collector_id="limited", limits={"max_per_minute": 100}
     )
-    monkeypatch.setenv("COLLECTORS_LIMITER_REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens
+    settings.COLLECTORS_LIMITER_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens
     limits.rate_limiter.reset()
     started = time.perf_counter()
     for _ in range(3):
@@ -283,8 +268,8 @@ def test_per_collector_backlog_cap(api, alice, make_collector):
     assert len(captured(c)) == 3
 
 
-def test_global_backlog_cap(api, alice, make_collector, monkeypatch):
-    monkeypatch.setenv("COLLECTORS_MAX_PENDING_TOTAL", "3")
+def test_global_backlog_cap(api, alice, make_collector, settings):
+    settings.COLLECTORS_MAX_PENDING_TOTAL = 3
     a, b = make_collector(alice, "a"), make_collector(alice, "b")
     for i in range(3):
         predict_text(api, alice.secret, f"t{i}")
@@ -292,8 +277,8 @@ def test_global_backlog_cap(api, alice, make_collector, monkeypatch):
     assert counted(a, "dropped:backlog_full") + counted(b, "dropped:backlog_full") == 3
 
 
-def test_a_too_large_input_is_dropped_and_counted(api, alice, make_collector, monkeypatch):
-    monkeypatch.setenv("COLLECTORS_MAX_PAYLOAD_BYTES", "64")
+def test_a_too_large_input_is_dropped_and_counted(api, alice, make_collector, settings):
+    settings.COLLECTORS_MAX_PAYLOAD_BYTES = 64
     c = make_collector(alice, source=COLOR)
     _, b64 = png_b64(size=(64, 64))
     path = "/v2/users/builtin/apps/main/models/color-recognition/outputs"
@@ -361,26 +346,24 @@ def test_counters_flush_to_rows_and_feed_the_stats(api, alice, make_collector):
     assert collector_stats(c)["matched"] == 15  # upserted into the same minute
 
 
-def test_no_matching_collector_means_no_capture_work(api, alice, make_collector, monkeypatch):
+def test_no_matching_collector_means_no_capture_work(api, alice, make_collector, settings):
     from django.test.utils import CaptureQueriesContext
 
-    monkeypatch.setenv(
-        "COLLECTORS_INDEX_CHECK_SECONDS", "60"
-    )  # no periodic change check in this test
+    settings.CACHE_CHECK_SECONDS = 60  # no periodic change check in this test
     make_collector(alice, "on-another-model", source=COLOR)
     predict_text(api, alice.secret, "warm up")  # builds the (empty) index
     with CaptureQueriesContext(connection) as queries:
         r = predict_text(api, alice.secret, "no collectors anywhere")
     assert r["status"]["code"] == 10000
-    assert [q["sql"] for q in queries.captured_queries if "collectors_" in q["sql"]] == []
+    assert [q["sql"] for q in queries.captured_queries] == []  # keys and versions are cached too
     assert Capture.objects.count() == 0
 
 
 @pytest.mark.parametrize("async_commit", ["0", "1"])
 def test_the_capture_timeouts_do_not_leak_into_the_callers_transaction(
-    api, alice, make_collector, monkeypatch, async_commit
+    api, alice, make_collector, settings, async_commit
 ):
-    monkeypatch.setenv("COLLECTORS_CAPTURE_ASYNC_COMMIT", async_commit)
+    settings.COLLECTORS_CAPTURE_ASYNC_COMMIT = async_commit == "1"
     c = make_collector(alice)
 
     def settings_now():
@@ -400,7 +383,7 @@ def test_the_capture_timeouts_do_not_leak_into_the_callers_transaction(
 
 
 def test_a_silent_redis_costs_one_short_timeout_then_the_breaker_skips_it(
-    api, alice, make_collector, monkeypatch
+    api, alice, make_collector, settings
 ):
     import socket
     import threading
@@ -419,9 +402,7 @@ def test_a_silent_redis_costs_one_short_timeout_then_the_breaker_skips_it(
 
     threading.Thread(target=accept_and_say_nothing, daemon=True).start()
     try:
-        monkeypatch.setenv(
-            "COLLECTORS_LIMITER_REDIS_URL", f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
-        )
+        settings.COLLECTORS_LIMITER_REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
         c = make_collector(alice)
         services.collector_set_limits(app=alice.app, collector_id="c1", limits={"max_per_day": 10})
         limits.rate_limiter.reset()
@@ -440,97 +421,22 @@ def test_a_silent_redis_costs_one_short_timeout_then_the_breaker_skips_it(
             conn.close()
 
 
-# -- the normal request path: no transaction around the prediction, own capture connection ------
-
-
-@pytest.fixture
-def own_connection(monkeypatch):
-    from collectors_module.collectors import capture
-
-    monkeypatch.setenv("COLLECTORS_CAPTURE_OWN_CONNECTION", "1")
-    yield capture
-    capture.close_own_connections()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_a_capture_is_committed_on_its_own_connection_and_published(
-    api, alice, make_collector, own_connection
-):
-    from collectors_module.collectors import relay
-
-    capture = own_connection
-
-    c = make_collector(alice)
-    before = relay.get_relay().stats["enqueued"]
-    assert not connection.in_atomic_block
-    r = predict_text(api, alice.secret, "committed at once")
-    assert r["status"]["code"] == 10000
-    [cap] = captured(c)
-    assert (cap.input_data, cap.caller_id, cap.request_id) == (
-        {"text": {"raw": "committed at once"}}, alice.user.pk, r["status"]["req_id"]
-    )  # fmt: skip
-    assert cap.outputs[0]["data"]["concepts"]
-    assert capture._own.conn is not None  # written over the capture connection
-    assert relay.get_relay().stats["enqueued"] == before + 1
-    relay.flush(5.0)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_a_locked_table_drops_the_capture_quickly(
-    api, alice, make_collector, own_connection
-):
-    c = make_collector(alice)
-    baseline = predict_text(api, alice.secret, "a calm sea")
-    assert len(captured(c)) == 1
-    sd = connection.settings_dict
-    with psycopg.connect(
-        host=sd["HOST"] or "127.0.0.1", port=sd["PORT"] or 5432, user=sd["USER"], dbname=sd["NAME"],
-        password=sd.get("PASSWORD") or None, autocommit=False,
-    ) as other:  # fmt: skip
-        other.execute(f"LOCK TABLE {Capture._meta.db_table} IN EXCLUSIVE MODE")
-        started = time.perf_counter()
-        r = predict_text(api, alice.secret, "a calm sea")
-        elapsed = time.perf_counter() - started
-        other.rollback()
-    assert concepts(r) == concepts(baseline)
-    assert elapsed < 1.0
-    assert counted(c, "dropped:capture_write_timeout") == 1
-    predict_text(api, alice.secret, "after the lock")
-    assert len(captured(c)) == 2
-
-
-@pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_a_killed_capture_backend_costs_one_capture(
-    api, alice, make_collector, own_connection
-):
-    capture = own_connection
-
-    c = make_collector(alice)
-    predict_text(api, alice.secret, "first")
-    pid = capture._own.conn.info.backend_pid
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    time.sleep(0.2)
-    assert predict_text(api, alice.secret, "lost with the backend")["status"]["code"] == 10000
-    assert predict_text(api, alice.secret, "on a fresh connection")["status"]["code"] == 10000
-    assert [x.input_data["text"]["raw"] for x in captured(c)] == ["first", "on a fresh connection"]
-    assert counted(c, "dropped:error") == 1
-
-
-@pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_a_collector_deactivated_elsewhere_captures_nothing(
-    api, alice, make_collector, own_connection
+def test_a_collector_deactivated_elsewhere_keeps_captures_made_before_and_drops_later_ones(
+    api, alice, make_collector
 ):
     c = make_collector(alice)
     predict_text(api, alice.secret, "warm the index")
-    Collector.objects.filter(pk=c.pk).update(status=COLLECTOR_INACTIVE)  # not yet seen by the index
+    # Another process deactivates it; this process's index has not noticed yet.
+    Collector.objects.filter(pk=c.pk).update(
+        status=COLLECTOR_INACTIVE, deactivated_at=timezone.now()
+    )
     predict_text(api, alice.secret, "stale index")
     assert len(captured(c)) == 1
     assert counted(c, "dropped:collector_inactive") == 1
 
 
 def test_caller_problem_tells_the_worker_when_a_grant_was_revoked(alice, bob, make_collector):
-    from collectors_module.collectors.selectors import caller_problem
+    from collectors_module.capture.selectors import caller_problem
 
     grant_capture(grantor=bob.user, grantee=alice.user)
     c = make_collector(alice, caller_user_id="bob")
@@ -540,34 +446,6 @@ def test_caller_problem_tells_the_worker_when_a_grant_was_revoked(alice, bob, ma
     assert caller_problem(c, bob.user.pk) == "grant_revoked"
     own = make_collector(alice, "own")
     assert caller_problem(own, alice.user.pk) == ""
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_index_checker_thread_notices_other_processes_changes_off_the_prediction_path(
-    api, alice, make_collector, monkeypatch
-):
-    from django.test.utils import CaptureQueriesContext
-
-    monkeypatch.setenv("COLLECTORS_INDEX_THREAD", "1")
-    monkeypatch.setenv("COLLECTORS_INDEX_CHECK_SECONDS", "0.2")
-    try:
-        c = make_collector(alice)
-        predict_text(api, alice.secret, "one")  # builds the index, starts the checker
-        assert matching._checker_running()
-        # Another process deactivates it (committed; no invalidation reaches this process).
-        Collector.objects.filter(pk=c.pk).update(
-            status=COLLECTOR_INACTIVE, revision=F("revision") + 1
-        )
-        deadline = time.monotonic() + 5
-        while matching.candidates(c.source_model_version_id) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with CaptureQueriesContext(connection) as queries:
-            predict_text(api, alice.secret, "two")
-        assert [q["sql"] for q in queries.captured_queries if "collectors_" in q["sql"]] == []
-        assert [x.input_data["text"]["raw"] for x in captured(c)] == ["one"]
-    finally:
-        matching.stop_checker()
-        assert not matching._checker_running()
 
 
 def _predict_with_request_id(api, secret, text, request_id):
@@ -586,107 +464,81 @@ def test_the_same_request_and_input_is_captured_once(api, alice, make_collector)
         r = _predict_with_request_id(api, alice.secret, "retried by the client", "client-req-1")
         assert r["status"]["code"] == 10000
     assert len(captured(c)) == 1
-
-
-@pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_the_same_request_and_input_is_captured_once(
-    api, alice, make_collector, own_connection
-):
-    c = make_collector(alice)
-    for _ in range(2):
-        r = _predict_with_request_id(api, alice.secret, "retried by the client", "client-req-2")
-        assert r["status"]["code"] == 10000
-    assert len(captured(c)) == 1
     assert counted(c, "dropped:duplicate") == 1
-    assert counted(c, "dropped:collector_inactive") == 0
 
 
-# -- servers: the writer thread commits captures off the request thread ------------------------
+def test_the_captured_row_holds_the_input_without_bytes_and_the_bytes_apart(
+    api, alice, make_collector
+):
+    c = make_collector(alice, source=COLOR)
+    raw, b64 = png_b64()
+    path = "/v2/users/builtin/apps/main/models/color-recognition/outputs"
+    r = api.post(path, {"inputs": [{"data": {"image": {"base64": b64}}}]}, key=alice.secret)
+    assert r["status"]["code"] == 10000
+    [cap] = captured(c)
+    assert bytes(cap.payload) == raw
+    assert "base64" not in cap.input_data.get("image", {})
+    assert cap.outputs[0]["data"]["concepts"][0]["id"] == r["outputs"][0]["data"]["concepts"][0]["id"]
+    assert (cap.caller_id, cap.request_id) == (alice.user.pk, r["status"]["req_id"])
 
 
-def _admin_params() -> dict:
-    sd = connection.settings_dict
-    return {
-        "host": sd["HOST"] or "127.0.0.1",
-        "port": sd["PORT"] or 5432,
-        "user": sd["USER"],
-        "dbname": sd["NAME"],
-        "password": sd.get("PASSWORD") or None,
-    }
+# -- servers: background threads do the periodic work, never the request ----------------------
 
 
 @pytest.fixture
-def writer_thread(monkeypatch, own_connection):
-    from collectors_module.collectors import writer
+def background_threads(settings):
+    from collectors_module.core import generations
 
-    monkeypatch.setenv("COLLECTORS_CAPTURE_WRITER", "thread")
-    # Long waits on purpose: an insert on the request thread would now block for seconds.
-    monkeypatch.setenv("COLLECTORS_CAPTURE_LOCK_TIMEOUT_MS", "4000")
-    monkeypatch.setenv("COLLECTORS_CAPTURE_STATEMENT_TIMEOUT_MS", "5000")
-    writer._writer = None
-    yield writer
-    writer.flush(10.0)
-    writer._writer = None
+    settings.BACKGROUND_THREADS = True
+    settings.CACHE_CHECK_SECONDS = 0.2
+    yield
+    generations.stop_thread()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_with_the_writer_thread_the_prediction_does_not_wait_for_the_insert(
-    api, alice, make_collector, writer_thread
+def test_the_background_thread_notices_other_processes_changes_off_the_prediction_path(
+    api, alice, make_collector, background_threads
 ):
-    c = make_collector(alice)
-    with psycopg.connect(**_admin_params(), autocommit=False) as locker:
-        locker.execute(f"LOCK TABLE {Capture._meta.db_table} IN EXCLUSIVE MODE")
-        started = time.perf_counter()
-        r = predict_text(api, alice.secret, "written by the writer thread")
-        elapsed = time.perf_counter() - started
-        time.sleep(0.3)
-        assert captured(c) == []  # still waiting for the lock
-        locker.rollback()
-    assert r["status"]["code"] == 10000
-    assert elapsed < 1.0  # inline, this prediction would have waited up to 4 s for the lock
-    assert writer_thread.flush(10.0)
-    [cap] = captured(c)
-    assert cap.input_data == {"text": {"raw": "written by the writer thread"}}
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_full_writer_queue_drops_and_counts(
-    api, alice, make_collector, writer_thread, monkeypatch
-):
-    monkeypatch.setenv("COLLECTORS_CAPTURE_QUEUE_SIZE", "1")
-    c = make_collector(alice)
-    with psycopg.connect(**_admin_params(), autocommit=False) as locker:
-        locker.execute(f"LOCK TABLE {Capture._meta.db_table} IN EXCLUSIVE MODE")
-        for i in range(5):
-            assert predict_text(api, alice.secret, f"burst {i}")["status"]["code"] == 10000
-        locker.rollback()
-    assert writer_thread.flush(10.0)
-    written, dropped = len(captured(c)), counted(c, "dropped:capture_queue_full")
-    # One row in the writer's hands, one in the queue's only slot, the other three dropped.
-    assert (written, dropped) == (2, 3)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_in_servers_backlog_counts_come_from_a_background_thread(
-    api, alice, make_collector, monkeypatch, request
-):
-    from django.db import connection as conn
     from django.test.utils import CaptureQueriesContext
 
-    monkeypatch.setenv("COLLECTORS_INDEX_THREAD", "1")
-    limits.backlog.reset()
-    request.addfinalizer(matching.stop_checker)
+    c = make_collector(alice)
+    deadline = time.monotonic() + 5
+    while not matching.candidates(c.source_model_version_id) and time.monotonic() < deadline:
+        time.sleep(0.02)  # the background thread rebuilds the index (within ms)
+    predict_text(api, alice.secret, "one")
+    # Another process deactivates it (a committed raw UPDATE: only the trigger tells us).
+    Collector.objects.filter(pk=c.pk).update(
+        status=COLLECTOR_INACTIVE, deactivated_at=timezone.now(), revision=F("revision") + 1
+    )
+    deadline = time.monotonic() + 5
+    while matching.candidates(c.source_model_version_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert matching.candidates(c.source_model_version_id) == ()
+    with CaptureQueriesContext(connection) as queries:
+        predict_text(api, alice.secret, "two")
+    assert [q["sql"] for q in queries.captured_queries] == []
+    assert [x.input_data["text"]["raw"] for x in captured(c)] == ["one"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_servers_backlog_counts_come_from_the_background_thread(
+    api, alice, make_collector, background_threads
+):
+    from django.test.utils import CaptureQueriesContext
+
     c = make_collector(alice)
     services.collector_set_limits(app=alice.app, collector_id="c1", limits={"max_pending": 2})
-    matching.invalidate()
-    with CaptureQueriesContext(conn) as ctx:
+    deadline = time.monotonic() + 5
+    while not matching.candidates(c.source_model_version_id) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with CaptureQueriesContext(connection) as ctx:
         for t in ("one", "two", "three"):
             assert predict_text(api, alice.secret, t)["status"]["code"] == 10000
     assert not [q for q in ctx.captured_queries if "COUNT(*)" in q["sql"]]  # none on the request
     deadline = time.monotonic() + 5
     while limits.backlog._per.get(c.pk) is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert limits.backlog._per[c.pk][0] >= 2  # the refresher counted the pending rows
+    assert limits.backlog._per[c.pk][0] >= 2  # the background thread counted the pending rows
     for t in ("four", "five"):
         predict_text(api, alice.secret, t)
     assert len(captured(c)) <= 3

@@ -28,12 +28,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from chaoslib.procs import kill_recorded  # noqa: E402
 
 
-def _hits(monkeypatch, spec: str, seed: str | None, n: int, point: str = "p") -> list[int]:
-    monkeypatch.setenv("COLLECTORS_FAULTS", spec)
-    if seed is None:
-        monkeypatch.delenv("COLLECTORS_FAULTS_SEED", raising=False)
-    else:
-        monkeypatch.setenv("COLLECTORS_FAULTS_SEED", seed)
+def _hits(monkeypatch, settings, spec: str, seed: str | None, n: int, point: str = "p") -> list[int]:
+    settings.COLLECTORS_FAULTS = spec
+    settings.COLLECTORS_FAULTS_SEED = seed or ""
     monkeypatch.setattr(faults, "_hits", {})
     fired = []
     for i in range(n):
@@ -44,21 +41,23 @@ def _hits(monkeypatch, spec: str, seed: str | None, n: int, point: str = "p") ->
     return fired
 
 
-def test_probabilistic_fault_fires_about_p_percent_and_reproduces_with_the_seed(monkeypatch):
-    first = _hits(monkeypatch, "p:raise%5", "42", 2000)
-    again = _hits(monkeypatch, "p:raise%5", "42", 2000)
-    other = _hits(monkeypatch, "p:raise%5", "43", 2000)
+def test_probabilistic_fault_fires_about_p_percent_and_reproduces_with_the_seed(
+    monkeypatch, settings
+):
+    first = _hits(monkeypatch, settings, "p:raise%5", "42", 2000)
+    again = _hits(monkeypatch, settings, "p:raise%5", "42", 2000)
+    other = _hits(monkeypatch, settings, "p:raise%5", "43", 2000)
     assert first == again
     assert first != other
     assert 60 <= len(first) <= 140  # 5% of 2000 = 100
 
 
-def test_fault_rules_combine_on_one_point_and_unknown_points_stay_inert(monkeypatch):
-    monkeypatch.setenv("COLLECTORS_FAULT_SLEEP", "0")
-    assert _hits(monkeypatch, "p:sleep,p:raise@3", "1", 5) == [2]
-    assert _hits(monkeypatch, "p:raise%0", "1", 200) == []
-    assert _hits(monkeypatch, "p:raise%100", None, 3) == [0, 1, 2]
-    assert _hits(monkeypatch, "q:raise", "1", 10) == []
+def test_fault_rules_combine_on_one_point_and_unknown_points_stay_inert(monkeypatch, settings):
+    settings.COLLECTORS_FAULT_SLEEP = 0
+    assert _hits(monkeypatch, settings, "p:sleep,p:raise@3", "1", 5) == [2]
+    assert _hits(monkeypatch, settings, "p:raise%0", "1", 200) == []
+    assert _hits(monkeypatch, settings, "p:raise%100", None, 3) == [0, 1, 2]
+    assert _hits(monkeypatch, settings, "q:raise", "1", 10) == []
     assert faults._parse("a:kill@3,b:raise%5") == {"a": ("kill", 3), "b": ("raise", 0)}
 
 

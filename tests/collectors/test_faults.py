@@ -18,9 +18,9 @@ import time
 import pytest
 from django.utils import timezone
 
-from collectors_module.collectors import relay
-from collectors_module.collectors.models import TERMINAL_STATES, Capture, CaptureState
-from collectors_module.collectors.relay import publish_ids
+from collectors_module.capture import relay
+from collectors_module.capture.models import TERMINAL_STATES, Capture, CaptureState
+from collectors_module.capture.relay import publish_ids
 from collectors_module.inputs.models import Input
 
 from .conftest import predict_text
@@ -237,7 +237,7 @@ class RedisServer:
 def broker_at(url: str):
     """Point this process's Celery app and relay at another broker for the test's duration."""
     from collectors_module.celery import app
-    from collectors_module.collectors import relay
+    from collectors_module.capture import relay
 
     def switch(target: str) -> None:
         os.environ["CELERY_BROKER_URL"] = target  # Celery reads this before its own setting
@@ -272,7 +272,6 @@ def timed_predictions(api, secret: str, n: int, tag: str) -> list[float]:
 def test_broker_outage_changes_no_prediction_and_every_capture_is_ingested_after(
     alice, make_collector, celery_workers, run_sweep, api
 ):
-    pytest.importorskip("collectors_module.collectors.capture")
     server = RedisServer(_free_port())
     server.start()
     try:

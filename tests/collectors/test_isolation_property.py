@@ -10,7 +10,6 @@ capturing nothing)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -21,8 +20,10 @@ from hypothesis import strategies as st
 from collectors_module.accounts.models import CaptureGrant, User
 from collectors_module.accounts.services import grant_capture, key_create, revoke_capture_grant
 from collectors_module.applications.models import App
-from collectors_module.collectors import counters, matching, services
-from collectors_module.collectors.models import Capture, Collector
+from collectors_module.capture import counters, matching
+from collectors_module.capture.models import Capture
+from collectors_module.collectors import services
+from collectors_module.collectors.models import Collector
 from collectors_module.core.errors import ApiError
 from collectors_module.core.protojson import from_dict
 from collectors_module.inference.services import model_create
@@ -125,17 +126,11 @@ def _allowed(collector: Collector, caller: User, model_version) -> bool:
     ],
 )
 def test_captured_only_when_active_and_the_caller_rules_allow(specs, grants, ops):
-    old = os.environ.get("COLLECTORS_GRANT_CACHE_SECONDS")
-    os.environ["COLLECTORS_GRANT_CACHE_SECONDS"] = "0"  # revocation must count on the next call
     try:
         _run(specs, grants, ops)
     finally:
-        if old is None:
-            os.environ.pop("COLLECTORS_GRANT_CACHE_SECONDS", None)
-        else:
-            os.environ["COLLECTORS_GRANT_CACHE_SECONDS"] = old
         matching.invalidate()
-        counters._take()
+        counters.discard()
 
 
 def _run(specs, grants, ops):

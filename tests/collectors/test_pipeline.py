@@ -10,9 +10,9 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from collectors_module.collectors.models import Capture, CaptureState
-from collectors_module.collectors.pipeline import destination_input_id, process, process_batch
-from collectors_module.collectors.relay import enqueue_publish, flush, publish_ids
+from collectors_module.capture.models import Capture, CaptureState
+from collectors_module.capture.relay import enqueue_publish, flush, publish_ids
+from collectors_module.capture.worker import destination_input_id, process, process_batch
 from collectors_module.core.errors import SC
 from collectors_module.inputs.models import Input
 
@@ -69,7 +69,7 @@ def wait_terminal(ids, timeout: float = 30.0) -> dict[str, str]:
 
 
 def _terminal():
-    from collectors_module.collectors.models import TERMINAL_STATES
+    from collectors_module.capture.models import TERMINAL_STATES
 
     return TERMINAL_STATES
 
@@ -137,7 +137,7 @@ def test_retry_after_input_committed_finds_it_and_does_not_create_a_second(alice
 
 def test_worker_that_lost_its_lease_records_nothing(alice, make_collector):
     """Fencing: after a takeover, the first worker's insert and mark roll back."""
-    from collectors_module.collectors.pipeline import claim, commit, decide
+    from collectors_module.capture.worker import claim, commit, decide
 
     collector = make_collector(alice)
     capture = accept(collector, alice.user, publish=False)
@@ -155,9 +155,9 @@ def test_worker_that_lost_its_lease_records_nothing(alice, make_collector):
 
 
 def test_batch_over_its_time_budget_hands_the_rest_back_uncounted(
-    alice, make_collector, monkeypatch
+    alice, make_collector, settings
 ):
-    monkeypatch.setenv("COLLECTORS_BATCH_TIME_BUDGET_SECONDS", "0")
+    settings.COLLECTORS_BATCH_TIME_BUDGET_SECONDS = 0
     collector = make_collector(alice)
     captures = [accept(collector, alice.user, f"budget {i}", publish=False) for i in range(4)]
     states = process_batch([c.pk for c in captures])
@@ -213,18 +213,60 @@ def test_key_without_input_scopes_fails_capture(alice, make_collector, make_key)
     assert "Inputs:Add" in capture.reason
 
 
-def test_inactive_collector_drops_capture_in_flight(alice, make_collector):
-    from collectors_module.collectors.services import collector_set_status
+def test_deactivating_keeps_and_delivers_what_was_accepted_before(alice, make_collector):
+    from collectors_module.collectors.services import collector_deactivate
 
     collector = make_collector(alice)
     capture = accept(collector, alice.user, publish=False)
-    collector_set_status(app=alice.app, collector_id=collector.public_id, active=False)
+    collector_deactivate(app=alice.app, collector_id=collector.public_id)
 
+    assert process(capture.pk) == CaptureState.INGESTED
+    assert Input.objects.filter(public_id=destination_input_id(capture.pk)).exists()
+
+
+def test_a_capture_made_after_the_deactivation_is_dropped(alice, make_collector):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from collectors_module.collectors.services import collector_deactivate
+
+    collector = make_collector(alice)
+    collector_deactivate(app=alice.app, collector_id=collector.public_id)
+    capture = accept(
+        collector, alice.user, publish=False, created_at=timezone.now() + timedelta(seconds=1)
+    )
     assert process(capture.pk) == CaptureState.DROPPED
     capture.refresh_from_db()
     assert capture.reason == "collector_inactive"
     assert capture.payload is None
     assert not Input.objects.exists()
+
+
+def test_deactivating_with_discard_ends_the_pending_captures_counted(alice, make_collector):
+    from collectors_module.capture import counters
+    from collectors_module.capture.selectors import collector_stats
+    from collectors_module.collectors.services import collector_deactivate
+
+    collector = make_collector(alice)
+    pending = [accept(collector, alice.user, f"pending {i}", publish=False) for i in range(3)]
+    done = accept(collector, alice.user, "already done", publish=False)
+    assert process(done.pk) == CaptureState.INGESTED
+    _, discarded = collector_deactivate(
+        app=alice.app, collector_id=collector.public_id, discard_pending=True
+    )
+    assert discarded == 3
+    for capture in pending:
+        capture.refresh_from_db()
+        assert capture.state == CaptureState.DROPPED
+        assert capture.reason.startswith("discarded")
+        assert capture.payload is None
+        assert process(capture.pk) == CaptureState.DROPPED  # a late task changes nothing
+    counters.flush()
+    stats = collector_stats(collector)
+    assert stats["discarded"] == 3
+    assert stats["drops_by_reason"]["discarded"] == 3
+    assert Input.objects.count() == 1
 
 
 def test_deleted_collector_capture_is_a_noop(alice, make_collector):
@@ -237,8 +279,8 @@ def test_deleted_collector_capture_is_a_noop(alice, make_collector):
     assert not Input.objects.exists()
 
 
-def test_capture_older_than_max_age_expires_at_claim(alice, make_collector, monkeypatch):
-    monkeypatch.setenv("COLLECTORS_CAPTURE_MAX_AGE_SECONDS", "60")
+def test_capture_older_than_max_age_expires_at_claim(alice, make_collector, settings):
+    settings.COLLECTORS_CAPTURE_MAX_AGE_SECONDS = 60
     collector = make_collector(alice)
     capture = accept(collector, alice.user, publish=False, payload=b"x")
     Capture.objects.filter(pk=capture.pk).update(created_at=timezone.now() - timedelta(seconds=61))
@@ -249,8 +291,8 @@ def test_capture_older_than_max_age_expires_at_claim(alice, make_collector, monk
     assert not Input.objects.exists()
 
 
-def test_capture_past_max_attempts_fails_with_reason(alice, make_collector, monkeypatch):
-    monkeypatch.setenv("COLLECTORS_MAX_ATTEMPTS", "3")
+def test_capture_past_max_attempts_fails_with_reason(alice, make_collector, settings):
+    settings.COLLECTORS_MAX_ATTEMPTS = 3
     collector = make_collector(alice)
     capture = accept(collector, alice.user, publish=False)
     Capture.objects.filter(pk=capture.pk).update(
@@ -290,9 +332,9 @@ def test_refused_input_fails_capture_with_52003(alice, make_collector):
 
 
 def test_sweeper_expires_old_and_selects_due_captures(
-    alice, make_collector, run_sweep, monkeypatch
+    alice, make_collector, run_sweep, settings
 ):
-    monkeypatch.setenv("COLLECTORS_CAPTURE_MAX_AGE_SECONDS", "3600")
+    settings.COLLECTORS_CAPTURE_MAX_AGE_SECONDS = 3600
     collector = make_collector(alice)
     fresh = accept(collector, alice.user, publish=False)
     old = accept(collector, alice.user, publish=False)
@@ -320,12 +362,12 @@ def test_sweeper_expires_old_and_selects_due_captures(
     assert run_sweep(publish=False, min_age=5).get("due_ids") is None
 
 
-def test_sweeper_does_not_republish_accepted_rows_still_queued(alice, make_collector, monkeypatch):
+def test_sweeper_does_not_republish_accepted_rows_still_queued(alice, make_collector, settings):
     """An accepted row the relay published seconds ago is waiting in the broker: leave it."""
-    from collectors_module.collectors.sweeper import sweep
+    from collectors_module.capture.sweeper import sweep
 
-    monkeypatch.setenv("COLLECTORS_SWEEP_ACCEPTED_AGE_SECONDS", "30")
-    monkeypatch.setenv("COLLECTORS_SWEEP_MIN_AGE_SECONDS", "5")
+    settings.COLLECTORS_SWEEP_ACCEPTED_AGE_SECONDS = 30
+    settings.COLLECTORS_SWEEP_MIN_AGE_SECONDS = 5
     collector = make_collector(alice)
     waiting = accept(collector, alice.user, publish=False)
     retry_due = accept(collector, alice.user, publish=False)
@@ -339,12 +381,12 @@ def test_sweeper_does_not_republish_accepted_rows_still_queued(alice, make_colle
     assert sweep(publish=False)["due_ids"] == [str(waiting.pk)]
 
 
-def test_system_check_refuses_visibility_timeout_below_time_limit_plus_lease(settings, monkeypatch):
-    from collectors_module.collectors.checks import check_delivery_settings
+def test_system_check_refuses_visibility_timeout_below_time_limit_plus_lease(settings):
+    from collectors_module.capture.checks import check_delivery_settings
 
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
     settings.CELERY_TASK_TIME_LIMIT = 10
-    monkeypatch.setenv("COLLECTORS_LEASE_SECONDS", "12")
+    settings.COLLECTORS_LEASE_SECONDS = 12
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 20}
     assert [e.id for e in check_delivery_settings()] == ["collectors.E001"]
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 23}
@@ -464,7 +506,7 @@ def test_sweeper_republishes_a_capture_the_broker_never_got(
 def test_callers_prediction_is_ingested_and_another_callers_is_not(
     alice, bob, make_collector, api, celery_workers
 ):
-    pytest.importorskip("collectors_module.collectors.capture")
+    
     celery_workers.start(pool="prefork", concurrency=2)
     collector = make_collector(alice)
     for i in range(3):

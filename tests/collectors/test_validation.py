@@ -22,7 +22,7 @@ BASE = "/v2/users/alice/apps/app1/collectors"
 
 @pytest.fixture(autouse=True)
 def _fresh_index():
-    from collectors_module.collectors import matching
+    from collectors_module.capture import matching
 
     matching.invalidate()
     yield

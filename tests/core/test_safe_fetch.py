@@ -438,9 +438,8 @@ def test_allow_list_cannot_be_widened_by_other_spellings_or_ports(origin, server
     assert sentinel.count == before
 
 
-def test_allow_list_is_read_from_the_environment(settings, monkeypatch):
-    del settings.SAFE_FETCH_ALLOWED_HOSTS
-    monkeypatch.setenv("SAFE_FETCH_ALLOWED_HOSTS", " models.internal:8080, [::1]:9000 ,")
+def test_allow_list_given_as_one_comma_separated_string(settings):
+    settings.SAFE_FETCH_ALLOWED_HOSTS = " models.internal:8080, [::1]:9000 ,"
     assert safe_fetch_allowed_hosts() == ["models.internal:8080", "[::1]:9000"]
 
 

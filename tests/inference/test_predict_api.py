@@ -341,17 +341,22 @@ def test_operator_model_cannot_predict(api, predict, alice):
     assert "operator" in r["status"]["details"]
 
 
-def test_predict_path_costs_one_query_for_the_model(db, alice, django_assert_num_queries):
+def test_predict_path_costs_one_query_for_the_model_then_none(
+    db, alice, django_assert_num_queries, settings
+):
     from clarifai_grpc.grpc.api import resources_pb2
 
     from collectors_module.inference import selectors, services
 
+    settings.CACHE_CHECK_SECONDS = 60  # no generation check inside this test
+    selectors.builtin_model_version(alice.user, model_id="ocr")  # the first check and chores
     inputs = [
         resources_pb2.Input(data=resources_pb2.Data(text=resources_pb2.Text(raw="I love this")))
     ]
-    warm = selectors.builtin_model_version(alice.user, model_id="sentiment")
-    services.predict(caller=alice.user, model_version=warm, inputs=inputs, request_id="warm")
     with django_assert_num_queries(1):
+        warm = selectors.builtin_model_version(alice.user, model_id="sentiment")
+    services.predict(caller=alice.user, model_version=warm, inputs=inputs, request_id="warm")
+    with django_assert_num_queries(0):
         version = selectors.builtin_model_version(alice.user, model_id="sentiment")
         outputs = services.predict(
             caller=alice.user, model_version=version, inputs=inputs, request_id="r"

@@ -244,8 +244,8 @@ def test_openai_chat_accepts_content_parts(remote):
     )
 
 
-def test_api_key_is_sent_as_bearer_token(remote, monkeypatch):
-    monkeypatch.setenv("REMOTE_MODEL_KEY_TEST", "sk-from-env")
+def test_api_key_is_sent_as_bearer_token(remote, settings):
+    settings.REMOTE_MODEL_KEYS = {"REMOTE_MODEL_KEY_TEST": "sk-from-env"}
     chat(remote, api_key_env="REMOTE_MODEL_KEY_TEST").predict([image_data()], {})
     chat(remote, api_key="sk-in-config").predict([image_data()], {})
     assert [b[2]["Authorization"] for b in remote.bodies] == [
@@ -424,10 +424,9 @@ def test_no_allow_list_means_no_remote_models(settings, monkeypatch):
     assert exc.value.code == SC.MODEL_INVALID_ARGUMENT
 
 
-def test_allow_list_from_the_environment(settings, monkeypatch):
-    settings.REMOTE_MODEL_ALLOWED_ENDPOINTS = []
-    monkeypatch.setenv(
-        "REMOTE_MODEL_ALLOWED_ENDPOINTS", "http://10.0.0.5:8000/v1/, https://api.example.com/v1/"
+def test_allow_list_given_as_one_comma_separated_string(settings):
+    settings.REMOTE_MODEL_ALLOWED_ENDPOINTS = (
+        "http://10.0.0.5:8000/v1/, https://api.example.com/v1/"
     )
     assert endpoint_allowed("https://api.example.com/v1/chat/completions")
     assert not endpoint_allowed("https://api.example.com/v2/chat/completions")

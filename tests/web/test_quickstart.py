@@ -88,7 +88,7 @@ def test_seed_demo_is_idempotent_and_prints_a_working_login(tmp_path):
     check = (
         "import django; django.setup();"
         "from collectors_module.accounts.models import User, Key;"
-        "from collectors_module.core.auth import authenticate;"
+        "from collectors_module.accounts.auth import authenticate;"
         f"u = User.objects.get(username='demo'); assert u.check_password({first['password']!r});"
         f"k = authenticate('Key ' + {first['key']!r}); assert k.owner_id == u.pk; assert u.plan == 'professional'"
     )

@@ -27,9 +27,9 @@ class ServerConfig:
 
 def _limits(config: ServerConfig) -> tuple[int, int]:
     workers = (
-        config.max_workers or getattr(settings, "GRPC_MAX_WORKERS", 0) or 4 * (os.cpu_count() or 2)
+        config.max_workers or settings.GRPC_MAX_WORKERS or 4 * (os.cpu_count() or 2)
     )
-    max_bytes = config.max_message_bytes or getattr(settings, "GRPC_MAX_MESSAGE_BYTES", 128 * 2**20)
+    max_bytes = config.max_message_bytes or settings.GRPC_MAX_MESSAGE_BYTES
     return workers, max_bytes
 
 

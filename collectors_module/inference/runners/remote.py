@@ -42,7 +42,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
 import re
 import time
 import urllib.parse
@@ -184,7 +183,7 @@ class RemoteRunner(Runner):
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        secret = os.environ.get(self.api_key_env, "") if self.api_key_env else self.api_key
+        secret = conf.remote_model_key(self.api_key_env) if self.api_key_env else self.api_key
         if secret:
             headers["Authorization"] = f"Bearer {secret}"
         return headers

@@ -5,18 +5,17 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.checks import Error, register
 
+from . import conf
 
-@register("collectors")
+
 def check_delivery_settings(app_configs=None, **kwargs) -> list[Error]:
     """Refuse settings that lose or duplicate captures: a visibility timeout that a running task
     (hard limit + lease) can outlive, and acks_late without reject_on_worker_lost."""
-    from .pipeline import lease_seconds
-
     errors: list[Error] = []
     broker = str(getattr(settings, "CELERY_BROKER_URL", ""))
     options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}
     time_limit = float(getattr(settings, "CELERY_TASK_TIME_LIMIT", 0) or 0)
-    lease = lease_seconds()
+    lease = conf.lease_seconds()
     if broker.startswith(("redis://", "rediss://", "sentinel://")):
         visibility = float(options.get("visibility_timeout", 3600))
         if visibility <= time_limit + lease:
@@ -49,3 +48,7 @@ def check_delivery_settings(app_configs=None, **kwargs) -> list[Error]:
             )
         )
     return errors
+
+
+def register_checks() -> None:
+    register(check_delivery_settings, "collectors")

@@ -1,4 +1,4 @@
-"""Celery tasks of the capture pipeline: thin wrappers around `pipeline` and `sweeper`.
+"""Celery tasks of the capture engine: thin wrappers around `worker` and `sweeper`.
 
 Messages carry only capture ids (never keys or bytes). Every task is safe to run twice: the claim
 is a compare-and-set, a missing row is a no-op.
@@ -10,21 +10,22 @@ import os
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready
 from django.conf import settings
 from django.db import close_old_connections
 
+from collectors_module.core import generations
 from collectors_module.core.faults import fault_point
 
-from . import pipeline, sweeper
+from . import conf, counters, sweeper, worker
 
 _LIMITS = {
     "acks_late": True,
     "reject_on_worker_lost": True,
     "ignore_result": True,
     "serializer": "json",
-    "time_limit": getattr(settings, "CELERY_TASK_TIME_LIMIT", 120),
-    "soft_time_limit": getattr(settings, "CELERY_TASK_SOFT_TIME_LIMIT", 100),
+    "time_limit": settings.CELERY_TASK_TIME_LIMIT,
+    "soft_time_limit": settings.CELERY_TASK_SOFT_TIME_LIMIT,
 }
 
 
@@ -33,10 +34,11 @@ def process_capture(*, capture_id: str) -> str | None:
     """Claim and process one capture; returns its state (None when it no longer exists)."""
     close_old_connections()  # connections are reused across tasks (CELERY_DB_REUSE_MAX)
     try:
-        state = pipeline.process(capture_id)
+        state = worker.process(capture_id)
     except SoftTimeLimitExceeded:
         state = "retry"  # the lease expires and the sweeper republishes it
     finally:
+        counters.flush()
         close_old_connections()
     fault_point("before_ack")
     return state
@@ -46,11 +48,11 @@ def process_capture(*, capture_id: str) -> str | None:
 def process_batch(*, capture_ids: list[str]) -> dict:
     """Claim and process several captures in one transaction (throughput path)."""
     try:
-        states = pipeline.process_batch(
-            list(capture_ids or [])[: max(1, pipeline.batch_size()) * 2]
-        )
+        states = worker.process_batch(list(capture_ids or [])[: conf.batch_size() * 2])
     except SoftTimeLimitExceeded:
         states = {}
+    finally:
+        counters.flush()
     fault_point("before_ack")
     counts: dict[str, int] = {}
     for state in states.values():
@@ -67,6 +69,7 @@ def sweep() -> dict:
     try:
         return sweeper.sweep()
     finally:
+        counters.flush()
         close_old_connections()
 
 
@@ -74,7 +77,13 @@ def sweep() -> dict:
 
 
 def _pidfile_dir() -> str:
-    return os.environ.get("COLLECTORS_WORKER_PIDFILE_DIR", "")
+    return str(settings.COLLECTORS_WORKER_PIDFILE_DIR or "")
+
+
+@worker_init.connect
+def _no_background_thread(**_kwargs) -> None:
+    # Tasks flush their counters themselves; see generations.forbid_thread for why.
+    generations.forbid_thread()
 
 
 @worker_process_init.connect

@@ -1,9 +1,9 @@
 """Per-collector counters: counted in process memory, flushed to `CollectorCounter` rows.
 
-`count()` is a dict update under a lock (safe on the prediction path). A daemon thread upserts
-the totals per (collector, metric, minute) every `COLLECTORS_COUNTER_FLUSH_SECONDS`, and once more
-at process exit; `flush()` does it now (tests call it). Counts of collectors deleted meanwhile are
-discarded.
+`count()` is a dict update under a lock (safe on the prediction path). The process's background
+thread upserts the totals per (collector, metric, minute) every `COLLECTORS_COUNTER_FLUSH_SECONDS`,
+and once more at process exit; `flush()` does it now (tests call it). Counts of collectors deleted
+meanwhile are discarded.
 """
 
 from __future__ import annotations
@@ -16,17 +16,29 @@ import threading
 import time
 from collections import defaultdict
 
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, connection, transaction
+
+from collectors_module.collectors.models import Collector
+from collectors_module.core import generations
 
 from . import conf
+from .models import CollectorCounter
 
 log = logging.getLogger("collectors.counters")
 
 _lock = threading.Lock()
 _flush_lock = threading.Lock()
 _pending: defaultdict[tuple[int, str, int], int] = defaultdict(int)
-_thread: threading.Thread | None = None
-_thread_pid: int | None = None
+_flushed_at = 0.0
+_flusher_pid: int | None = None
+
+
+def _start_flusher() -> None:
+    """Make sure this process's background thread runs (it flushes the counts)."""
+    global _flusher_pid
+    _flusher_pid = os.getpid()
+    if conf.background_threads():
+        generations.start_thread()
 
 
 def count(collector_id: int, metric: str, n: int = 1) -> None:
@@ -37,8 +49,8 @@ def count(collector_id: int, metric: str, n: int = 1) -> None:
         minute = int(time.time() // 60)
         with _lock:
             _pending[(int(collector_id), str(metric)[:48], minute)] += int(n)
-        if _thread_pid != os.getpid():
-            _ensure_thread()
+        if _flusher_pid != os.getpid():
+            _start_flusher()
     except Exception:
         log.exception("counting failed")
 
@@ -50,6 +62,11 @@ def pending() -> dict[tuple[int, str], int]:
         for (cid, metric, _), n in _pending.items():
             out[(cid, metric)] += n
     return dict(out)
+
+
+def discard() -> None:
+    """Forget the counts not flushed yet (tests start from zero)."""
+    _take()
 
 
 def _take() -> dict:
@@ -66,8 +83,6 @@ def _give_back(rows: dict) -> None:
 
 
 def _upsert(rows: dict) -> None:
-    from .models import CollectorCounter
-
     table = connection.ops.quote_name(CollectorCounter._meta.db_table)
     sql = (
         f"INSERT INTO {table} (collector_id, metric, bucket, count) VALUES (%s, %s, %s, %s) "
@@ -92,8 +107,6 @@ def flush() -> int:
                 _upsert(rows)
             except IntegrityError:
                 # A collector was deleted since it was counted: keep the rows of live ones.
-                from .models import Collector
-
                 live = set(
                     Collector.objects.filter(pk__in={k[0] for k in rows}).values_list(
                         "pk", flat=True
@@ -109,29 +122,20 @@ def flush() -> int:
             return 0
 
 
-def _run() -> None:
-    while True:
-        time.sleep(max(0.1, conf.counter_flush_seconds()))
-        try:
-            close_old_connections()
-            flush()
-        except Exception:  # pragma: no cover - keep the thread alive
-            log.exception("counter flusher")
+def flush_if_due() -> None:
+    """Flush when COLLECTORS_COUNTER_FLUSH_SECONDS have passed (the background thread's chore)."""
+    global _flushed_at
+    now = time.monotonic()
+    if now - _flushed_at >= conf.counter_flush_seconds():
+        _flushed_at = now
+        flush()
 
 
-def _ensure_thread() -> None:
-    global _thread, _thread_pid
-    with _lock:
-        if _thread_pid == os.getpid():
-            return
-        _thread_pid = os.getpid()
-        if not conf.counter_thread_enabled():
-            return
-        _thread = threading.Thread(target=_run, name="collector-counters", daemon=True)
-        _thread.start()
+def install() -> None:
+    generations.add_chore(flush_if_due)
 
 
 @atexit.register
 def _flush_at_exit() -> None:  # pragma: no cover - process exit
-    if _pending and conf.counter_thread_enabled():
+    if _pending and conf.background_threads():
         flush()

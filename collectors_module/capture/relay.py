@@ -1,10 +1,11 @@
-"""Best-effort publish of capture ids, off the caller's thread.
+"""Best-effort publish of committed capture ids to the workers, off the caller's thread.
 
-`enqueue_publish(capture_id)` is called by the capture hook after the capture row commits. It puts
-the id on a bounded in-memory queue and returns; a daemon thread drains the queue and publishes
-`collectors.process_batch` (or `collectors.process_capture` for a single id) with short broker
-timeouts. A full queue or a broker outage only drops the publish (counted): the row is durable and
-the sweeper publishes it again. The prediction never waits on the broker.
+`enqueue_publish(capture_id)` is called after a capture row commits (by the capture agent, by an
+inline hand-off, by a worker handing captures back). It puts the id on a bounded in-memory queue
+and returns; a daemon thread drains the queue and publishes `collectors.process_batch` (or
+`collectors.process_capture` for a single id) with short broker timeouts. A full queue or a broker
+outage only drops the publish (counted in `stats()`): the row is durable and the sweeper publishes
+it again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import threading
 import time
 from collections.abc import Iterable
 
+from collectors_module.celery import app
 from collectors_module.core.faults import fault_point
+
+from . import conf
 
 log = logging.getLogger("collectors.relay")
 
@@ -26,24 +30,13 @@ TASK_ONE = "collectors.process_capture"
 TASK_BATCH = "collectors.process_batch"
 
 
-def _int_env(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 def publish_ids(ids: Iterable[str], *, connection=None, batch: int | None = None) -> int:
     """Publish capture ids in batches (blocking; for the relay thread and the sweeper).
 
     Returns the number of ids published; raises the broker's error on failure.
     """
-    from collectors_module.celery import app
-
-    from .pipeline import batch_size
-
     ids = [str(i) for i in ids]
-    size = max(1, batch or batch_size())
+    size = max(1, batch or conf.batch_size())
     if connection is None:  # the sweeper: its own short-timeout connection, not the shared pool
         if not ids:
             return 0
@@ -66,8 +59,6 @@ def publish_ids(ids: Iterable[str], *, connection=None, batch: int | None = None
 
 def short_timeout_connection():
     """A broker connection that fails fast (short socket timeouts, at most one reconnect)."""
-    from collectors_module.celery import app
-
     return app.connection_for_write(
         transport_options={
             "max_retries": 1,
@@ -86,13 +77,9 @@ class Relay:
 
     def __init__(self, maxsize: int | None = None):
         self.pid = os.getpid()
-        self.queue: queue.Queue[str] = queue.Queue(
-            maxsize=maxsize or _int_env("COLLECTORS_RELAY_QUEUE_SIZE", 10_000)
-        )
-        from .pipeline import batch_size
-
-        self.batch = _int_env("COLLECTORS_RELAY_BATCH", batch_size())
-        self.linger = _int_env("COLLECTORS_RELAY_LINGER_MS", 20) / 1000
+        self.queue: queue.Queue[str] = queue.Queue(maxsize=maxsize or conf.relay_queue_size())
+        self.batch = conf.batch_size()
+        self.linger = conf.relay_linger_seconds()
         self.stats = {"enqueued": 0, "published": 0, "dropped_queue_full": 0, "dropped_broker": 0}
         self._conn = None
         self._handled = 0  # ids published or dropped by the thread
@@ -124,8 +111,8 @@ class Relay:
         while True:
             first = self.queue.get()
             ids = [first]
-            # Linger a little for more ids: one message per batch costs the web process one
-            # publish (~1 ms of CPU) instead of one per capture.
+            # Linger a little for more ids: one message per batch costs one publish (~1 ms of
+            # CPU) instead of one per capture.
             deadline = time.monotonic() + self.linger
             while len(ids) < self.batch:
                 left = deadline - time.monotonic()
@@ -186,6 +173,12 @@ def enqueue_publish(capture_id) -> None:
         get_relay().put(capture_id)
     except Exception:  # never into the prediction
         log.exception("relay: enqueue failed")
+
+
+def enqueue_publish_many(ids) -> None:
+    """`enqueue_publish` for each id."""
+    for capture_id in ids:
+        enqueue_publish(capture_id)
 
 
 def reset() -> None:

@@ -6,22 +6,32 @@ very short timeout; after a failure a circuit breaker skips Redis for a few seco
 with rate limits whose limiter is unavailable drops the capture (`limiter_unavailable`):
 fail closed for the capture, never slow the prediction.
 
+A window found full is remembered until it ends (or the collectors change), so a flood over the
+limit costs no Redis call per prediction.
+
 Backlog caps: accepted-but-unfinished captures per collector (`max_pending`) and in total
 (`COLLECTORS_MAX_PENDING_TOTAL`), counted in the database at most once per second per process
-(bounded: the count stops at the cap), plus this process's own acceptances since then.
+(bounded: the count stops at the cap) by the background thread in servers, plus this process's
+own admissions since then.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 
-from django.db import connection
+import redis
+from django.db import connection, transaction
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from collectors_module.collectors.models import Collector
+from collectors_module.core import generations
 
 from . import conf
+from .models import PENDING_STATES, Capture
 
 log = logging.getLogger("collectors.limits")
 
@@ -53,14 +63,15 @@ class RateLimiter:
         self._script = None
         self._url = None
         self._open_until = 0.0
+        self._full: dict[str, bool] = {}  # Redis keys of windows known to be full
+
+    def forget_full_windows(self) -> None:
+        """Limits may have changed: ask Redis again."""
+        self._full = {}
 
     def _get_script(self):
         url = conf.limiter_redis_url()
         if self._script is None or url != self._url:
-            import redis
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
             timeout = conf.limiter_timeout_seconds()
             self._client = redis.Redis.from_url(
                 url,
@@ -83,6 +94,7 @@ class RateLimiter:
                     self._client.close()
             self._client = self._script = self._url = None
             self._open_until = 0.0
+            self._full = {}
 
     def check(self, entry) -> str | None:
         """None when the capture may go on (and is counted), else the drop reason."""
@@ -98,6 +110,9 @@ class RateLimiter:
             bucket = int(now // seconds)
             keys.append(f"collectors:rl:{entry.pk}:{name}:{bucket}")
             args.extend([limit, seconds + 5])
+        full = self._full
+        if any(k in full for k in keys):
+            return RATE_LIMITED
         try:
             with self._lock:
                 script = self._get_script()
@@ -111,7 +126,13 @@ class RateLimiter:
             )
             self.reset_client_only()
             return LIMITER_UNAVAILABLE
-        return None if int(verdict) == 0 else RATE_LIMITED
+        verdict = int(verdict)
+        if verdict == 0:
+            return None
+        if len(full) > 10_000:
+            full.clear()
+        full[keys[verdict - 1]] = True  # later windows have other keys: this one ends by itself
+        return RATE_LIMITED
 
     def reset_client_only(self) -> None:
         with self._lock:
@@ -129,8 +150,6 @@ class BacklogCaps:
         self._total: tuple[int, float] | None = None
         self._per: dict[int, tuple[int, float]] = {}
         self._wanted: dict[int | None, int] = {}
-        self._thread: threading.Thread | None = None
-        self._thread_pid: int | None = None
 
     def reset(self) -> None:
         with self._lock:
@@ -138,9 +157,6 @@ class BacklogCaps:
             self._per.clear()
 
     def _count(self, collector_pk: int | None, cap: int) -> int:
-        from .models import Capture
-        from .selectors import PENDING_STATES
-
         table = connection.ops.quote_name(Capture._meta.db_table)
         placeholders = ", ".join(["%s"] * len(PENDING_STATES))
         where = f"state IN ({placeholders})"
@@ -150,23 +166,13 @@ class BacklogCaps:
             params.append(collector_pk)
         params.append(cap + 1)
         sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {where} LIMIT %s) AS pending"
-        from .matching import _guard  # a savepoint when the caller is inside a transaction
-
-        with _guard(), connection.cursor() as cursor:
+        guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+        with guard, connection.cursor() as cursor:  # a savepoint inside a caller's transaction
             cursor.execute(sql, params)
             return int(cursor.fetchone()[0])
 
-    def _cached(self, collector_pk: int | None, cap: int) -> int:
+    def _store(self, collector_pk: int | None, n: int) -> None:
         now = time.monotonic()
-        hit = self._total if collector_pk is None else self._per.get(collector_pk)
-        if hit is not None and now - hit[1] < conf.pending_cache_seconds():
-            return hit[0]
-        if conf.index_thread_enabled():
-            # Servers: counting (up to `cap` rows) is the refresher thread's job, never the
-            # prediction's; until its first count the cap cannot be judged, so admit.
-            self._want(collector_pk, cap)
-            return hit[0] if hit is not None else 0
-        n = self._count(collector_pk, cap)
         with self._lock:
             if collector_pk is None:
                 self._total = (n, now)
@@ -174,47 +180,36 @@ class BacklogCaps:
                 if len(self._per) > 10_000:
                     self._per.clear()
                 self._per[collector_pk] = (n, now)
+
+    def _cached(self, collector_pk: int | None, cap: int) -> int:
+        now = time.monotonic()
+        hit = self._total if collector_pk is None else self._per.get(collector_pk)
+        if hit is not None and now - hit[1] < conf.pending_cache_seconds():
+            return hit[0]
+        if conf.background_threads():
+            # Servers: counting (up to `cap` rows) is the background thread's job, never the
+            # prediction's; until its first count the cap cannot be judged, so admit.
+            with self._lock:
+                self._wanted[collector_pk] = cap
+            generations.ensure_fresh()
+            return hit[0] if hit is not None else 0
+        n = self._count(collector_pk, cap)
+        self._store(collector_pk, n)
         return n
 
-    def _want(self, collector_pk: int | None, cap: int) -> None:
+    def refresh(self) -> None:
+        """Count the caps asked for (the background thread's chore, every ~second)."""
         with self._lock:
-            self._wanted[collector_pk] = cap
-            start = (
-                self._thread is None
-                or self._thread_pid != os.getpid()
-                or not self._thread.is_alive()
-            )
-            if start:
-                self._thread_pid = os.getpid()
-                self._thread = threading.Thread(
-                    target=self._refresh_loop, name="collectors-backlog", daemon=True
-                )
-                self._thread.start()
-
-    def _refresh_loop(self) -> None:
-        from django.db import close_old_connections
-
-        while conf.index_thread_enabled():
-            with self._lock:
-                wanted = dict(self._wanted)
-            for collector_pk, cap in wanted.items():
-                try:
-                    n = self._count(collector_pk, cap)
-                except Exception:
-                    log.warning("backlog count failed for %s", collector_pk or "all collectors")
-                    continue
-                with self._lock:
-                    if collector_pk is None:
-                        self._total = (n, time.monotonic())
-                    else:
-                        self._per[collector_pk] = (n, time.monotonic())
-            close_old_connections()
-            time.sleep(max(0.2, conf.pending_cache_seconds() / 2))
-        with self._lock:
-            self._thread = None
-        from django.db import connection as thread_connection
-
-        thread_connection.close()
+            wanted = dict(self._wanted)
+        now = time.monotonic()
+        for collector_pk, cap in wanted.items():
+            hit = self._total if collector_pk is None else self._per.get(collector_pk)
+            if hit is not None and now - hit[1] < conf.pending_cache_seconds() / 2:
+                continue
+            try:
+                self._store(collector_pk, self._count(collector_pk, cap))
+            except Exception:
+                log.warning("backlog count failed for %s", collector_pk or "all collectors")
 
     def check(self, entry) -> str | None:
         total_cap = conf.max_pending_total()
@@ -225,7 +220,7 @@ class BacklogCaps:
         return None
 
     def note_accepted(self, collector_pk: int, n: int = 1) -> None:
-        """Count this process's own acceptances until the next database count."""
+        """Count this process's own admissions until the next database count."""
         with self._lock:
             if self._total is not None:
                 self._total = (self._total[0] + n, self._total[1])
@@ -236,3 +231,9 @@ class BacklogCaps:
 
 rate_limiter = RateLimiter()
 backlog = BacklogCaps()
+
+
+def install() -> None:
+    """Background chores and cache subscriptions (CaptureConfig.ready)."""
+    generations.add_chore(backlog.refresh)
+    generations.on_change(generations.tables_of(Collector), rate_limiter.forget_full_windows)

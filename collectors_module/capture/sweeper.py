@@ -9,26 +9,19 @@ worker is ingesting right now are left alone.
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import conf, counters
 from .models import Capture, CaptureState
+from .relay import publish_ids
 
 log = logging.getLogger("collectors.sweeper")
 
 ADVISORY_LOCK_KEY = 0x636F6C6C  # "coll"
-
-
-def _setting(name: str, default: float) -> float:
-    env = os.environ.get(name)
-    if env not in (None, ""):
-        return float(env)
-    return float(getattr(settings, name, default))
 
 
 def _try_lock() -> bool:
@@ -53,18 +46,14 @@ def sweep(
     (default 30 s: rows merely waiting in a long broker queue are not published again and
     again). A republished row is touched, so it is not republished before that age again.
     Publishes after the transaction commits."""
-    from .pipeline import max_age_seconds
-
     if accepted_age is None:
-        accepted_age = (
-            _setting("COLLECTORS_SWEEP_ACCEPTED_AGE_SECONDS", 30) if min_age is None else min_age
-        )
-    min_age = _setting("COLLECTORS_SWEEP_MIN_AGE_SECONDS", 5) if min_age is None else min_age
-    limit = int(_setting("COLLECTORS_SWEEP_LIMIT", 5000)) if limit is None else limit
+        accepted_age = conf.sweep_accepted_age_seconds() if min_age is None else min_age
+    min_age = conf.sweep_min_age_seconds() if min_age is None else min_age
+    limit = conf.sweep_limit() if limit is None else limit
     now = timezone.now()
     quiet_since = now - timedelta(seconds=min_age)
     accepted_quiet_since = now - timedelta(seconds=accepted_age)
-    too_old = now - timedelta(seconds=max_age_seconds())
+    too_old = now - timedelta(seconds=conf.max_age_seconds())
     result = {"locked": False, "expired": 0, "republished": 0, "reclaimed": 0}
     with transaction.atomic():
         if not _try_lock():
@@ -83,7 +72,7 @@ def sweep(
         if stale:
             Capture.objects.filter(pk__in=[s[0] for s in stale]).update(
                 state=CaptureState.EXPIRED,
-                reason=f"expired: older than {int(max_age_seconds())} s",
+                reason=f"expired: older than {int(conf.max_age_seconds())} s",
                 payload=None,
                 lease_until=None,
                 finished_at=now,
@@ -106,19 +95,11 @@ def sweep(
         result["reclaimed"] = sum(1 for d in due if d[1] == CaptureState.PROCESSING)
     ids = [str(d[0]) for d in due]
     if ids and publish:
-        from .relay import publish_ids
-
         result["republished"] = publish_ids(ids)
     elif ids:
         result["due_ids"] = ids
     for _pk, collector_id in stale:
-        _count_expired(collector_id)
+        counters.count(collector_id, "outcome:expired")
     if result["republished"] or result["expired"]:
         log.info("sweep: %s", result)
     return result
-
-
-def _count_expired(collector_id: int) -> None:
-    from .pipeline import _count
-
-    _count(collector_id, "outcome:expired")

@@ -1,0 +1,283 @@
+"""The capture agent: one process per host that turns the spool into committed outbox rows.
+
+`python manage.py captureagent` runs it next to the web and gRPC servers of a host (a sidecar).
+It takes the spool's lock (a second agent waits as a hot standby), then loops: read new frames
+from every segment, commit them as `Capture` rows in batches (`outbox.write`), record how far it
+got (`agent.offsets`), publish the new ids to the workers (the relay thread), delete segments
+that are read to the end and that no writer holds any more. A wake-up datagram from a writer
+ends its wait at once; without one it looks again every COLLECTORS_AGENT_POLL_SECONDS.
+
+What a SIGKILL of the agent can lose: nothing that reached the spool. Frames committed but not yet
+recorded in the offsets are read again on restart and skipped (their rows exist; still-accepted
+ones are published again). Ids committed but not yet published are published by the sweeper.
+While the agent is down, captures wait in the spool (each serving process holds at most
+COLLECTORS_SPOOL_MAX_BYTES; beyond that it drops new ones, counted `spool_full`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import close_old_connections, connection
+
+from collectors_module.core import generations
+from collectors_module.core.faults import fault_point
+
+from . import conf, counters, outbox, relay, spool
+
+log = logging.getLogger("collectors.agent")
+
+READ_CHUNK = 8 * 2**20
+OFFSETS = "agent.offsets"
+LOCK = "agent.lock"
+TMP_MAX_AGE = 60.0
+# The agent is off the prediction path: its insert may wait for locks much longer.
+STATEMENT_TIMEOUT_MS = 30_000
+LOCK_TIMEOUT_MS = 10_000
+
+
+@dataclass
+class _Segment:
+    path: Path
+    fd: int
+    offset: int  # committed: everything before it is in the database (or deliberately dropped)
+    closed: bool = False  # we hold it exclusively: no writer will append any more
+
+
+class Agent:
+    def __init__(self, directory: Path | None = None):
+        self.directory = Path(directory or conf.spool_dir())
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.segments: dict[str, _Segment] = {}
+        self.offsets: dict[str, int] = {}
+        self.lock_fd: int | None = None
+        self.wake: socket.socket | None = None
+        self.stats = {
+            "records": 0,
+            "accepted": 0,
+            "again": 0,
+            "dropped": 0,
+            "skipped_bytes": 0,
+            "bad_frames": 0,
+            "segments_deleted": 0,
+            "batches": 0,
+            "failures": 0,
+        }
+        self._beat_at = 0.0
+        self._failures = 0
+
+    # -- start ----------------------------------------------------------------------------
+
+    def acquire(self, *, wait: bool = True) -> bool:
+        """Take the spool's lock (blocks while another agent holds it, unless wait=False)."""
+        fd = os.open(self.directory / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError:
+            os.close(fd)
+            return False
+        self.lock_fd = fd
+        self.offsets = self._load_offsets()
+        self.wake = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.wake.bind(spool.wake_address(self.directory))
+        self.wake.setblocking(False)
+        return True
+
+    def close(self) -> None:
+        for seg in self.segments.values():
+            with contextlib.suppress(OSError):
+                os.close(seg.fd)
+        self.segments.clear()
+        if self.wake is not None:
+            self.wake.close()
+            self.wake = None
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+    def _load_offsets(self) -> dict[str, int]:
+        try:
+            raw = json.loads((self.directory / OFFSETS).read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): int(v) for k, v in raw.items() if isinstance(v, int)}
+
+    def _save_offsets(self) -> None:
+        tmp = self.directory / f".{OFFSETS}.tmp"
+        tmp.write_text(json.dumps(self.offsets))
+        os.replace(tmp, self.directory / OFFSETS)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            try:
+                n = self.step()
+            except Exception:
+                # The database (or the disk) failed: nothing advanced, try again after a pause.
+                self._failures += 1
+                self.stats["failures"] += 1
+                log.exception("capture agent step failed; retrying")
+                close_old_connections()
+                stop.wait(min(5.0, 0.2 * self._failures))
+                continue
+            self._failures = 0
+            self._heartbeat()
+            counters.flush_if_due()
+            if n == 0:
+                self._wait(conf.agent_poll_seconds())
+        counters.flush()
+        relay.flush(2.0)
+
+    def _wait(self, timeout: float) -> None:
+        if self.wake is None:
+            time.sleep(timeout)
+            return
+        ready, _, _ = select.select([self.wake], [], [], timeout)
+        if ready:
+            with contextlib.suppress(OSError):
+                while self.wake.recv(64):
+                    pass
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._beat_at < 1.0:
+            return
+        self._beat_at = now
+        path = spool.heartbeat_path(self.directory)
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            path.write_text(str(os.getpid()))
+        self._cleanup_tmp()
+
+    def _cleanup_tmp(self) -> None:
+        """Remove temp files of writers that died between creating and naming a segment."""
+        now = time.time()
+        for name in os.listdir(self.directory):
+            if name.startswith(".") and name.endswith(".seg.tmp"):
+                path = self.directory / name
+                with contextlib.suppress(OSError):
+                    if now - path.stat().st_mtime > TMP_MAX_AGE:
+                        path.unlink()
+
+    def _segment(self, path: Path) -> _Segment | None:
+        seg = self.segments.get(path.name)
+        if seg is None:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            seg = _Segment(path, fd, self.offsets.get(path.name, 0))
+            self.segments[path.name] = seg
+        return seg
+
+    def step(self) -> int:
+        """Read, commit, publish and clean up once; returns the records handled."""
+        budget = conf.agent_batch()
+        records: list[spool.Record] = []
+        advanced: dict[str, int] = {}
+        for path in spool.segments(self.directory):
+            if len(records) >= budget:
+                break
+            seg = self._segment(path)
+            if seg is None:
+                continue
+            size = os.fstat(seg.fd).st_size
+            if seg.offset >= size:
+                if not seg.closed and spool.try_exclusive(seg.fd):
+                    seg.closed = True
+                    size = os.fstat(seg.fd).st_size  # no writer can append any more
+                if seg.closed and seg.offset >= size:
+                    self._delete(seg)
+                    continue
+                if seg.offset >= size:
+                    continue
+            data = os.pread(seg.fd, min(size - seg.offset, READ_CHUNK), seg.offset)
+            final = seg.closed and seg.offset + len(data) >= size
+            frames, consumed, skipped = spool.parse(data, seg.offset, final=final)
+            if skipped:
+                self.stats["skipped_bytes"] += skipped
+                log.warning("capture spool %s: %d unreadable bytes skipped", path.name, skipped)
+            end = seg.offset + consumed
+            for frame in frames:
+                if len(records) >= budget:
+                    end = frame.offset
+                    break
+                try:
+                    records.append(spool.decode(frame.body))
+                except ValueError as exc:
+                    self.stats["bad_frames"] += 1
+                    log.warning("capture spool %s: bad frame at %d: %s", path.name, frame.offset, exc)
+            if end != seg.offset:
+                advanced[path.name] = end
+        if records:
+            written = outbox.write(
+                records, statement_timeout_ms=STATEMENT_TIMEOUT_MS, lock_timeout_ms=LOCK_TIMEOUT_MS
+            )
+            fault_point("agent_after_commit")
+            self.stats["records"] += len(records)
+            self.stats["accepted"] += len(written.accepted)
+            self.stats["again"] += len(written.again)
+            self.stats["dropped"] += len(written.dropped)
+            self.stats["batches"] += 1
+        for name, end in advanced.items():
+            self.segments[name].offset = end
+            self.offsets[name] = end
+        if advanced:
+            self._save_offsets()
+            fault_point("agent_after_offsets")
+        if records:
+            relay.enqueue_publish_many(written.accepted + written.again)
+        return len(records) + len(advanced)
+
+    def _delete(self, seg: _Segment) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            seg.path.unlink()
+        with contextlib.suppress(OSError):
+            os.close(seg.fd)
+        self.segments.pop(seg.path.name, None)
+        if self.offsets.pop(seg.path.name, None) is not None:
+            self._save_offsets()
+        self.stats["segments_deleted"] += 1
+
+
+def drain(directory: Path | None = None, *, timeout: float = 10.0) -> Agent:
+    """Run an agent in this process until the spool is empty (tests, benchmarks, scripts)."""
+    agent = Agent(directory)
+    if not agent.acquire(wait=False):
+        raise RuntimeError(f"another capture agent holds {agent.directory / LOCK}")
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and agent.step():
+            pass
+        counters.flush()
+        return agent
+    finally:
+        agent.close()
+
+
+def serve(directory: Path | None = None, stop: threading.Event | None = None) -> None:
+    """The management command's body: wait for the lock, then run until stopped."""
+    agent = Agent(directory)
+    log.info("capture agent: waiting for the lock of %s", agent.directory)
+    agent.acquire(wait=True)
+    log.info("capture agent: serving %s (pid %s)", agent.directory, os.getpid())
+    if conf.background_threads():
+        generations.start_thread()  # counters flush and cache checks
+    try:
+        agent.run(stop)
+    finally:
+        agent.close()
+        connection.close()
