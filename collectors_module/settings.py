@@ -348,6 +348,8 @@ elif CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_broker_dir / "out"),
         "data_folder_processed": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
+        # The folder is polled: kombu's default of 1 s would be most of a capture's latency.
+        "polling_interval": env.float("CELERY_FILESYSTEM_POLLING_SECONDS", 0.05),
     }
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 3,

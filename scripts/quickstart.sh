@@ -4,8 +4,9 @@
 #   bash scripts/quickstart.sh            # web on http://127.0.0.1:8000 (PORT=9000 to change)
 #
 # Creates .venv (if missing), installs requirements.txt, migrates a SQLite database in var/,
-# seeds a demo workspace (user, app, key, collector), then runs the web server and a Celery
-# worker (with the beat scheduler) on an embedded filesystem broker. Ctrl-C stops both.
+# seeds a demo workspace (user, app, key, collector), then runs the web server, the gRPC server,
+# the capture agent (it commits the captures the servers spool in var/spool) and a Celery worker
+# (with the beat scheduler) on an embedded filesystem broker. Ctrl-C stops them all.
 # Safe to run again: the seed is idempotent and nothing is reinstalled unless requirements change.
 set -euo pipefail
 
@@ -119,6 +120,10 @@ say "Starting the gRPC server (TLS) on localhost:$GRPC_PORT (log: var/log/grpc.l
   --key "$VAR/certs/server.key" >"$LOG_DIR/grpc.log" 2>&1 &
 PIDS+=("$!")
 
+say "Starting the capture agent (log: var/log/agent.log)"
+"$VPY" manage.py captureagent >"$LOG_DIR/agent.log" 2>&1 &
+PIDS+=("$!")
+
 say "Starting a Celery worker with the sweeper schedule (log: var/log/worker.log)"
 "$ROOT/.venv/bin/celery" -A collectors_module worker -B --pool solo --loglevel INFO \
   -s "$VAR/celerybeat-schedule" >"$LOG_DIR/worker.log" 2>&1 &
@@ -147,7 +152,7 @@ cat <<EOF
     API key:   $DEMO_KEY
 
   Predict as demo with the built-in colour model; the demo collector captures the input and it
-  appears in the demo-app inputs gallery (http://$HOST:$PORT/apps/demo-app/) within a minute:
+  appears in the demo-app inputs gallery (http://$HOST:$PORT/apps/demo-app/) within a second:
 
     curl -s -X POST "http://$HOST:$PORT/v2/users/builtin/apps/main/models/color-recognition/outputs" \\
       -H "Authorization: Key $DEMO_KEY" -H "Content-Type: application/json" \\
@@ -160,7 +165,7 @@ cat <<EOF
 
   and the JSON channel: export CLARIFAI_API_BASE=http://$HOST:$PORT
 
-  Press Ctrl-C to stop the web server, the gRPC server and the worker.
+  Press Ctrl-C to stop the web server, the gRPC server, the capture agent and the worker.
 
 EOF
 

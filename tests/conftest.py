@@ -8,6 +8,10 @@ import json
 import pytest
 from django.test import Client
 
+# Worker processes, collectors and captures: fixtures shared by the capture, collectors, browser
+# and client tests.
+pytest_plugins = ["tests.support.capture"]
+
 
 class Api:
     """Calls the REST API like curl would: JSON bodies, `Authorization: Key <secret>`."""

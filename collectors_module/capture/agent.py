@@ -219,7 +219,9 @@ class Agent:
                     records.append(spool.decode(frame.body))
                 except ValueError as exc:
                     self.stats["bad_frames"] += 1
-                    log.warning("capture spool %s: bad frame at %d: %s", path.name, frame.offset, exc)
+                    log.warning(
+                        "capture spool %s: bad frame at %d: %s", path.name, frame.offset, exc
+                    )
             if end != seg.offset:
                 advanced[path.name] = end
         if records:

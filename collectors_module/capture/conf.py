@@ -19,7 +19,7 @@ HANDOFF_INLINE = "inline"
 
 
 def handoff() -> str:
-    """"spool": append admitted captures to this host's spool (the capture agent commits them);
+    """ "spool": append admitted captures to this host's spool (the capture agent commits them);
     "inline": the request thread inserts the outbox rows itself."""
     value = str(settings.COLLECTORS_CAPTURE_HANDOFF).strip().lower()
     return HANDOFF_INLINE if value == HANDOFF_INLINE else HANDOFF_SPOOL

@@ -84,7 +84,7 @@ def to_row(r: Record, now: dt.datetime) -> Capture:
 
 
 def _verdict(r: Record, rule) -> str:
-    """"" to insert, else the drop reason (see the module docstring)."""
+    """ "" to insert, else the drop reason (see the module docstring)."""
     if rule is None:
         return COLLECTOR_DELETED
     status, deactivated_at, discarded_before = rule
@@ -161,9 +161,7 @@ def write(records: list[Record], *, statement_timeout_ms: int, lock_timeout_ms: 
         if rows:
             Capture.objects.bulk_create(rows, ignore_conflicts=True)
             inserted = set(
-                Capture.objects.filter(pk__in=[row.id for row in rows]).values_list(
-                    "pk", flat=True
-                )
+                Capture.objects.filter(pk__in=[row.id for row in rows]).values_list("pk", flat=True)
             )
             for row in rows:
                 if row.id in inserted:

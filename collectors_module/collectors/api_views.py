@@ -185,7 +185,9 @@ def deactivate_view(request, *, app, collector):
     discard = body.get("discard_pending", False)
     if not isinstance(discard, bool):
         raise ApiError(
-            SC.CONN_INVALID_REQUEST, "discard_pending must be true or false", field="discard_pending"
+            SC.CONN_INVALID_REQUEST,
+            "discard_pending must be true or false",
+            field="discard_pending",
         )
     collector, discarded = services.collector_deactivate(
         app=app, collector_id=collector.public_id, discard_pending=discard

@@ -413,7 +413,9 @@ def collector_set_status(*, app, collector_id: str, active: bool) -> Collector:
 
 
 def _locked(app, collector_id: str) -> Collector:
-    collector = Collector.objects.select_for_update().filter(app=app, public_id=collector_id).first()
+    collector = (
+        Collector.objects.select_for_update().filter(app=app, public_id=collector_id).first()
+    )
     if collector is None:
         raise not_found("Collector", collector_id)
     return collector

@@ -363,6 +363,10 @@ def collector_delete(request, app_id: str, inst_slug: str, collector_id: str):
             "collectors/collector_list.html#deleted-row",
             _list_ctx(access, collector=collector, remaining=remaining, discarded=discarded),
         )
-    note = f"; {discarded} pending capture{'s' if discarded != 1 else ''} discarded" if discarded else ""
+    note = (
+        f"; {discarded} pending capture{'s' if discarded != 1 else ''} discarded"
+        if discarded
+        else ""
+    )
     messages.success(request, f"Collector {collector.public_id} deleted{note}.")
     return redirect("collectors:list", access.app.public_id, access.installation.slug)

@@ -24,9 +24,7 @@ from .runners.builtin import BUILTIN_APP_ID, BUILTIN_USER_ID
 _versions = generations.SyncedCache(
     "model-versions", generations.tables_of(Model, ModelVersion, App, User)
 )
-_has_model = generations.SyncedCache(
-    "model-exists", generations.tables_of(Model, App, User)
-)
+_has_model = generations.SyncedCache("model-exists", generations.tables_of(Model, App, User))
 
 
 def model_visible_to(model: Model, user, *, write: bool = False) -> bool:

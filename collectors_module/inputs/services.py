@@ -77,9 +77,7 @@ def _prepare(
     annotations: list | None,
     extra_metadata: dict | None,
 ) -> _Prepared:
-    """Validate one input and split it into columns, blob bytes and the JSON rest (no writes).
-
-    """
+    """Validate one input and split it into columns, blob bytes and the JSON rest (no writes)."""
     public_id = input_pb.id or new_hex_id()
     validate_id(public_id, "input id", SC.INPUT_INVALID_ARGUMENT, field="id")
     data = resources_pb2.Data()
@@ -259,7 +257,12 @@ def inputs_create_bulk(
     for i, item in enumerate(items):
         try:
             prepared.append(
-                (i, _prepare(item.input_pb, item.image_bytes, item.annotations, item.extra_metadata))
+                (
+                    i,
+                    _prepare(
+                        item.input_pb, item.image_bytes, item.annotations, item.extra_metadata
+                    ),
+                )
             )
         except ApiError as exc:
             results[i] = exc

@@ -119,6 +119,8 @@ def installation_uninstall(*, installation: Installation, user) -> None:
 
 def _revoke_own_key(user, key_pk: int) -> None:
     """Revoke the installation's key if it is still `user`'s (through the accounts service)."""
-    public_id = Key.objects.filter(pk=key_pk, owner=user).values_list("public_id", flat=True).first()
+    public_id = (
+        Key.objects.filter(pk=key_pk, owner=user).values_list("public_id", flat=True).first()
+    )
     if public_id:
         key_revoke(owner=user, key_public_id=public_id)

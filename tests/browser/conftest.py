@@ -1,6 +1,6 @@
 """Browser-test fixtures: Debian's chromium through Playwright, and one real Celery worker.
 
-The worker comes from the pipeline's `Workers` manager (tests/collectors/conftest.py): it runs
+The worker comes from the pipeline's `Workers` manager (tests/support/capture.py): it runs
 `celery -A collectors_module worker` against this run's test database and broker and kills what it
 started at teardown. Run the browser tests with their own Redis db, e.g.
 `CELERY_BROKER_URL=redis://127.0.0.1:6379/10 REDIS_URL=redis://127.0.0.1:6379/10`.
@@ -62,10 +62,10 @@ def media_root(settings, tmp_path):
 @pytest.fixture
 def worker(transactional_db, tmp_path, settings, media_root):
     """One real Celery worker process (solo pool) for this test's database and broker."""
-    from tests.collectors.conftest import Workers, _flush_redis
+    from tests.support.capture import Workers, flush_redis
 
     broker = settings.CELERY_BROKER_URL
-    _flush_redis(broker)
+    flush_redis(broker)
     manager = Workers(tmp_path / "workers", broker, settings.REDIS_URL)
     manager.base.mkdir()
     started = None

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -122,6 +123,80 @@ def _get_json(url: str, key: str) -> dict:
         return json.load(resp)
 
 
+def _call(method: str, url: str, key: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Key {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return {"status": {"code": exc.code, "description": exc.read()[:300].decode()}}
+
+
+def _concurrent_use(base: str, key: str) -> list:
+    """Three clients predicting, one changing the demo collector, one loading pages."""
+    import threading
+
+    failures: list = []
+    predict_url = f"{base}/v2/users/builtin/apps/main/models/sentiment/outputs"
+    collector_url = f"{base}/v2/users/demo/apps/demo-app/collectors"
+
+    def predictor(n: int) -> None:
+        for i in range(40):
+            body = {"inputs": [{"data": {"text": {"raw": f"client {n} says hello {i}"}}}]}
+            r = _call("POST", predict_url, key, body)
+            if r["status"]["code"] != 10000:
+                failures.append(("predict", r["status"]))
+
+    def changer() -> None:
+        for i in range(12):
+            got = _call("GET", f"{collector_url}/demo-collector", key)
+            if got["status"]["code"] != 10000:
+                failures.append(("get", got["status"]))
+                continue
+            collector = got["collector"]
+            collector["status"] = {"code": 52002 if i % 2 == 0 else 52001}
+            r = _call(
+                "PATCH", collector_url, key, {"action": "overwrite", "collectors": [collector]}
+            )
+            if r["status"]["code"] != 10000:
+                failures.append(("patch", r["status"]))
+            limits = _call(
+                "PATCH",
+                f"{base}/api/v2/users/demo/apps/demo-app/collectors/demo-collector/limits",
+                key,
+                {"max_pending": 1000 + i},
+            )
+            if limits["status"]["code"] != 10000:
+                failures.append(("limits", limits["status"]))
+
+    def pages() -> None:
+        for _ in range(20):
+            try:
+                with urllib.request.urlopen(base + "/accounts/login/", timeout=30) as resp:
+                    resp.read()
+            except Exception as exc:
+                failures.append(("page", repr(exc)))
+
+    threads = [threading.Thread(target=predictor, args=(n,)) for n in range(3)]
+    threads += [threading.Thread(target=changer), threading.Thread(target=pages)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    final = _call("GET", f"{collector_url}/demo-collector", key)
+    if final["status"]["code"] == 10000 and final["collector"]["status"]["code"] != 52001:
+        collector = final["collector"]
+        collector["status"] = {"code": 52001}
+        _call("PATCH", collector_url, key, {"action": "overwrite", "collectors": [collector]})
+    return failures
+
+
 def test_quickstart_script_serves_captures_a_prediction_and_stops_on_ctrl_c(tmp_path):
     tree = tmp_path / "collectors"
     _copy_tree(tree)
@@ -160,18 +235,35 @@ def test_quickstart_script_serves_captures_a_prediction_and_stops_on_ctrl_c(tmp_
 
         # Run the printed curl command as it is.
         curl = out[out.index("curl -s") : out.index("Press Ctrl-C")].replace("\\\n", " ")
+        sent = time.monotonic()
         result = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=60)
         assert json.loads(result.stdout)["status"]["code"] == 10000, result.stdout[:500]
 
-        # The capture reaches demo-app within a minute, with the collector's provenance.
+        # The capture reaches demo-app (the README promises a second on an idle machine; this
+        # shared machine gets a minute), with the collector's provenance.
         deadline = time.monotonic() + 60
         inputs: list = []
         while not inputs and time.monotonic() < deadline:
             inputs = _get_json(f"{base}/v2/users/demo/apps/demo-app/inputs", key).get("inputs", [])
-            time.sleep(0.5)
-        assert inputs, (tree / "var" / "log" / "worker.log").read_text()[-3000:]
+            time.sleep(0.05)
+        landed = time.monotonic() - sent
+        logs = tree / "var" / "log"
+        assert inputs, (logs / "agent.log").read_text()[-2000:] + (logs / "worker.log").read_text()[
+            -3000:
+        ]
         assert inputs[0]["data"]["metadata"]["collector"]["collector_id"] == "demo-collector"
-        print(f"quick start served after {served_after:.1f}s (install skipped)")
+        print(
+            f"quick start served after {served_after:.1f}s (install skipped); "
+            f"the printed curl's capture was in the gallery after {landed * 1000:.0f} ms"
+        )
+
+        # The embedded default under concurrent use: predictions, API writes that change the
+        # collector, page loads and the worker's ingestion at once: no request may fail.
+        failures = _concurrent_use(base, key)
+        assert failures == [], failures[:5]
+        for name in ("web.log", "grpc.log", "agent.log", "worker.log"):
+            text = (logs / name).read_text(errors="replace")
+            assert "database is locked" not in text, (name, text[-2000:])
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGINT)  # what Ctrl-C sends

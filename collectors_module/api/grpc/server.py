@@ -26,9 +26,7 @@ class ServerConfig:
 
 
 def _limits(config: ServerConfig) -> tuple[int, int]:
-    workers = (
-        config.max_workers or settings.GRPC_MAX_WORKERS or 4 * (os.cpu_count() or 2)
-    )
+    workers = config.max_workers or settings.GRPC_MAX_WORKERS or 4 * (os.cpu_count() or 2)
     max_bytes = config.max_message_bytes or settings.GRPC_MAX_MESSAGE_BYTES
     return workers, max_bytes
 

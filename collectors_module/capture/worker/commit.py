@@ -33,9 +33,7 @@ DUPLICATE_REASON = "input_duplicate: ingested by an earlier attempt"
 
 def backoff(attempts: int) -> float:
     """Exponential backoff with +-20% jitter, capped."""
-    delay = min(
-        conf.retry_max_seconds(), conf.retry_base_seconds() * (2 ** max(0, attempts - 1))
-    )
+    delay = min(conf.retry_max_seconds(), conf.retry_base_seconds() * (2 ** max(0, attempts - 1)))
     return delay * random.uniform(0.8, 1.2)
 
 

@@ -55,8 +55,6 @@ TRANSIENT_CODES = frozenset(
 )
 
 
-
-
 @dataclass
 class Decision:
     """What to do with one claimed capture; `state` is a terminal state, `retry` or INGEST."""

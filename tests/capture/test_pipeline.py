@@ -16,7 +16,7 @@ from collectors_module.capture.worker import destination_input_id, process, proc
 from collectors_module.core.errors import SC
 from collectors_module.inputs.models import Input
 
-from .conftest import predict_text
+from tests.support.capture import predict_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -154,9 +154,7 @@ def test_worker_that_lost_its_lease_records_nothing(alice, make_collector):
     assert row.attempts == attempts + 1
 
 
-def test_batch_over_its_time_budget_hands_the_rest_back_uncounted(
-    alice, make_collector, settings
-):
+def test_batch_over_its_time_budget_hands_the_rest_back_uncounted(alice, make_collector, settings):
     settings.COLLECTORS_BATCH_TIME_BUDGET_SECONDS = 0
     collector = make_collector(alice)
     captures = [accept(collector, alice.user, f"budget {i}", publish=False) for i in range(4)]
@@ -331,9 +329,7 @@ def test_refused_input_fails_capture_with_52003(alice, make_collector):
     assert "refused" in capture.reason
 
 
-def test_sweeper_expires_old_and_selects_due_captures(
-    alice, make_collector, run_sweep, settings
-):
+def test_sweeper_expires_old_and_selects_due_captures(alice, make_collector, run_sweep, settings):
     settings.COLLECTORS_CAPTURE_MAX_AGE_SECONDS = 3600
     collector = make_collector(alice)
     fresh = accept(collector, alice.user, publish=False)
@@ -506,7 +502,7 @@ def test_sweeper_republishes_a_capture_the_broker_never_got(
 def test_callers_prediction_is_ingested_and_another_callers_is_not(
     alice, bob, make_collector, api, celery_workers
 ):
-    
+
     celery_workers.start(pool="prefork", concurrency=2)
     collector = make_collector(alice)
     for i in range(3):

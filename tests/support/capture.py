@@ -1,10 +1,12 @@
-"""Fixtures for the capture path: real Celery worker subprocesses, collectors, captures.
+"""Fixtures for the capture path: real Celery worker and capture agent subprocesses, collectors.
 
 `celery_workers` starts `celery -A collectors_module worker` processes against the TEST database
 (DATABASE_URL built from `connection.settings_dict`) and the broker of this test run, records the
 main and child pids (children through the `worker_process_init` pidfile hook in
-`collectors.tasks`), and kills whatever it started at teardown. Tests that use it need committed
-rows, so it depends on `transactional_db`.
+`capture.tasks`), and kills whatever it started at teardown. `capture_agents` does the same for
+`manage.py captureagent`, and `spool_mode` makes this test process hand its captures over through
+a spool folder of its own (as a server does) instead of inserting them itself. Tests that use
+them need committed rows, so they depend on `transactional_db`.
 """
 
 from __future__ import annotations
@@ -168,7 +170,6 @@ class Workers:
                 "REDIS_URL": self.redis_url,
                 "MEDIA_ROOT": str(settings.MEDIA_ROOT),
                 "DB_APPLICATION_NAME": "collectors-worker",
-                "COLLECTORS_COUNTER_THREAD": "1",
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -215,7 +216,7 @@ class Workers:
             worker.stop()
 
 
-def _flush_redis(url: str) -> None:
+def flush_redis(url: str) -> None:
     import redis
 
     with contextlib.suppress(redis.RedisError):
@@ -228,9 +229,100 @@ def celery_workers(transactional_db, tmp_path):
     from django.conf import settings
 
     broker = settings.CELERY_BROKER_URL
-    _flush_redis(broker)  # this run's own broker db: no messages left over from earlier tests
+    flush_redis(broker)  # this run's own broker db: no messages left over from earlier tests
     manager = Workers(tmp_path / "workers", broker, settings.REDIS_URL)
     manager.base.mkdir()
+    yield manager
+    manager.stop_all()
+
+
+class Agent:
+    """One `manage.py captureagent` subprocess on a spool folder."""
+
+    def __init__(self, proc: subprocess.Popen, log_path: Path, spool: Path):
+        self.proc, self.log_path, self.spool = proc, log_path, spool
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_serving(self, timeout: float = 30.0) -> Agent:
+        """Until it holds the spool's lock and beats (or raise with its log)."""
+        from collectors_module.capture import spool
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if spool.agent_alive(self.spool, 2.0) and "serving" in self.log():
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"capture agent exited early:\n{self.log()}")
+            time.sleep(0.05)
+        raise TimeoutError(f"capture agent not serving after {timeout}s:\n{self.log()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.alive():
+            os.kill(self.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-6000:]
+        except OSError:
+            return ""
+
+
+class Agents:
+    def __init__(self, workers: Workers, spool: Path):
+        self.workers = workers
+        self.spool = spool
+        self.started: list[Agent] = []
+
+    def start(self, *, env: dict | None = None, wait: bool = True) -> Agent:
+        log_path = self.workers.base / f"agent-{len(self.started) + 1}.log"
+        with open(log_path, "wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "manage.py", "captureagent", "--spool", str(self.spool)],
+                cwd=ROOT,
+                env=self.workers.env(
+                    {"LOG_LEVEL": "INFO", "DB_APPLICATION_NAME": "collectors-agent", **(env or {})}
+                ),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        agent = Agent(proc, log_path, self.spool)
+        self.started.append(agent)
+        if wait:
+            agent.wait_serving()
+        return agent
+
+    def stop_all(self) -> None:
+        for agent in self.started:
+            if agent.alive():
+                agent.kill(signal.SIGTERM)
+            agent.kill()
+
+
+@pytest.fixture
+def spool_mode(settings, tmp_path):
+    """This process hands captures over through its own spool folder (returned)."""
+    from collectors_module.capture import spool
+
+    folder = tmp_path / "spool"
+    settings.COLLECTORS_CAPTURE_HANDOFF = "spool"
+    settings.COLLECTORS_SPOOL_DIR = folder
+    yield folder
+    spool.close_writer()
+
+
+@pytest.fixture
+def capture_agents(celery_workers, spool_mode):
+    """`capture_agents.start()`: a real capture agent process on this test's spool folder."""
+    manager = Agents(celery_workers, spool_mode)
     yield manager
     manager.stop_all()
 

@@ -23,7 +23,7 @@ from collectors_module.capture.models import TERMINAL_STATES, Capture, CaptureSt
 from collectors_module.capture.relay import publish_ids
 from collectors_module.inputs.models import Input
 
-from .conftest import predict_text
+from tests.support.capture import predict_text
 from .test_pipeline import accept
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]

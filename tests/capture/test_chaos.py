@@ -20,7 +20,7 @@ import pytest
 
 from collectors_module.core import faults
 
-from .conftest import test_database_url
+from tests.support.capture import test_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -28,7 +28,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from chaoslib.procs import kill_recorded  # noqa: E402
 
 
-def _hits(monkeypatch, settings, spec: str, seed: str | None, n: int, point: str = "p") -> list[int]:
+def _hits(
+    monkeypatch, settings, spec: str, seed: str | None, n: int, point: str = "p"
+) -> list[int]:
     settings.COLLECTORS_FAULTS = spec
     settings.COLLECTORS_FAULTS_SEED = seed or ""
     monkeypatch.setattr(faults, "_hits", {})

@@ -22,7 +22,7 @@ from collectors_module.capture.selectors import collector_stats
 from collectors_module.collectors import services
 from collectors_module.collectors.models import COLLECTOR_INACTIVE, Collector
 
-from .conftest import SENTIMENT, predict_text
+from tests.support.capture import SENTIMENT, predict_text
 
 COLOR = {
     "model_user_id": "builtin",
@@ -478,7 +478,9 @@ def test_the_captured_row_holds_the_input_without_bytes_and_the_bytes_apart(
     [cap] = captured(c)
     assert bytes(cap.payload) == raw
     assert "base64" not in cap.input_data.get("image", {})
-    assert cap.outputs[0]["data"]["concepts"][0]["id"] == r["outputs"][0]["data"]["concepts"][0]["id"]
+    assert (
+        cap.outputs[0]["data"]["concepts"][0]["id"] == r["outputs"][0]["data"]["concepts"][0]["id"]
+    )
     assert (cap.caller_id, cap.request_id) == (alice.user.pk, r["status"]["req_id"])
 
 
