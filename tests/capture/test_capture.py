@@ -21,7 +21,6 @@ from collectors_module.capture.models import Capture, CollectorCounter
 from collectors_module.capture.selectors import collector_stats
 from collectors_module.collectors import services
 from collectors_module.collectors.models import COLLECTOR_INACTIVE, Collector
-
 from tests.support.capture import SENTIMENT, predict_text
 
 COLOR = {

@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from collectors_module.core import faults
-
 from tests.support.capture import test_database_url
 
 ROOT = Path(__file__).resolve().parents[2]

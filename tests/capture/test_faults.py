@@ -22,8 +22,8 @@ from collectors_module.capture import relay
 from collectors_module.capture.models import TERMINAL_STATES, Capture, CaptureState
 from collectors_module.capture.relay import publish_ids
 from collectors_module.inputs.models import Input
-
 from tests.support.capture import predict_text
+
 from .test_pipeline import accept
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -236,8 +236,8 @@ class RedisServer:
 @contextlib.contextmanager
 def broker_at(url: str):
     """Point this process's Celery app and relay at another broker for the test's duration."""
-    from collectors_module.celery import app
     from collectors_module.capture import relay
+    from collectors_module.celery import app
 
     def switch(target: str) -> None:
         os.environ["CELERY_BROKER_URL"] = target  # Celery reads this before its own setting

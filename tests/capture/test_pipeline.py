@@ -15,7 +15,6 @@ from collectors_module.capture.relay import enqueue_publish, flush, publish_ids
 from collectors_module.capture.worker import destination_input_id, process, process_batch
 from collectors_module.core.errors import SC
 from collectors_module.inputs.models import Input
-
 from tests.support.capture import predict_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
