@@ -5,11 +5,12 @@
 
 Starts its own processes (all killed by pid at the end, even on failure; their pids are also
 listed in <logdir>/pids.txt): a private redis-server (the broker, on a free port, no
-persistence), gunicorn serving the app (2 workers x 4 threads), two Celery workers (prefork,
-2 children each) with the fault-suite timings (visibility 20 s, hard limit 8 s, lease 12 s), and
-runs the sweeper itself every 5 s (as beat would; --sweep-seconds, --sweep-min-age). Three
-collectors watch the built-in sentiment model: 100% sampling, 10% sampling, and one limited to
-60 captures per minute. The shared Redis is never touched.
+persistence), gunicorn serving the app (2 workers x 4 threads) spooling its captures in
+<logdir>/spool, the capture agent committing them, two Celery workers (prefork, 2 children each)
+with the fault-suite timings (visibility 25 s, hard limit 8 s, lease 12 s), and runs the sweeper
+itself every 5 s (as beat would; --sweep-seconds, --sweep-min-age). Three collectors watch the
+built-in sentiment model: 100% sampling, 10% sampling, and one limited to 60 captures per
+minute. The shared Redis is never touched.
 
 Load: a short A/B first (same load, collectors off and on in interleaved blocks), then N
 predictions at concurrency C, paced so the load outlasts the fault plan. Faults, on a seeded schedule, each
@@ -19,7 +20,11 @@ injected only once the capture table shows work in flight (rows in `processing`)
   - crash points: the replacement of a killed worker is armed with `<point>:kill@k`
     (--crash-points, default after_claim and after_remote_post), so it kills itself exactly
     between claim and post, or between post and mark-ingested; the web processes are armed with
-    `after_commit_before_publish:kill@k` (between commit and publish);
+    `after_spool:kill@k` (right after a capture reached the spool);
+  - capture agent SIGKILL while frames wait in the spool (--agent-kills; the agent is paused for
+    half a second first so there is a backlog), its replacement armed with
+    `agent_after_commit:kill@k` (between the commit of a batch and the record of its offsets)
+    or `after_commit_before_publish:kill@k` (between commit and publish), in turn;
   - redis-server kill -9 and restart (--redis-kills), SIGSTOP/SIGCONT (--redis-pause seconds);
   - pg_terminate_backend of the workers' connections (application_name is per run)
     (--pg-sweeps);
@@ -30,8 +35,9 @@ Oracle after the drain (reliability.md §8): capture rows joined with the destin
 (by the provenance metadata's capture id, and by the derived input id): accepted, ingested,
 filtered, failed/dropped by reason, admission drops by reason, lost, duplicated, phantoms, the
 in-flight work at each fault and its recovery time, predict p50/p99 collectors off vs on, and
-prediction errors attributable to capture. Writes reports/reliability-<seed>.json and .md,
-prints the seed; exits 0 only when the run is valid and lost = duplicated = phantoms = 0.
+prediction errors attributable to capture; and the spool: read to the end, no byte skipped.
+Writes reports/reliability-<seed>.json and .md, prints the seed; exits 0 only when the run is
+valid and lost = duplicated = phantoms = 0.
 """
 
 from __future__ import annotations
@@ -62,7 +68,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collectors_module.settings")
 from chaoslib.procs import Procs, RedisServer, free_port, owned_child, wait_port  # noqa: E402
 
 TIMINGS = {
-    "CELERY_VISIBILITY_TIMEOUT": "20",
+    "CELERY_VISIBILITY_TIMEOUT": "25",
     "CELERY_TASK_TIME_LIMIT": "8",
     "CELERY_TASK_SOFT_TIME_LIMIT": "6",
     "COLLECTORS_LEASE_SECONDS": "12",
@@ -148,6 +154,51 @@ class Worker:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         return pid
+
+
+class Agent:
+    """One `manage.py captureagent` process on the run's spool."""
+
+    def __init__(self, procs: Procs, env: dict, name: str, faults: str = ""):
+        aenv = dict(env)
+        if faults:
+            aenv["COLLECTORS_FAULTS"] = faults
+        self.faults = faults
+        self.name = name
+        self.log_path = procs.logdir / f"{name}.log"
+        self.proc = procs.start(name, [sys.executable, "manage.py", "captureagent"], aenv)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def serving(self) -> bool:
+        try:
+            return "serving" in self.log_path.read_text(errors="replace")
+        except OSError:
+            return False
+
+    def pause(self, stop: bool) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGSTOP if stop else signal.SIGCONT)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(10)
+
+
+def spool_backlog(folder: Path) -> int:
+    """Bytes written to the spool that the agent has not recorded as committed."""
+    try:
+        offsets = json.loads((folder / "agent.offsets").read_text())
+    except (OSError, ValueError):
+        offsets = {}
+    total = 0
+    for seg in folder.glob("*.seg"):
+        with contextlib.suppress(FileNotFoundError):
+            total += max(0, seg.stat().st_size - int(offsets.get(seg.name, 0)))
+    return total
 
 
 def ensure_database(url: str) -> None:
@@ -270,6 +321,7 @@ class Load:
 def build_plan(args, rng: random.Random) -> list[str]:
     plan = ["kill_main"] * args.kills_main + ["kill_child"] * args.kills_child
     plan += ["redis_kill"] * args.redis_kills + ["pg_terminate"] * args.pg_sweeps
+    plan += ["agent_kill"] * args.agent_kills
     if args.redis_pause > 0:
         plan.append("redis_pause")
     rng.shuffle(plan)
@@ -293,7 +345,8 @@ def main() -> int:
         default="after_claim,after_remote_post",
         help="worker crash points armed (kill@k) on the replacements of main-killed workers",
     )
-    parser.add_argument("--web-crash", type=int, default=1, help="arm after_commit_before_publish")
+    parser.add_argument("--web-crash", type=int, default=1, help="arm after_spool in the web")
+    parser.add_argument("--agent-kills", type=int, default=2, help="capture agent SIGKILLs")
     parser.add_argument("--redis-kills", type=int, default=1)
     parser.add_argument("--redis-pause", type=float, default=20.0, help="SIGSTOP seconds (0: none)")
     parser.add_argument("--pg-sweeps", type=int, default=2)
@@ -345,21 +398,31 @@ def run(args, rng: random.Random, db_url: str, logdir: Path, procs: Procs) -> in
     from django.db import close_old_connections, connection
     from django.utils import timezone
 
-    from collectors_module.collectors.models import TERMINAL_STATES, Capture, CaptureState
+    from collectors_module.capture.models import TERMINAL_STATES, Capture, CaptureState
 
     call_command("migrate", verbosity=0)
     run_id = uuid.uuid4().hex[:6]
     _user, app, secret, collectors = setup_tenants(run_id)
 
+    spool_dir = logdir / "spool"
     base_env = dict(os.environ)
-    base_env.update({"PYTHONUNBUFFERED": "1", "COLLECTORS_COUNTER_THREAD": "1"})
+    base_env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "COLLECTORS_CAPTURE_HANDOFF": "spool",
+            "COLLECTORS_SPOOL_DIR": str(spool_dir),
+        }
+    )
     base_env.pop("COLLECTORS_FAULTS", None)
     web_port = free_port()
-    # the Nth publish of a web process: past the A/B phase, so the crash lands in the chaos phase
-    web_fault_nth = args.ab_predictions + rng.randint(40, 120)
+    # the Nth spooled capture of a web process: past the A/B phase, so the crash lands in the
+    # chaos phase
+    web_fault_nth = args.ab_predictions // 2 + rng.randint(20, 60)
     web_env = dict(base_env, DB_APPLICATION_NAME=f"collectors-web-{run_id}")
     if args.web_crash:
-        web_env["COLLECTORS_FAULTS"] = f"after_commit_before_publish:kill@{web_fault_nth}"
+        web_env["COLLECTORS_FAULTS"] = f"after_spool:kill@{web_fault_nth}"
+    agent_env = dict(base_env, DB_APPLICATION_NAME=f"collectors-agent-{run_id}", LOG_LEVEL="INFO")
+    agents = [Agent(procs, agent_env, "agent-0")]
     procs.start(
         "web",
         [sys.executable, "-m", "gunicorn", "collectors_module.wsgi", "-w", "2", "--threads", "4",
@@ -467,7 +530,7 @@ def run(args, rng: random.Random, db_url: str, logdir: Path, procs: Procs) -> in
     sweeps = {"runs": 0, "republished": 0, "errors": 0}
 
     def sweeper_loop() -> None:
-        from collectors_module.collectors.sweeper import sweep
+        from collectors_module.capture.sweeper import sweep
 
         while not stop_sweeper.wait(args.sweep_seconds):
             try:
@@ -498,8 +561,20 @@ def run(args, rng: random.Random, db_url: str, logdir: Path, procs: Procs) -> in
 
     restarts: list[dict] = []
 
+    agent_points = ["agent_after_commit", "after_commit_before_publish"]
+
+    def supervise_agent() -> None:
+        """A dead agent is replaced (a crash point that fired counts as its fault)."""
+        a = agents[-1]
+        if a.alive():
+            return
+        if a.faults:
+            fault(f"crash_point_{a.faults.split(':')[0]}", None, agent=a.name, died_at_point=True)
+        agents.append(Agent(procs, agent_env, f"agent-{len(agents)}"))
+
     def supervise() -> None:
         """Restart a worker whose main process exited (as systemd Restart=always would)."""
+        supervise_agent()
         check_armed()
         for j, w in enumerate(workers):
             if not w.alive():
@@ -563,6 +638,37 @@ def run(args, rng: random.Random, db_url: str, logdir: Path, procs: Procs) -> in
             pause(args.redis_pause)
             redis_srv.pause(False)
             fault("redis_sigstop", ids, started_at=t0, paused_s=args.redis_pause)
+        elif action == "agent_kill":
+            # an armed replacement dies at its crash point first (supervise records it)
+            until = time.monotonic() + 15
+            while agents[-1].faults and agents[-1].alive() and time.monotonic() < until:
+                pause(0.2)
+            supervise_agent()
+            a = agents[-1]
+            for _ in range(50):  # a just-restarted agent may still be booting
+                if a.serving():
+                    break
+                time.sleep(0.1)
+            a.pause(True)  # frames pile up in the spool: the kill lands on work in flight
+            backlog, until = 0, time.monotonic() + 20  # web processes may be restarting
+            while backlog == 0 and time.monotonic() < until:
+                time.sleep(0.1)
+                backlog = spool_backlog(spool_dir)
+            a.kill()
+            f = fault(
+                "agent_kill", None, started_at=t0, agent=a.name, spool_backlog_bytes=backlog,
+                segments=len(list(spool_dir.glob("*.seg"))), predictions_done=load.done,
+            )  # fmt: skip
+            f["in_flight_at_fault"] = 1 if backlog > 0 else 0
+            point = agent_points.pop(0) if agent_points else ""
+            nth = rng.randint(2, 6)
+            agents.append(
+                Agent(
+                    procs, agent_env, f"agent-{len(agents)}", f"{point}:kill@{nth}" if point else ""
+                )
+            )
+            if point:
+                f["replacement_armed"] = f"{point}:kill@{nth}"
         elif action == "pg_terminate":
             # a sweep: terminate the workers' backends for ~2 s (a restarted worker may not have
             # connected yet, so keep going until some were terminated)
@@ -594,10 +700,20 @@ def run(args, rng: random.Random, db_url: str, logdir: Path, procs: Procs) -> in
     for a in armed:
         fault(f"crash_point_{a['point']}", None, worker=a["worker"].name, nth=a["nth"],
               died_at_point=False)  # fmt: skip
+    armed.clear()
     for j, w in enumerate(workers):
         if w.faults or not w.alive():
             w.kill_all()
             workers[j] = Worker(procs, worker_env, f"w{j}-drain")
+    if agents[-1].faults or not agents[-1].alive():
+        if agents[-1].faults and not agents[-1].alive():
+            supervise_agent()
+        else:
+            if agents[-1].faults:
+                fault(f"crash_point_{agents[-1].faults.split(':')[0]}", None,
+                      agent=agents[-1].name, died_at_point=False)  # fmt: skip
+            agents[-1].kill()
+            agents.append(Agent(procs, agent_env, f"agent-{len(agents)}-drain"))
     drain_started = time.monotonic()
     deadline = drain_started + args.drain_timeout
     pending = -1
@@ -605,12 +721,12 @@ def run(args, rng: random.Random, db_url: str, logdir: Path, procs: Procs) -> in
         pending = (
             Capture.objects.filter(collector__app=app).exclude(state__in=TERMINAL_STATES).count()
         )
-        if pending == 0:
+        if pending == 0 and spool_backlog(spool_dir) == 0:
             break
         pause(1)
     drain_seconds = time.monotonic() - drain_started
     stop_sweeper.set()
-    from collectors_module.collectors import counters
+    from collectors_module.capture import counters
 
     with contextlib.suppress(Exception):
         counters.flush()
@@ -621,11 +737,24 @@ def run(args, rng: random.Random, db_url: str, logdir: Path, procs: Procs) -> in
     booted = web_log.count("Booting worker with pid")
     web_kills = max(web_kills, booted - 2)
     if args.web_crash:
-        fault("crash_point_after_commit_before_publish", None, count=web_kills,
+        fault("crash_point_after_spool", None, count=web_kills,
               nth=web_fault_nth, died_at_point=web_kills > 0)  # fmt: skip
 
     figures.update(
         oracle(app, collectors, faults, inflight_ids, procs.logdir, TERMINAL_STATES, Capture)
+    )
+    agent_logs = "".join(p.read_text(errors="replace") for p in logdir.glob("agent-*.log"))
+    figures["spool"] = {
+        "backlog_bytes_at_end": spool_backlog(spool_dir),
+        "segments_left": len(list(spool_dir.glob("*.seg"))),
+        "skipped_byte_reports": agent_logs.count("unreadable bytes skipped"),
+        "bad_frames": agent_logs.count("bad frame"),
+        "agents_started": len(agents),
+    }
+    spool_ok = (
+        figures["spool"]["backlog_bytes_at_end"] == 0
+        and figures["spool"]["skipped_byte_reports"] == 0
+        and figures["spool"]["bad_frames"] == 0
     )
     # -- predict path under chaos ---------------------------------------------------------------------
     crash_errors = [e for e in chaos_errors if CRASH_ERROR.search(e[1])] if web_kills else []
@@ -699,6 +828,7 @@ def run(args, rng: random.Random, db_url: str, logdir: Path, procs: Procs) -> in
     figures["valid"] = bool(faults_out) and not invalid
     ok = (
         figures["valid"]
+        and spool_ok
         and figures["lost"] == 0
         and figures["duplicated"] == 0
         and figures["phantoms"] == 0
@@ -712,8 +842,8 @@ def run(args, rng: random.Random, db_url: str, logdir: Path, procs: Procs) -> in
 
 def oracle(app, collectors, faults, inflight_ids, logdir, terminal, Capture) -> dict:
     """Join the capture rows with the destination's inputs (reliability.md §8)."""
-    from collectors_module.collectors.pipeline import destination_input_id
-    from collectors_module.collectors.selectors import collector_stats
+    from collectors_module.capture.selectors import collector_stats
+    from collectors_module.capture.worker import destination_input_id
     from collectors_module.inputs.models import Input
 
     rows = list(
@@ -875,6 +1005,10 @@ def write_reports(reports: Path, seed: int, figures: dict) -> None:
         f"| injected post failures seen / worker-lost errors | {ev['injected_post_failures']} / "
         f"{ev['worker_lost_errors']} |",
         f"| sweeper re-publishes | {figures['sweeper']['republished']} |",
+        f"| spool at the end: backlog bytes / segments left / skipped-byte reports | "
+        f"{figures['spool']['backlog_bytes_at_end']} / {figures['spool']['segments_left']} / "
+        f"{figures['spool']['skipped_byte_reports']} (capture agents started: "
+        f"{figures['spool']['agents_started']}) |",
         f"| workers restarted by the supervisor (exited by themselves) | "
         f"{len(figures['worker_restarts'])} "
         f"({sum(1 for r in figures['worker_restarts'] if r['unrecoverable_error'])} after a "

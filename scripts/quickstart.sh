@@ -57,6 +57,7 @@ if [ ! -s "$VAR/secret_key" ]; then
   (umask 077 && "$VPY" -c 'import secrets; print(secrets.token_urlsafe(50))' > "$VAR/secret_key")
 fi
 export COLLECTORS_DEV=1
+export DJANGO_SETTINGS_MODULE=collectors_module.settings
 export SECRET_KEY="$(cat "$VAR/secret_key")"
 export DATABASE_URL="sqlite:///var/quickstart.sqlite3"
 export CELERY_BROKER_URL="filesystem://"

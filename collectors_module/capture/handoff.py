@@ -17,6 +17,8 @@ import logging
 
 from django.db import transaction
 
+from collectors_module.core.faults import fault_point
+
 from . import conf, counters, outbox, relay, spool
 from .limits import backlog
 
@@ -44,6 +46,7 @@ def hand_off(records: list[spool.Record]) -> None:
             max_bytes=conf.spool_max_bytes(),
         )
         writer.append([spool.encode(r) for r in records])
+        fault_point("after_spool")  # the chaos harness SIGKILLs a web process right here
     except spool.SpoolFull as exc:
         log.warning("capture spool full (%s); dropping %d capture(s)", exc, len(records))
         _drop(records, SPOOL_FULL)

@@ -75,12 +75,13 @@ def test_ci_chaos_run_loses_and_duplicates_nothing(transactional_db, tmp_path):
         if not k.startswith(("PYTEST_", "COLLECTORS_FAULT", "CELERY_", "REDIS_URL"))
     }
     env["COLLECTORS_DEV"] = "1"
+    env["DJANGO_SETTINGS_MODULE"] = "collectors_module.settings"  # a deployment, not the tests'
     cmd = [
         sys.executable, "scripts/chaos.py", "--seed", str(seed),
         "--database-url", test_database_url(),
         "--predictions", "600", "--concurrency", "6", "--ab-predictions", "80",
         "--kills-main", "2", "--kills-child", "1", "--crash-points", "after_claim",
-        "--redis-kills", "1", "--redis-pause", "8", "--pg-sweeps", "1",
+        "--redis-kills", "1", "--redis-pause", "8", "--pg-sweeps", "1", "--agent-kills", "2",
         "--post-failure-pct", "3", "--drain-timeout", "120",
         "--logdir", str(logdir), "--reports", str(reports),
     ]  # fmt: skip
@@ -111,6 +112,10 @@ def test_ci_chaos_run_loses_and_duplicates_nothing(transactional_db, tmp_path):
     assert kinds.count("redis_sigstop") == 1, summary
     assert kinds.count("pg_terminate_workers") == 1, summary
     assert "crash_point_after_claim" in kinds, summary
+    assert kinds.count("agent_kill") == 2, summary
+    assert "crash_point_agent_after_commit" in kinds, summary
+    assert report["spool"]["backlog_bytes_at_end"] == 0, summary
+    assert report["spool"]["skipped_byte_reports"] == 0, summary
     for f in report["faults"]:
         if f["kind"].startswith("crash_point"):
             assert f["died_at_point"], f

@@ -30,7 +30,13 @@ def database_url() -> str:
 
 
 def start_server(port: int, certs, extra_env: dict) -> subprocess.Popen:
-    env = {**os.environ, "COLLECTORS_DEV": "1", "DATABASE_URL": database_url(), **extra_env}
+    env = {
+        **os.environ,
+        "COLLECTORS_DEV": "1",
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": "collectors_module.settings",
+        **extra_env,
+    }
     proc = subprocess.Popen(
         [
             sys.executable,

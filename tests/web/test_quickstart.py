@@ -201,7 +201,11 @@ def test_quickstart_script_serves_captures_a_prediction_and_stops_on_ctrl_c(tmp_
     tree = tmp_path / "collectors"
     _copy_tree(tree)
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "SECRET_KEY"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"))
+    }
     env.update(PORT=str(port), QUICKSTART_SKIP_INSTALL="1")
     env.pop("COLLECTORS_VAR_DIR", None)
     log = (tmp_path / "quickstart.out").open("w")
