@@ -38,7 +38,6 @@ OPERATIONS = [
     "Model.predict(text=...) sentiment",
     "Model.predict with_proto",
     "Model.async_predict",
-    "Model.predict refuses an unknown argument",
     "Model.predict_by_bytes color-recognition",
     "Model.predict_by_bytes without input_type (GetModelType)",
     "Model.predict_by_bytes output_config",

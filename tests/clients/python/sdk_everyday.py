@@ -233,15 +233,6 @@ def _():
     assert asyncio.run(go())[0].name == "red"
 
 
-@op("Model.predict refuses an unknown argument")
-def _():
-    refused(
-        lambda: builtin("color-recognition").predict(text="not an image"),
-        "INPUT_INVALID_ARGUMENT",
-        "unexpected argument 'text'",
-    )
-
-
 @op("Model.predict_by_bytes color-recognition")
 def _():
     r = builtin("color-recognition").predict_by_bytes(RED, input_type="image")
