@@ -418,7 +418,7 @@ def _plan_patch(app, workflow: Workflow, pb: resources_pb2.Workflow, action: str
         )
     if "visibility" in given and pb.visibility.gettable not in (
         resources_pb2.Visibility.PRIVATE,
-        resources_pb2.Visibility.NOT_SET,
+        resources_pb2.Visibility.UNKNOWN_VISIBILITY,
     ):
         raise ApiError(
             SC.WORKFLOW_INVALID_ARGUMENT,

@@ -61,6 +61,8 @@ def test_node_collector_captures_an_sdk_prediction_read_back_with_the_sdk(
     assert captured["collector"]["collector_id"] == "mood-collector"
     assert captured["collector"]["source_model_version"] == made["version_id"]
     assert captured["collector"]["caller"] == "alice"
+    # The SDK sent a method call (data.parts + _method_name); the capture holds a plain input.
+    assert captured["metadata_keys"] == ["collector"]
     (annotation,) = out["annotations"]
     assert annotation["input_id"] == captured["id"]
     assert annotation["model_version_id"] == made["version_id"]

@@ -32,6 +32,7 @@ out["inputs"] = [
         "id": i.id,
         "text": i.data.text.raw,
         "collector": MessageToDict(i.data.metadata).get("collector", {}),
+        "metadata_keys": sorted(MessageToDict(i.data.metadata)),
     }
     for i in captured
 ]
