@@ -159,12 +159,20 @@ cat <<EOF
       -H "Authorization: Key $DEMO_KEY" -H "Content-Type: application/json" \\
       -d '{"inputs": [{"data": {"image": {"base64": "$PNG_B64"}}}]}'
 
-  Clarifai gRPC clients (clarifai-grpc 12.2.11, e.g. the product page's Python code) need only:
+  Clarifai gRPC clients (clarifai-grpc 12.2.11, e.g. the product page's Python code, and the
+  Node.js client clarifai-nodejs-grpc) need only:
 
     export CLARIFAI_GRPC_BASE=localhost:$GRPC_PORT
     export GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=$VAR/certs/ca.pem
 
-  and the JSON channel: export CLARIFAI_API_BASE=http://$HOST:$PORT
+  and clarifai-grpc's JSON channel: export CLARIFAI_API_BASE=http://$HOST:$PORT
+
+  Clarifai's Python SDK (clarifai 12.4.1) reads CLARIFAI_API_BASE as the gRPC address instead
+  (https:// selects TLS; use a separate shell from the JSON channel's setting):
+
+    export CLARIFAI_API_BASE=https://localhost:$GRPC_PORT
+    export CLARIFAI_ROOT_CERTIFICATES_PATH=$VAR/certs/ca.pem
+    export CLARIFAI_PAT=$DEMO_KEY CLARIFAI_USER_ID=demo
 
   Press Ctrl-C to stop the web server, the gRPC server, the capture agent and the worker.
 

@@ -19,6 +19,8 @@ class App(models.Model):
     )
     public_id = models.CharField(max_length=128)
     description = models.CharField(max_length=512, blank=True)
+    notes = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
     visibility = models.IntegerField(choices=Visibility.choices, default=Visibility.PRIVATE)
     created_at = models.DateTimeField(default=timezone.now)
     modified_at = models.DateTimeField(auto_now=True)

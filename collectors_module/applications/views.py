@@ -12,7 +12,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from collectors_module.core.errors import ApiError
-from collectors_module.inputs.selectors import inputs_of_app
+from collectors_module.inputs.selectors import annotations_of_inputs, inputs_of_app
+from collectors_module.inputs.services import annotations_import_pending
 from collectors_module.inputs.views import input_card, own_app_or_404
 
 from . import services
@@ -64,11 +65,14 @@ def app_detail_view(request: HttpRequest, app_id: str) -> HttpResponse:
     inputs = inputs_of_app(app)
     if collector:
         inputs = inputs.filter(data__metadata__collector__collector_id=collector)
+    annotations_import_pending(app=app)
     page = Paginator(inputs, GALLERY_PER_PAGE).get_page(request.GET.get("page"))
+    shown = list(page.object_list)
+    annotations = annotations_of_inputs(shown)
     context = {
         "current_app": app,
         "page": page,
-        "cards": [input_card(i, app) for i in page.object_list],
+        "cards": [input_card(i, app, annotations.get(i.pk, [])) for i in shown],
         "collector": collector,
         "collector_ids": _collector_ids(app),
         "total": page.paginator.count,

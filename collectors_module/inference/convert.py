@@ -8,6 +8,8 @@ from google.protobuf import json_format
 
 from collectors_module.core.errors import make_status
 
+from .signatures import method_signatures
+
 
 def ts(message_field, dt) -> None:
     if dt is not None:
@@ -56,6 +58,7 @@ def model_version_to_pb(version, *, viewer=None) -> resources_pb2.ModelVersion:
     ts(pb.completed_at, version.created_at)
     for_owner = viewer is not None and viewer.pk == app.owner_id
     pb.metadata.update(version_metadata(version, for_owner=for_owner))
+    pb.method_signatures.extend(method_signatures(model.model_type_id, version.runner))
     return pb
 
 

@@ -219,6 +219,94 @@ def model_version_create(*, model: Model, version_pb: resources_pb2.ModelVersion
     return version
 
 
+# --- deleting -----------------------------------------------------------------------------------
+
+MAX_DELETE_IDS = 1000
+
+
+def _uses_of(models: list[Model], owner) -> list[str]:
+    """Who uses these models' versions: the owner's own workflows and collectors by name, other
+    users' only by user id (their objects are none of the owner's business)."""
+    from collectors_module.collectors.models import Collector
+    from collectors_module.workflows.models import WorkflowNode
+
+    versions = ModelVersion.objects.filter(model__in=models)
+    uses: dict[str, set[str]] = {}
+    nodes = (
+        WorkflowNode.objects.filter(model_version__in=versions)
+        .select_related("workflow__app__owner", "model_version__model")
+        .order_by("workflow__app__owner__username", "workflow__public_id")[:200]
+    )
+    for node in nodes:
+        model_id = node.model_version.model.public_id
+        wf = node.workflow
+        if wf.app.owner_id == owner.pk:
+            what = f"workflow '{wf.public_id}' (app '{wf.app.public_id}')"
+        else:
+            what = f"a workflow of user '{wf.app.owner.username}'"
+        uses.setdefault(model_id, set()).add(what)
+    collectors = (
+        Collector.objects.filter(source_model_version__in=versions)
+        .select_related("app__owner")
+        .order_by("app__owner__username", "public_id")[:200]
+    )
+    for c in collectors:
+        if c.app.owner_id == owner.pk:
+            what = f"collector '{c.public_id}' (app '{c.app.public_id}')"
+        else:
+            what = f"a collector of user '{c.app.owner.username}'"
+        uses.setdefault(c.model_id, set()).add(what)
+    out = []
+    for model_id in sorted(uses):
+        users = sorted(uses[model_id])
+        shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+        out.append(f"model '{model_id}' is used by {shown}")
+    return out
+
+
+def models_delete(*, app, ids: list[str] | None = None, delete_all: bool = False) -> int:
+    """DeleteModels: the named models of `app` (or all of them), with their versions; all or
+    none. 11101 names a missing id. Refused (MODEL_INVALID_REQUEST, naming who uses them) while
+    a workflow or a collector of anybody uses one of their versions, so nothing that relies on a
+    model silently breaks or disappears."""
+    if not delete_all:
+        wanted = list(dict.fromkeys(i for i in ids or [] if i))
+        if not wanted:
+            raise ApiError(
+                SC.MODEL_INVALID_REQUEST, "Give the model ids to delete, or delete_all", field="ids"
+            )
+        if len(wanted) > MAX_DELETE_IDS:
+            raise ApiError(
+                SC.MODEL_INVALID_REQUEST, f"at most {MAX_DELETE_IDS} ids per request", field="ids"
+            )
+    with transaction.atomic():
+        qs = Model.objects.select_for_update().filter(app=app)
+        if not delete_all:
+            qs = qs.filter(public_id__in=wanted)
+        models = list(qs)
+        if not delete_all:
+            found = {m.public_id for m in models}
+            missing = [i for i in wanted if i not in found]
+            if missing:
+                raise ApiError(SC.CONN_DOES_NOT_EXIST, f"Model '{missing[0][:128]}' does not exist")
+        uses = _uses_of(models, app.owner)
+        if uses:
+            raise ApiError(
+                SC.MODEL_INVALID_REQUEST,
+                "Cannot delete: " + "; ".join(uses) + ". Change or delete those first.",
+            )
+        count = len(models)
+        Model.objects.filter(pk__in=[m.pk for m in models]).delete()
+    return count
+
+
+def model_delete(*, app, model_id: str) -> None:
+    """DeleteModel: one model of `app` (see `models_delete`)."""
+    if not model_id:
+        raise ApiError(SC.MODEL_INVALID_REQUEST, "model_id is required", field="model_id")
+    models_delete(app=app, ids=[model_id])
+
+
 # --- inputs ---------------------------------------------------------------------------------
 
 

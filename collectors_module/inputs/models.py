@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -19,8 +20,12 @@ class Input(models.Model):
     image = models.FileField(upload_to=input_blob_path, max_length=255, blank=True)
     image_url = models.URLField(max_length=2048, blank=True)
     text = models.TextField(blank=True)
-    # Source-model outputs posted alongside a captured input (collect_outputs).
+    # Source-model outputs posted alongside a captured input (collect_outputs), as collected.
+    # They are served as `Annotation` rows; `annotations_pending` marks an input whose list has
+    # not been turned into rows yet (writers that bulk-insert inputs leave it True; the
+    # annotation services import such inputs before any annotation read).
     annotations = models.JSONField(default=list, blank=True)
+    annotations_pending = models.BooleanField(default=True)
     content_hash = models.CharField(max_length=64, blank=True, db_index=True)
     status_code = models.IntegerField(default=30000)
     created_at = models.DateTimeField(default=timezone.now)
@@ -30,7 +35,52 @@ class Input(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["app", "public_id"], name="input_id_unique_per_app")
         ]
-        indexes = [models.Index(fields=["app", "-created_at"])]
+        indexes = [
+            models.Index(fields=["app", "-created_at"]),
+            models.Index(
+                fields=["app"],
+                condition=models.Q(annotations_pending=True),
+                name="input_annotations_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+
+class Annotation(models.Model):
+    """Clarifai's `Annotation`: data (concepts, regions, text, metadata) about one input, made by
+    a user (PostAnnotations) or by a model (a collector's collected outputs: `model_version_id`
+    and `model_ref` name the source model)."""
+
+    app = models.ForeignKey(
+        "applications.App", on_delete=models.CASCADE, related_name="annotations"
+    )
+    input = models.ForeignKey(Input, on_delete=models.CASCADE, related_name="annotation_rows")
+    public_id = models.CharField(max_length=128)
+    data = models.JSONField(default=dict, blank=True)  # the `Data` message (snake_case JSON)
+    annotation_info = models.JSONField(default=dict, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model_version_id = models.CharField(max_length=32, blank=True)
+    # {"user_id", "app_id", "model_id"} of the model that produced the annotation.
+    model_ref = models.JSONField(default=dict, blank=True)
+    status_code = models.IntegerField(default=24150)  # ANNOTATION_SUCCESS
+    trusted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    modified_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["app", "public_id"], name="annotation_id_unique_per_app"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["app", "input"]),
+            models.Index(fields=["app", "model_version_id"]),
+        ]
 
     def __str__(self) -> str:
         return self.public_id

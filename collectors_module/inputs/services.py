@@ -19,6 +19,7 @@ from clarifai_grpc.grpc.api import resources_pb2
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from google.protobuf import json_format
 
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.ids import new_hex_id, validate_id
@@ -26,7 +27,8 @@ from collectors_module.core.images import validate_image
 from collectors_module.core.protojson import to_dict
 
 from . import conf
-from .models import Input, input_blob_path
+from .convert import ANNOTATION_DATA_FIELDS, collected_annotations
+from .models import Annotation, Input, input_blob_path
 
 log = logging.getLogger("collectors.inputs")
 
@@ -205,12 +207,15 @@ def _store(app, prepared: _Prepared) -> Input:
         content_hash=prepared.content_hash,
         status_code=SC.INPUT_SUCCESS,
     )
+    row.annotations_pending = False  # its collected outputs become rows right here
     content = prepared.image_bytes
     if content is not None:
         row.image.name = _save_blob(input_blob_path(row, ""), content)
     try:
         with transaction.atomic():
             row.save()
+            if prepared.annotations:
+                _create_collected(app, [row])
             if content is not None:
                 name = row.image.name
                 transaction.on_commit(lambda: _ensure_blob(name, content))
@@ -421,3 +426,374 @@ def app_blobs_purge_on_commit(*, app) -> None:
     names = set(Input.objects.filter(app=app).exclude(image="").values_list("image", flat=True))
     if names:
         transaction.on_commit(lambda: _purge_blobs(names))
+
+
+# --- annotations --------------------------------------------------------------------------------
+
+MAX_ANNOTATIONS_PER_REQUEST = 128
+MAX_ANNOTATION_IDS = 1000
+ANNOTATION_ACTIONS = ("merge", "overwrite", "remove")
+
+
+def _create_collected(app, inputs: list[Input]) -> int:
+    """Annotation rows for the collected outputs of `inputs` (inside the caller's transaction).
+    Ids derive from the input and the output's position, so importing twice creates nothing."""
+    rows = [
+        Annotation(app=app, input=inp, **fields)
+        for inp in inputs
+        for fields in collected_annotations(inp.annotations, inp.pk)
+    ]
+    if rows:
+        Annotation.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def annotations_import_pending(*, app, batch: int = 500) -> int:
+    """Turn the collected outputs of `app`'s inputs that a bulk writer left pending into
+    Annotation rows (idempotent; concurrent callers skip each other's rows). Returns how many
+    inputs were imported."""
+    done = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                Input.objects.select_for_update(skip_locked=True)
+                .filter(app=app, annotations_pending=True)
+                .only("pk", "app_id", "annotations")
+                .order_by("pk")[:batch]
+            )
+            if not rows:
+                return done
+            _create_collected(app, [r for r in rows if r.annotations])
+            Input.objects.filter(pk__in=[r.pk for r in rows]).update(annotations_pending=False)
+        done += len(rows)
+        if len(rows) < batch:
+            return done
+
+
+def _annotation_data(data: resources_pb2.Data, *, base: dict | None = None) -> dict:
+    """Validate an annotation's `data` and return it as stored JSON (ANNOTATION_INVALID_ARGUMENT)."""
+    for name in (f.name for f, _ in data.ListFields()):
+        if name not in ANNOTATION_DATA_FIELDS:
+            raise ApiError(
+                SC.ANNOTATION_INVALID_ARGUMENT,
+                f"data.{name} cannot be part of an annotation (media belong to the input); "
+                f"annotations carry: {', '.join(ANNOTATION_DATA_FIELDS)}",
+                field=f"data.{name}",
+            )
+    clean = resources_pb2.Data()
+    clean.CopyFrom(data)
+    for i, concept in enumerate(clean.concepts):
+        if not concept.id:
+            concept.id = concept.name
+        validate_id(
+            concept.id, "concept id", SC.ANNOTATION_INVALID_ARGUMENT, field=f"data.concepts[{i}]"
+        )
+        if not concept.name:
+            concept.name = concept.id
+        if not 0.0 <= concept.value <= 1.0:
+            raise ApiError(
+                SC.ANNOTATION_INVALID_ARGUMENT,
+                f"data.concepts[{i}].value must be between 0 and 1",
+                field=f"data.concepts[{i}].value",
+            )
+    for region in clean.regions:
+        if not region.id:
+            region.id = new_hex_id()
+    stored = to_dict(clean, compact=True)
+    encoded = json.dumps(stored, ensure_ascii=False)
+    if len(encoded.encode("utf-8", "surrogatepass")) > conf.max_data_bytes():
+        raise ApiError(
+            SC.ANNOTATION_INVALID_ARGUMENT,
+            f"the annotation's data exceeds {conf.max_data_bytes()} bytes",
+            field="data",
+        )
+    if "\\u0000" in encoded:
+        raise ApiError(
+            SC.ANNOTATION_INVALID_ARGUMENT, "data contains a NUL character", field="data"
+        )
+    return stored
+
+
+def _annotation_info(pb: resources_pb2.Annotation) -> dict:
+    from collectors_module.core.patching import check_metadata
+
+    if not pb.annotation_info.fields:
+        return {}
+    info = json_format.MessageToDict(pb.annotation_info)
+    return check_metadata(info, code=SC.ANNOTATION_INVALID_ARGUMENT, field="annotation_info")
+
+
+def _too_many(items: list, what: str) -> None:
+    if not items:
+        raise ApiError(
+            SC.ANNOTATION_INVALID_ARGUMENT, f"{what} must hold at least one annotation", field=what
+        )
+    if len(items) > MAX_ANNOTATIONS_PER_REQUEST:
+        raise ApiError(
+            SC.ANNOTATION_INVALID_ARGUMENT,
+            f"{len(items)} annotations in one request; at most {MAX_ANNOTATIONS_PER_REQUEST}",
+            field=what,
+        )
+
+
+def _inputs_by_id(app, input_ids: set[str]) -> dict[str, Input]:
+    found = {
+        i.public_id: i
+        for i in Input.objects.filter(app=app, public_id__in=list(input_ids)).only(
+            "pk", "public_id", "app_id"
+        )
+    }
+    missing = sorted(input_ids - set(found))
+    if missing:
+        raise ApiError(SC.CONN_DOES_NOT_EXIST, f"Input '{missing[0][:128]}' does not exist")
+    return found
+
+
+def annotations_create(
+    *, app, actor, annotation_pbs: list[resources_pb2.Annotation]
+) -> list[Annotation]:
+    """PostAnnotations: all or none. Each names an input of `app` (11101 otherwise); ids are
+    generated when empty; DATABASE_DUPLICATE_KEY for an id the app already has or repeats."""
+    _too_many(annotation_pbs, "annotations")
+    prepared = []
+    seen: set[str] = set()
+    for i, pb in enumerate(annotation_pbs):
+        if not pb.input_id:
+            raise ApiError(
+                SC.ANNOTATION_INVALID_ARGUMENT,
+                f"annotations[{i}].input_id is required",
+                field="input_id",
+            )
+        annotation_id = pb.id or new_hex_id()
+        validate_id(annotation_id, "annotation id", SC.ANNOTATION_INVALID_ARGUMENT, field="id")
+        if annotation_id in seen:
+            raise ApiError(
+                SC.DATABASE_DUPLICATE_KEY,
+                f"Annotation id '{annotation_id}' appears twice in the request",
+                field="id",
+            )
+        seen.add(annotation_id)
+        if pb.model_version_id:
+            validate_id(
+                pb.model_version_id,
+                "model_version_id",
+                SC.ANNOTATION_INVALID_ARGUMENT,
+                field="model_version_id",
+            )
+        if pb.user_id and pb.user_id != actor.username:
+            raise ApiError(
+                SC.ANNOTATION_INVALID_ARGUMENT,
+                f"user_id '{pb.user_id[:64]}' is not you; annotations are made by the caller",
+                field="user_id",
+            )
+        prepared.append((pb, annotation_id, _annotation_data(pb.data), _annotation_info(pb)))
+    inputs = _inputs_by_id(app, {pb.input_id for pb, *_ in prepared})
+    try:
+        with transaction.atomic():
+            taken = set(
+                Annotation.objects.filter(app=app, public_id__in=list(seen)).values_list(
+                    "public_id", flat=True
+                )
+            )
+            if taken:
+                raise ApiError(
+                    SC.DATABASE_DUPLICATE_KEY,
+                    f"Annotation '{sorted(taken)[0]}' already exists in app '{app.public_id}'",
+                    field="id",
+                )
+            rows = [
+                Annotation(
+                    app=app,
+                    input=inputs[pb.input_id],
+                    public_id=annotation_id,
+                    data=data,
+                    annotation_info=info,
+                    user=actor,
+                    model_version_id=pb.model_version_id,
+                    trusted=pb.trusted,
+                )
+                for pb, annotation_id, data, info in prepared
+            ]
+            Annotation.objects.bulk_create(rows)
+    except IntegrityError as exc:  # a concurrent create of the same id
+        raise ApiError(
+            SC.DATABASE_DUPLICATE_KEY, "An annotation with one of these ids already exists"
+        ) from exc
+    return rows
+
+
+def _merge_by_id(stored: list, given: list) -> list:
+    out = [dict(x) for x in stored if isinstance(x, dict)]
+    index = {x.get("id"): i for i, x in enumerate(out) if x.get("id")}
+    for item in given:
+        key = item.get("id")
+        if key and key in index:
+            out[index[key]] = item
+        else:
+            out.append(item)
+    return out
+
+
+def _patched_data(action: str, stored: dict, given: dict) -> dict:
+    from collectors_module.core.patching import merge_dict, remove_keys
+
+    if action == "overwrite":
+        return given
+    out = dict(stored or {})
+    if action == "merge":
+        for key, value in given.items():
+            if key in ("concepts", "regions"):
+                out[key] = _merge_by_id(out.get(key) or [], value)
+            elif key == "metadata":
+                out[key] = merge_dict(out.get(key) or {}, value)
+            else:
+                out[key] = value
+        return out
+    # remove: concepts and regions by id, metadata by key, text when given
+    for key, value in given.items():
+        if key in ("concepts", "regions"):
+            gone = {x.get("id") for x in value if isinstance(x, dict)}
+            out[key] = [x for x in out.get(key) or [] if x.get("id") not in gone]
+            if not out[key]:
+                out.pop(key)
+        elif key == "metadata":
+            out[key] = remove_keys(out.get(key) or {}, value)
+            if not out[key]:
+                out.pop(key)
+        else:
+            out.pop(key, None)
+    return out
+
+
+def annotations_patch(
+    *,
+    app,
+    annotation_pbs: list[resources_pb2.Annotation],
+    action: str,
+    delete_if_empty_data: bool = False,
+) -> tuple[list[Annotation], list[str]]:
+    """PatchAnnotations with action merge / overwrite / remove, all or none. Only `data` and
+    `annotation_info` change; id, input_id, user_id and model_version_id name the annotation
+    and cannot. Returns (patched rows, ids deleted because their data became empty)."""
+    from collectors_module.core.patching import (
+        apply_to_dict,
+        check_fields,
+        check_metadata,
+        patch_action,
+    )
+
+    action = patch_action(
+        action, code=SC.ANNOTATION_INVALID_ARGUMENT, allowed=ANNOTATION_ACTIONS, what="annotations"
+    )
+    _too_many(annotation_pbs, "annotations")
+    wanted = []
+    for i, pb in enumerate(annotation_pbs):
+        if not pb.id:
+            raise ApiError(
+                SC.ANNOTATION_INVALID_ARGUMENT, f"annotations[{i}].id is required", field="id"
+            )
+        wanted.append(pb.id)
+    if len(set(wanted)) != len(wanted):
+        raise ApiError(
+            SC.ANNOTATION_INVALID_ARGUMENT, "an annotation id appears twice in the request"
+        )
+    patched: list[Annotation] = []
+    deleted: list[str] = []
+    with transaction.atomic():
+        rows = {
+            r.public_id: r
+            for r in Annotation.objects.select_for_update(of=("self",))
+            .select_related("input", "user")
+            .filter(app=app, public_id__in=wanted)
+        }
+        for pb in annotation_pbs:
+            row = rows.get(pb.id)
+            if row is None:
+                raise ApiError(SC.CONN_DOES_NOT_EXIST, f"Annotation '{pb.id[:128]}' does not exist")
+            given = check_fields(
+                pb,
+                code=SC.ANNOTATION_INVALID_ARGUMENT,
+                what=f"annotation '{pb.id}'",
+                patchable=("data", "annotation_info", "trusted"),
+                identity={
+                    "id": row.public_id,
+                    "input_id": row.input.public_id,
+                    "user_id": row.user.username if row.user_id else app.owner.username,
+                    "model_version_id": row.model_version_id,
+                },
+                # read-only fields a client echoes back from a listing
+                ignored=("status", "created_at", "modified_at", "input_level", "worker"),
+            )
+            if not given:
+                raise ApiError(
+                    SC.ANNOTATION_INVALID_ARGUMENT,
+                    f"annotation '{pb.id}': nothing to patch (give data, annotation_info or "
+                    "trusted)",
+                )
+            if "data" in given:
+                data = _annotation_data(pb.data)
+                row.data = _patched_data(action, row.data or {}, data)
+            if "annotation_info" in given:
+                info = json_format.MessageToDict(pb.annotation_info)
+                row.annotation_info = check_metadata(
+                    apply_to_dict(action, row.annotation_info or {}, info),
+                    code=SC.ANNOTATION_INVALID_ARGUMENT,
+                    field="annotation_info",
+                )
+            if "trusted" in given:
+                row.trusted = action != "remove" and pb.trusted
+            if delete_if_empty_data and not row.data:
+                deleted.append(row.public_id)
+                row.delete()
+                continue
+            row.save()
+            patched.append(row)
+    return patched, deleted
+
+
+def annotations_delete(*, app, ids: list[str] = (), input_ids: list[str] = ()) -> int:
+    """DeleteAnnotations: `ids` alone deletes those annotations; `input_ids` alone deletes every
+    annotation of those inputs; both (same length) delete annotation ids[i] of input input_ids[i].
+    All or nothing: 11101 names the first missing input or annotation."""
+    ids = [i for i in ids if i]
+    input_ids = [i for i in input_ids if i]
+    if not ids and not input_ids:
+        raise ApiError(
+            SC.ANNOTATION_INVALID_ARGUMENT, "give the annotation ids and/or the input ids"
+        )
+    if len(ids) > MAX_ANNOTATION_IDS or len(input_ids) > MAX_ANNOTATION_IDS:
+        raise ApiError(
+            SC.ANNOTATION_INVALID_ARGUMENT, f"at most {MAX_ANNOTATION_IDS} ids per request"
+        )
+    if ids and input_ids and len(ids) != len(input_ids):
+        raise ApiError(
+            SC.ANNOTATION_INVALID_ARGUMENT,
+            "ids and input_ids name annotation ids[i] of input input_ids[i]: give as many of each",
+        )
+    with transaction.atomic():
+        if input_ids:
+            _inputs_by_id(app, set(input_ids))
+        qs = Annotation.objects.select_for_update(of=("self",)).filter(app=app)
+        if ids:
+            rows = {
+                r.public_id: r.input.public_id
+                for r in qs.filter(public_id__in=ids).select_related("input")
+            }
+            for i, annotation_id in enumerate(ids):
+                if annotation_id not in rows or (input_ids and rows[annotation_id] != input_ids[i]):
+                    where = f" of input '{input_ids[i][:128]}'" if input_ids else ""
+                    raise ApiError(
+                        SC.CONN_DOES_NOT_EXIST,
+                        f"Annotation '{annotation_id[:128]}'{where} does not exist",
+                    )
+            count, _ = Annotation.objects.filter(app=app, public_id__in=ids).delete()
+        else:
+            count, _ = qs.filter(input__public_id__in=input_ids).delete()
+    return count
+
+
+def annotation_delete(*, app, input_id: str, annotation_id: str) -> None:
+    """DeleteAnnotation: one annotation of one input; 11101 when it is not there."""
+    if not annotation_id or not input_id:
+        raise ApiError(SC.ANNOTATION_INVALID_ARGUMENT, "input_id and annotation_id are required")
+    annotations_delete(app=app, ids=[annotation_id], input_ids=[input_id])

@@ -16,9 +16,12 @@ from django.views.decorators.http import require_GET
 from collectors_module.applications.models import App
 from collectors_module.applications.selectors import app_for_user
 from collectors_module.core.errors import SC, ApiError
+from collectors_module.core.protojson import to_dict
 
+from .convert import annotation_to_pb
 from .models import Input
-from .selectors import inputs_of_app
+from .selectors import annotations_of_inputs, inputs_of_app
+from .services import annotations_import_pending
 
 # Magic numbers of the raster formats the image validator accepts. The Content-Type of the media
 # view comes from this table only (never from anything a client sent), so a stored file can never
@@ -124,26 +127,24 @@ def _concepts(data: dict) -> list[dict[str, Any]]:
 
 
 def _outputs(annotations) -> list[dict[str, Any]]:
-    """Collected source-model outputs (collect_outputs): model id and its concepts."""
+    """The input's annotations (collected source-model outputs and ones posted through the API):
+    who made each (the model id, else the user) and its concepts and text."""
     out = []
-    for ann in annotations if isinstance(annotations, list) else []:
-        if not isinstance(ann, dict):
-            continue
-        data = ann.get("data") if isinstance(ann.get("data"), dict) else {}
+    for ann in annotations or []:
+        data = ann.data if isinstance(ann.data, dict) else {}
         concepts = _concepts(data)
         text = (data.get("text") or {}).get("raw", "") if isinstance(data.get("text"), dict) else ""
         if concepts or text:
-            out.append(
-                {
-                    "model": str(ann.get("model_id") or "model")[:80],
-                    "concepts": concepts,
-                    "text": str(text)[:300],
-                }
-            )
+            by = (ann.model_ref or {}).get("id") or (ann.user.username if ann.user else "model")
+            out.append({"model": str(by)[:80], "concepts": concepts, "text": str(text)[:300]})
     return out
 
 
-def input_card(inp: Input, app: App) -> InputCard:
+def input_card(inp: Input, app: App, annotations=None) -> InputCard:
+    """What the pages show of `inp`; `annotations` are its Annotation rows (loaded for a whole
+    page by the caller, or here)."""
+    if annotations is None:
+        annotations = annotations_of_inputs([inp]).get(inp.pk, [])
     data = inp.data if isinstance(inp.data, dict) else {}
     metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
     provenance = metadata.get("collector") if isinstance(metadata.get("collector"), dict) else {}
@@ -165,7 +166,7 @@ def input_card(inp: Input, app: App) -> InputCard:
         regions=len(data.get("regions") or []),
         status=status_name(inp.status_code),
         ok=inp.status_code in (SC.INPUT_DOWNLOAD_SUCCESS, SC.SUCCESS),
-        outputs=_outputs(inp.annotations),
+        outputs=_outputs(annotations),
     )
 
 
@@ -174,8 +175,24 @@ def input_card(inp: Input, app: App) -> InputCard:
 def input_detail_view(request: HttpRequest, app_id: str, input_id: str) -> HttpResponse:
     app = own_app_or_404(request.user, app_id)
     inp = input_of_app_or_404(app, input_id)
-    card = input_card(inp, app)
-    card.annotations_json = json.dumps(inp.annotations or [], indent=2, default=str)
+    annotations_import_pending(app=app)
+    rows = annotations_of_inputs([inp]).get(inp.pk, [])
+    card = input_card(inp, app, rows)
+    card.annotations_json = (
+        json.dumps(
+            [
+                to_dict(
+                    annotation_to_pb(r, input_id=inp.public_id, owner_user_id=app.owner.username),
+                    compact=True,
+                )
+                for r in rows
+            ],
+            indent=2,
+            default=str,
+        )
+        if rows
+        else "[]"
+    )
     data_view = {k: v for k, v in (inp.data or {}).items() if k not in ("metadata",)}
     return render(
         request,

@@ -48,6 +48,49 @@ class WorkflowNode(models.Model):
         return f"{self.workflow_id}:{self.node_id}"
 
 
+class WorkflowVersion(models.Model):
+    """A snapshot of a workflow's graph, description and metadata: one per create and per patch
+    that changes it. The newest is the current version (the one the workflow runs)."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    public_id = models.CharField(max_length=32)  # 32 hex characters
+    # The nodes as they were: [{"id", "model": {"id", "user_id", "app_id", "model_version_id"},
+    # "node_inputs": [...], "suppress_output", "output_info_override"}, ...]
+    nodes = models.JSONField(default=list)
+    description = models.CharField(max_length=512, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "public_id"], name="workflow_version_id_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["workflow", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.workflow}@{self.public_id}"
+
+
+class Concept(models.Model):
+    """A concept of an app (PostConcepts); the knowledge graph relates concepts by id."""
+
+    app = models.ForeignKey("applications.App", on_delete=models.CASCADE, related_name="concepts")
+    public_id = models.CharField(max_length=256)
+    name = models.CharField(max_length=256, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    modified_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["app", "public_id"], name="concept_id_unique_per_app")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.app}/{self.public_id}"
+
+
 class Predicate(models.TextChoices):
     SYNONYM = "synonym"
     HYPERNYM = "hypernym"

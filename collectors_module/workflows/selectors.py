@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from collectors_module.core.errors import not_found
 from collectors_module.core.ids import is_valid_id
 
-from .models import ConceptRelation, Predicate, Workflow, WorkflowNode
+from .models import Concept, ConceptRelation, Predicate, Workflow, WorkflowNode, WorkflowVersion
 
 _NODES = Prefetch(
     "nodes",
@@ -23,8 +23,25 @@ _NODES = Prefetch(
 )
 
 
+def _current_version(field: str) -> Subquery:
+    return Subquery(
+        WorkflowVersion.objects.filter(workflow=OuterRef("pk"))
+        .order_by("-created_at", "-pk")
+        .values(field)[:1]
+    )
+
+
 def _workflows() -> QuerySet:
-    return Workflow.objects.select_related("app__owner").prefetch_related(_NODES)
+    """Workflows with app, owner and nodes loaded, and their current version's id and time
+    (`current_version_id`, `current_version_at`)."""
+    return (
+        Workflow.objects.select_related("app__owner")
+        .prefetch_related(_NODES)
+        .annotate(
+            current_version_id=_current_version("public_id"),
+            current_version_at=_current_version("created_at"),
+        )
+    )
 
 
 def workflow_for_app(app, workflow_id: str) -> Workflow:
@@ -35,6 +52,23 @@ def workflow_for_app(app, workflow_id: str) -> Workflow:
     if workflow is None:
         raise not_found("Workflow", workflow_id)
     return workflow
+
+
+def versions_of_workflow(workflow) -> QuerySet:
+    """The workflow's versions, newest (the current one) first."""
+    return WorkflowVersion.objects.filter(workflow=workflow).order_by("-created_at", "-pk")
+
+
+def workflow_version_for(workflow, version_id: str) -> WorkflowVersion:
+    """One version of the workflow by id, else 11101."""
+    row = (
+        versions_of_workflow(workflow).filter(public_id=version_id).first()
+        if is_valid_id(version_id)
+        else None
+    )
+    if row is None:
+        raise not_found("Workflow version", f"{workflow.public_id}/{version_id[:64]}")
+    return row
 
 
 def workflow_by_pk(pk: int) -> Workflow | None:
@@ -151,3 +185,26 @@ def workflows_using_models_of_app(app) -> QuerySet:
         .distinct()
         .order_by("app_id", "public_id")
     )
+
+
+# --- concepts -----------------------------------------------------------------------------------
+
+
+def concepts_of_app(app, *, search: str = "") -> QuerySet:
+    """The app's concepts by id; `search` keeps ids or names containing it."""
+    qs = Concept.objects.filter(app=app)
+    search = (search or "").replace("\x00", "").strip()
+    if search:
+        qs = qs.filter(Q(public_id__icontains=search) | Q(name__icontains=search))
+    return qs.order_by("public_id", "pk")
+
+
+def concept_for_app(app, concept_id: str) -> Concept:
+    row = (
+        Concept.objects.filter(app=app, public_id=concept_id).first()
+        if concept_id and "\x00" not in concept_id
+        else None
+    )
+    if row is None:
+        raise not_found("Concept", concept_id[:128])
+    return row

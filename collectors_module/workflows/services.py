@@ -21,7 +21,7 @@ from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.ids import is_valid_id, new_hex_id, validate_id
 
 from . import conf, executor
-from .models import ConceptRelation, Predicate, Workflow, WorkflowNode
+from .models import Concept, ConceptRelation, Predicate, Workflow, WorkflowNode, WorkflowVersion
 from .operators import registry
 
 MAX_DESCRIPTION = 512
@@ -269,6 +269,7 @@ def workflows_create(*, app, workflow_pbs: list[resources_pb2.Workflow]) -> list
                     app=app, public_id=workflow_id, description=description, metadata=metadata
                 )
                 _store_nodes(workflow, specs)
+                _record_version(workflow, specs)
                 created.append(workflow)
     except IntegrityError as exc:  # a concurrent create of the same id
         raise _duplicate(", ".join(sorted(seen))) from exc
@@ -283,33 +284,210 @@ def workflow_create(*, app, workflow_pb: resources_pb2.Workflow) -> Workflow:
 def workflow_overwrite(*, app, workflow_pb: resources_pb2.Workflow) -> Workflow:
     """Replace a workflow's nodes (when given), description and metadata (when given).
     Transactional; 11101 for a missing workflow, WORKFLOW_INVALID_GRAPH for bad nodes."""
-    return workflows_overwrite(app=app, workflow_pbs=[workflow_pb])[0]
+    return workflows_patch(app=app, workflow_pbs=[workflow_pb], action="overwrite")[0]
 
 
 def workflows_overwrite(*, app, workflow_pbs: list[resources_pb2.Workflow]) -> list[Workflow]:
     """PatchWorkflows(action='overwrite') for several workflows, all or none."""
+    return workflows_patch(app=app, workflow_pbs=workflow_pbs, action="overwrite")
+
+
+# --- versions and patches -----------------------------------------------------------------------
+
+WORKFLOW_ACTIONS = ("overwrite", "merge", "remove")
+WORKFLOW_PATCHABLE = ("description", "metadata", "nodes", "visibility")
+
+
+def snapshot_nodes(specs: list[NodeSpec]) -> list[dict]:
+    """The JSON a WorkflowVersion keeps of a graph (model named by ids, so it outlives models)."""
+    out = []
+    for spec in specs:
+        version = spec.model_version
+        model = version.model
+        out.append(
+            {
+                "id": spec.node_id,
+                "model": {
+                    "id": model.public_id,
+                    "user_id": model.app.owner.username,
+                    "app_id": model.app.public_id,
+                    "model_version_id": version.public_id,
+                },
+                "node_inputs": list(spec.node_inputs),
+                "suppress_output": spec.suppress_output,
+                "output_info_override": spec.output_info_override,
+            }
+        )
+    return out
+
+
+def _record_version(workflow: Workflow, specs: list[NodeSpec]) -> WorkflowVersion:
+    return WorkflowVersion.objects.create(
+        workflow=workflow,
+        public_id=new_hex_id(),
+        nodes=snapshot_nodes(specs),
+        description=workflow.description,
+        metadata=workflow.metadata or {},
+    )
+
+
+def _stored_specs(workflow: Workflow) -> list[NodeSpec]:
+    nodes = WorkflowNode.objects.filter(workflow=workflow).select_related(
+        "model_version__model__app__owner"
+    )
+    return [
+        NodeSpec(
+            node_id=n.node_id,
+            model_version=n.model_version,
+            node_inputs=list(n.node_inputs or []),
+            suppress_output=n.suppress_output,
+            output_info_override=n.output_info_override or {},
+        )
+        for n in nodes.order_by("position", "pk")
+    ]
+
+
+def _node_pb(spec: NodeSpec) -> resources_pb2.WorkflowNode:
+    """A stored node as the request message would have named it (for merge and remove)."""
+    version = spec.model_version
+    model = version.model
+    pb = resources_pb2.WorkflowNode(id=spec.node_id, suppress_output=spec.suppress_output)
+    pb.model.id = model.public_id
+    pb.model.user_id = model.app.owner.username
+    pb.model.app_id = model.app.public_id
+    pb.model.model_version.id = version.public_id
+    for parent in spec.node_inputs:
+        pb.node_inputs.add(node_id=parent)
+    if spec.output_info_override:
+        json_format.ParseDict(
+            spec.output_info_override, pb.output_info_override, ignore_unknown_fields=True
+        )
+    return pb
+
+
+def _patched_nodes(action: str, stored: list[NodeSpec], given: list) -> list:
+    """The node messages after a merge (same id replaced in place, new ids appended) or a
+    remove (given ids taken out; each must be a node of the workflow)."""
+    current = [_node_pb(s) for s in stored]
+    if action == "merge":
+        by_id = {n.id: i for i, n in enumerate(current)}
+        for node in given:
+            if node.id in by_id:
+                current[by_id[node.id]] = node
+            else:
+                by_id[node.id] = len(current)
+                current.append(node)
+        return current
+    ids = [n.id for n in given]
+    known = {n.id for n in current}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise _graph_error(f"Node '{unknown[0][:64]}' is not a node of this workflow", unknown[0])
+    kept = [n for n in current if n.id not in set(ids)]
+    if not kept:
+        raise _graph_error("Removing these nodes would leave the workflow without nodes")
+    still = {n.id for n in kept}
+    for node in kept:
+        for parent in node.node_inputs:
+            if parent.node_id not in still:
+                raise _graph_error(
+                    f"Node '{node.id}' takes input from '{parent.node_id}', which this patch "
+                    "removes; remove or change it too",
+                    node.id,
+                )
+    return kept
+
+
+def _plan_patch(app, workflow: Workflow, pb: resources_pb2.Workflow, action: str) -> dict:
+    """Validate one workflow patch; returns the new values (nothing is written)."""
+    from collectors_module.core.patching import apply_to_dict, check_fields, check_metadata
+
+    given = check_fields(
+        pb,
+        code=SC.WORKFLOW_INVALID_ARGUMENT,
+        what=f"workflow '{workflow.public_id}'",
+        patchable=WORKFLOW_PATCHABLE,
+        identity={"id": workflow.public_id, "app_id": app.public_id, "user_id": app.owner.username},
+        ignored=("created_at", "modified_at", "version"),
+    )
+    if not given:
+        raise ApiError(
+            SC.WORKFLOW_INVALID_ARGUMENT,
+            f"workflow '{workflow.public_id}': nothing to patch (patchable: "
+            f"{', '.join(WORKFLOW_PATCHABLE)})",
+        )
+    if "visibility" in given and pb.visibility.gettable not in (
+        resources_pb2.Visibility.PRIVATE,
+        resources_pb2.Visibility.UNKNOWN_VISIBILITY,
+    ):
+        raise ApiError(
+            SC.WORKFLOW_INVALID_ARGUMENT,
+            "workflows are private on this server (visibility 10)",
+            field="visibility",
+        )
+    description, metadata = _fields(pb)
+    values: dict = {}
+    if "description" in given:
+        values["description"] = "" if action == "remove" else description
+    if "metadata" in given:
+        values["metadata"] = check_metadata(
+            apply_to_dict(action, workflow.metadata or {}, metadata),
+            code=SC.WORKFLOW_INVALID_ARGUMENT,
+        )
+    if "nodes" in given:
+        nodes = list(pb.nodes)
+        if action != "overwrite":
+            nodes = _patched_nodes(action, _stored_specs(workflow), nodes)
+        values["specs"] = validate_graph(app=app, nodes=nodes)
+    return values
+
+
+def workflows_patch(
+    *, app, workflow_pbs: list[resources_pb2.Workflow], action: str
+) -> list[Workflow]:
+    """PatchWorkflows, all or none, each change recorded as a new current version.
+
+    overwrite: given nodes replace all nodes, a given description or metadata replaces the
+    stored one. merge: a given node replaces the node with its id (others are appended),
+    metadata is merged key by key, a given description replaces the stored one. remove: the
+    given nodes (by id) are taken out, the given metadata keys removed, a given description
+    cleared. The resulting graph is validated as on create (WORKFLOW_INVALID_GRAPH); fields that
+    cannot change (id, app_id, user_id, or unsupported ones) are refused by name."""
+    from collectors_module.core.patching import patch_action
+
     from .selectors import workflow_for_app
 
-    prepared = []
+    action = patch_action(
+        action, code=SC.WORKFLOW_INVALID_REQUEST, allowed=WORKFLOW_ACTIONS, what="workflows"
+    )
+    if not workflow_pbs:
+        raise ApiError(SC.WORKFLOW_INVALID_REQUEST, "workflows must hold at least one workflow")
+    ids = []
     for pb in workflow_pbs:
         if not pb.id:
             raise ApiError(SC.WORKFLOW_INVALID_ARGUMENT, "workflow id is required", field="id")
-        workflow = workflow_for_app(app, pb.id)
-        description, metadata = _fields(pb)
-        specs = validate_graph(app=app, nodes=list(pb.nodes)) if pb.nodes else None
-        prepared.append((workflow, pb, description, metadata, specs))
+        ids.append(pb.id)
+    if len(set(ids)) != len(ids):
+        raise ApiError(SC.WORKFLOW_INVALID_ARGUMENT, "a workflow id appears twice in the request")
+    for pb in workflow_pbs:
+        workflow_for_app(app, pb.id)  # 11101 before any lock
     updated = []
     with transaction.atomic():
-        for workflow, pb, description, metadata, specs in prepared:
-            locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
-            if description:
-                locked.description = description
-            if pb.metadata.fields:
-                locked.metadata = metadata
+        for pb in workflow_pbs:
+            locked = Workflow.objects.select_for_update().get(app=app, public_id=pb.id)
+            values = _plan_patch(app, locked, pb, action)
+            if "description" in values:
+                locked.description = values["description"]
+            if "metadata" in values:
+                locked.metadata = values["metadata"]
+            specs = values.get("specs")
             if specs is not None:
                 locked.nodes.all().delete()
                 _store_nodes(locked, specs)
+            else:
+                specs = _stored_specs(locked)
             locked.save()
+            _record_version(locked, specs)
             updated.append(locked)
     for workflow in updated:
         executor.invalidate_workflow(workflow.pk)
@@ -480,6 +658,129 @@ def relations_delete(*, app, ids: list[str]) -> int:
         count, _ = ConceptRelation.objects.filter(app=app, public_id__in=list(ids)).delete()
         transaction.on_commit(lambda: executor.invalidate_app(app.pk))
     return count
+
+
+# --- concepts -----------------------------------------------------------------------------------
+
+MAX_CONCEPTS_PER_REQUEST = 128
+CONCEPT_PATCHABLE = ("name",)
+# Concept fields a client sends that mean nothing for an app's concept list (a concept's `value`
+# is a score in predictions and annotations; the SDK always sends 1.0).
+CONCEPT_IGNORED = ("value", "created_at")
+
+
+def _concept_name(value: str, concept_id: str, field: str) -> str:
+    name = value or concept_id
+    if len(name) > MAX_CONCEPT_ID or any(ord(ch) < 32 for ch in name):
+        raise ApiError(
+            SC.CONCEPTS_INVALID_REQUEST,
+            f"{field} must be at most {MAX_CONCEPT_ID} printable characters",
+            field=field,
+        )
+    return name
+
+
+def _concept_batch(concept_pbs) -> None:
+    if not concept_pbs:
+        raise ApiError(
+            SC.CONCEPTS_INVALID_REQUEST, "concepts must hold at least one concept", field="concepts"
+        )
+    if len(concept_pbs) > MAX_CONCEPTS_PER_REQUEST:
+        raise ApiError(
+            SC.CONCEPTS_INVALID_REQUEST,
+            f"{len(concept_pbs)} concepts in one request; at most {MAX_CONCEPTS_PER_REQUEST}",
+            field="concepts",
+        )
+    ids = [c.id for c in concept_pbs]
+    if len(set(ids)) != len(ids):
+        raise ApiError(
+            SC.CONCEPTS_INVALID_REQUEST, "a concept id appears twice in the request", field="id"
+        )
+
+
+def concepts_create(*, app, concept_pbs: list[resources_pb2.Concept]) -> list[Concept]:
+    """PostConcepts: all or none. DATABASE_DUPLICATE_KEY for an id the app already has."""
+    from collectors_module.core.patching import check_fields
+
+    _concept_batch(concept_pbs)
+    rows = []
+    for i, pb in enumerate(concept_pbs):
+        concept_id = _concept_id(pb.id, f"concepts[{i}].id")
+        check_fields(
+            pb,
+            code=SC.CONCEPTS_INVALID_REQUEST,
+            what=f"concept '{concept_id[:64]}'",
+            patchable=("name",),
+            identity={"id": concept_id, "app_id": app.public_id, "user_id": app.owner.username},
+            ignored=CONCEPT_IGNORED,
+            creating=True,
+        )
+        rows.append(
+            Concept(
+                app=app,
+                public_id=concept_id,
+                name=_concept_name(pb.name, concept_id, f"concepts[{i}].name"),
+            )
+        )
+    try:
+        with transaction.atomic():
+            taken = set(
+                Concept.objects.filter(
+                    app=app, public_id__in=[r.public_id for r in rows]
+                ).values_list("public_id", flat=True)
+            )
+            if taken:
+                raise ApiError(
+                    SC.DATABASE_DUPLICATE_KEY,
+                    f"Concept '{sorted(taken)[0]}' already exists in app '{app.public_id}'",
+                    field="id",
+                )
+            Concept.objects.bulk_create(rows)
+    except IntegrityError as exc:  # a concurrent create of the same id
+        raise ApiError(SC.DATABASE_DUPLICATE_KEY, "One of these concepts already exists") from exc
+    return rows
+
+
+def concepts_patch(*, app, concept_pbs: list[resources_pb2.Concept], action: str) -> list[Concept]:
+    """PatchConcepts with action 'overwrite' (Clarifai's only action here): a concept's name
+    changes; its id, app and user cannot. All or none; 11101 names a missing concept."""
+    from collectors_module.core.patching import check_fields, patch_action
+
+    patch_action(action, code=SC.CONCEPTS_INVALID_REQUEST, allowed=("overwrite",), what="concepts")
+    _concept_batch(concept_pbs)
+    with transaction.atomic():
+        rows = {
+            r.public_id: r
+            for r in Concept.objects.select_for_update().filter(
+                app=app, public_id__in=[c.id for c in concept_pbs]
+            )
+        }
+        out = []
+        for i, pb in enumerate(concept_pbs):
+            if not pb.id:
+                raise ApiError(
+                    SC.CONCEPTS_INVALID_REQUEST, f"concepts[{i}].id is required", field="id"
+                )
+            row = rows.get(pb.id)
+            if row is None:
+                raise ApiError(SC.CONN_DOES_NOT_EXIST, f"Concept '{pb.id[:128]}' does not exist")
+            given = check_fields(
+                pb,
+                code=SC.CONCEPTS_INVALID_REQUEST,
+                what=f"concept '{row.public_id[:64]}'",
+                patchable=CONCEPT_PATCHABLE,
+                identity={
+                    "id": row.public_id,
+                    "app_id": app.public_id,
+                    "user_id": app.owner.username,
+                },
+                ignored=(*CONCEPT_IGNORED, "modified_at"),
+            )
+            if "name" in given:
+                row.name = _concept_name(pb.name, row.public_id, f"concepts[{i}].name")
+            row.save()
+            out.append(row)
+    return out
 
 
 # --- recipes (the builder's templates) --------------------------------------------------------

@@ -32,7 +32,8 @@ MODEL = "alice-secret-model"
 WORKFLOW = "alice-secret-workflow"
 COLLECTOR = "alice-secret-collector"
 CONCEPT = "alice-secret-concept"
-SECRET_IDS = (APP, INPUT, MODEL, WORKFLOW, COLLECTOR, CONCEPT)
+ANNOTATION = "alice-secret-annotation"
+SECRET_IDS = (APP, INPUT, MODEL, WORKFLOW, COLLECTOR, CONCEPT, ANNOTATION)
 
 DOES_NOT_EXIST = {
     SC.CONN_DOES_NOT_EXIST,
@@ -152,6 +153,16 @@ class World:
                 ]
             },
         )
+        self._make("concept", f"{base}/concepts", {"concepts": [{"id": CONCEPT, "name": "Secret"}]})
+        self._make(
+            "annotation",
+            f"{base}/annotations",
+            {
+                "annotations": [
+                    {"id": ANNOTATION, "input_id": INPUT, "data": {"concepts": [{"id": CONCEPT}]}}
+                ]
+            },
+        )
         self._make(
             "relation",
             f"{base}/concepts/{CONCEPT}/relations",
@@ -175,6 +186,8 @@ class World:
             return APP
         if var == "version_id" or leaf == "version_id":
             return self.workflow_version if "Workflow" in rpc_name else self.model_version
+        if leaf == "workflow_version_id":
+            return self.workflow_version
         return {
             "collector_id": COLLECTOR,
             "input_id": INPUT,
@@ -182,12 +195,14 @@ class World:
             "workflow_id": WORKFLOW,
             "key_id": self.pat.public_id,
             "concept_id": CONCEPT,
+            "annotation_id": ANNOTATION,
             "model_type_id": "text-classifier",
             "id": "alice-deployment",
         }.get(leaf, "alice-object")
 
     def ids_for(self, rpc_name: str) -> list[str]:
         for word, ids in (
+            ("Annotation", [ANNOTATION]),
             ("Input", [INPUT]),
             ("Model", [MODEL]),
             ("Workflow", [WORKFLOW]),
@@ -219,6 +234,8 @@ class World:
             "keys",
             "apps",
             "concept_relations",
+            "concepts",
+            "annotations",
         ):
             if plural not in fields:
                 continue
@@ -226,6 +243,14 @@ class World:
                 body[plural] = [{"data": {"text": {"raw": "bob was here"}}}]
             elif plural == "concept_relations":
                 body[plural] = [{"object_concept": {"id": "bob"}, "predicate": "hyponym"}]
+            elif plural == "annotations":
+                body[plural] = [
+                    {
+                        "id": ANNOTATION if not creating else "bob-intruder-annotation",
+                        "input_id": INPUT,
+                        "data": {"concepts": [{"id": "bob"}]},
+                    }
+                ]
             elif creating:
                 body[plural] = [{"id": f"bob-intruder-{plural}", "description": "bob"}]
             else:
@@ -250,6 +275,10 @@ class World:
             f"{base}/collectors",
             f"{base}/collectors/{COLLECTOR}",
             f"{base}/concepts/relations",
+            f"{base}/concepts",
+            f"{base}/annotations",
+            f"{base}/workflows/{WORKFLOW}/versions",
+            f"/v2/users/{ALICE}",
         ]
         state = {}
         for path in paths:
@@ -316,9 +345,15 @@ def test_matrix_is_generated_from_the_route_table():
 
 def test_alice_world_exists(world):
     """The matrix is only meaningful if Alice's objects were really created."""
-    assert {"input", "model", "workflow", "collector", "relation"} <= set(world.created), (
-        world.created
-    )
+    assert {
+        "input",
+        "model",
+        "workflow",
+        "collector",
+        "relation",
+        "concept",
+        "annotation",
+    } <= set(world.created), world.created
     assert (
         world.api.get(f"/v2/users/{ALICE}/apps/{APP}/inputs/{INPUT}", key=world.secret)["_http"]
         == 200

@@ -278,20 +278,22 @@ def test_post_list_get_patch_delete_workflow(api, alice, sampler):
     assert api.get(f"{BASE}/workflows/wf", key=alice.secret)["_http"] == 404
 
 
-@pytest.mark.parametrize("action", ["merge", "remove", ""])
-def test_patch_actions_other_than_overwrite_are_refused(api, alice, sampler, action):
+@pytest.mark.parametrize("action", ["append", "", "replace-all"])
+def test_unknown_patch_actions_are_refused_and_change_nothing(api, alice, sampler, action):
     api.post(
         f"{BASE}/workflows",
         {"workflows": [{"id": "wf", "nodes": [node("s", "sampler")]}]},
         key=alice.secret,
     )
+    before = api.get(f"{BASE}/workflows/wf", key=alice.secret)["workflow"]
     r = api.patch(
         f"{BASE}/workflows",
         {"action": action, "workflows": [{"id": "wf", "nodes": [node("x", "sampler")]}]},
         key=alice.secret,
     )
     assert r["status"]["code"] == 22999
-    assert "overwrite" in r["status"]["details"]
+    assert "'overwrite', 'merge', 'remove'" in r["status"]["details"]
+    assert api.get(f"{BASE}/workflows/wf", key=alice.secret)["workflow"] == before
 
 
 def test_duplicate_and_invalid_graph_errors(api, alice, sampler):
@@ -604,6 +606,13 @@ def test_post_workflow_results_on_empty_and_odd_inputs(api, alice, sampler):
     assert (r["_http"], r["status"]["code"]) == (404, 11101)
     r = api.post(
         f"{BASE}/workflows/wf/versions/anything/results",
+        {"inputs": [{"data": {"text": {"raw": "x"}}}]},
+        key=alice.secret,
+    )
+    assert (r["_http"], r["status"]["code"]) == (404, 11101)
+    current = api.get(f"{BASE}/workflows/wf", key=alice.secret)["workflow"]["version"]["id"]
+    r = api.post(
+        f"{BASE}/workflows/wf/versions/{current}/results",
         {"inputs": [{"data": {"text": {"raw": "x"}}}]},
         key=alice.secret,
     )

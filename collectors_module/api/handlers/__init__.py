@@ -2,7 +2,18 @@
 
 from importlib import import_module
 
-FAMILIES = ("apps", "keys", "inputs", "models", "predict", "workflows", "concepts", "collectors")
+FAMILIES = (
+    "users",
+    "apps",
+    "keys",
+    "inputs",
+    "annotations",
+    "models",
+    "predict",
+    "workflows",
+    "concepts",
+    "collectors",
+)
 
 for _family in FAMILIES:
     try:

@@ -1,4 +1,8 @@
-"""Apps: PostApps, ListApps, GetApp, DeleteApp."""
+"""Apps: PostApps, ListApps, GetApp, DeleteApp, PatchApp, PatchApps.
+
+Patches change description, notes, visibility and metadata (see applications.services.apps_patch);
+only the owner may patch (the app is resolved with write=True; anybody else gets 11101).
+"""
 
 from __future__ import annotations
 
@@ -50,3 +54,36 @@ def get_app(ctx, req: service_pb2.GetAppRequest):
 def delete_app(ctx, req: service_pb2.DeleteAppRequest):
     services.app_delete(app=ctx.app(write=True))
     return status_pb2.BaseResponse()
+
+
+def _metadata_action(req) -> str:
+    return req.metadata_action.op if req.HasField("metadata_action") else ""
+
+
+@rpc("PatchApp")
+def patch_app(ctx, req: service_pb2.PatchAppRequest):
+    app = ctx.app(write=True)
+    patched = services.app_patch(
+        app=app, app_pb=req.app, action=req.action, metadata_action=_metadata_action(req)
+    )
+    return service_pb2.SingleAppResponse(app=app_to_pb(patched))
+
+
+@rpc("PatchApps")
+def patch_apps(ctx, req: service_pb2.PatchAppsRequest):
+    if ctx.owner_user_id != ctx.user.username:
+        raise ApiError(SC.CONN_DOES_NOT_EXIST, f"User '{ctx.owner_user_id}' does not exist")
+    if not req.apps:
+        raise ApiError(SC.CONN_INVALID_REQUEST, "apps must hold at least one app", field="apps")
+    patches = []
+    for pb in req.apps:
+        if not pb.id:
+            raise ApiError(SC.CONN_INVALID_REQUEST, "each app needs its id", field="id")
+        app = selectors.app_for_user(
+            ctx.user, owner_user_id=ctx.owner_user_id, app_id=pb.id, write=True
+        )
+        patches.append((app, pb))
+    patched = services.apps_patch(
+        owner=ctx.user, patches=patches, action=req.action, metadata_action=_metadata_action(req)
+    )
+    return service_pb2.MultiAppResponse(apps=[app_to_pb(a) for a in patched])

@@ -1,19 +1,65 @@
-"""Concept relations (the app's knowledge graph): PostConceptRelations, ListConceptRelations.
+"""Concepts (PostConcepts, ListConcepts, GetConcept, PatchConcepts) and concept relations, the
+app's knowledge graph (PostConceptRelations, ListConceptRelations, DeleteConceptRelations).
 
-Both are PATAuth in the descriptors (dispatch refuses app keys). Only the app's owner may read or
-change its knowledge graph: the app is resolved with `write=True`, so anybody else gets 11101.
+Relations are PATAuth in the descriptors (dispatch refuses app keys). Only the app's owner may
+read or change its concepts and knowledge graph: the app is resolved with `write=True`, so anybody
+else gets 11101.
 """
 
 from __future__ import annotations
 
 from clarifai_grpc.grpc.api import resources_pb2, service_pb2
+from clarifai_grpc.grpc.api.status import status_pb2
 
-from collectors_module.core.errors import SC, ApiError
-from collectors_module.core.pagination import page_bounds
+from collectors_module.core.errors import SC, ApiError, not_found
+from collectors_module.core.pagination import page_bounds, paginate
 from collectors_module.core.rpc import rpc
 from collectors_module.workflows import selectors, services
 
+from .convert import ts
+
 MAX_RELATIONS_PER_REQUEST = 128
+
+
+def concept_to_pb(row, app) -> resources_pb2.Concept:
+    pb = resources_pb2.Concept(
+        id=row.public_id,
+        name=row.name or row.public_id,
+        value=1.0,
+        app_id=app.public_id,
+        user_id=app.owner.username,
+    )
+    pb.visibility.gettable = app.visibility
+    ts(pb.created_at, row.created_at)
+    return pb
+
+
+@rpc("PostConcepts")
+def post_concepts(ctx, req: service_pb2.PostConceptsRequest):
+    app = ctx.app(write=True)
+    rows = services.concepts_create(app=app, concept_pbs=list(req.concepts))
+    return service_pb2.MultiConceptResponse(concepts=[concept_to_pb(r, app) for r in rows])
+
+
+@rpc("ListConcepts")
+def list_concepts(ctx, req: service_pb2.ListConceptsRequest):
+    app = ctx.app(write=True)
+    rows = paginate(selectors.concepts_of_app(app, search=req.id), req.page, req.per_page)
+    return service_pb2.MultiConceptResponse(concepts=[concept_to_pb(r, app) for r in rows])
+
+
+@rpc("GetConcept")
+def get_concept(ctx, req: service_pb2.GetConceptRequest):
+    app = ctx.app(write=True)
+    row = selectors.concept_for_app(app, req.concept_id)
+    return service_pb2.SingleConceptResponse(concept=concept_to_pb(row, app))
+
+
+@rpc("PatchConcepts")
+def patch_concepts(ctx, req: service_pb2.PatchConceptsRequest):
+    app = ctx.app(write=True)
+    rows = services.concepts_patch(app=app, concept_pbs=list(req.concepts), action=req.action)
+    return service_pb2.MultiConceptResponse(concepts=[concept_to_pb(r, app) for r in rows])
 
 
 def relation_to_pb(view, app) -> resources_pb2.ConceptRelation:
@@ -105,3 +151,22 @@ def list_concept_relations(ctx, req: service_pb2.ListConceptRelationsRequest):
     return service_pb2.MultiConceptRelationResponse(
         concept_relations=[relation_to_pb(v, app) for v in views[offset : offset + limit]]
     )
+
+
+@rpc("DeleteConceptRelations")
+def delete_concept_relations(ctx, req: service_pb2.DeleteConceptRelationsRequest):
+    """Delete relations of a concept by id, all or none (11101 names a missing one); without
+    ids, every relation the concept takes part in."""
+    app = ctx.app(write=True)
+    if not req.concept_id:
+        raise ApiError(SC.CONCEPTS_INVALID_REQUEST, "concept_id is required", field="concept_id")
+    views = selectors.relations_of_app(app, concept_id=req.concept_id)
+    mine = {v.id for v in views}
+    wanted = list(dict.fromkeys(i for i in req.ids if i)) or sorted(mine)
+    if len(wanted) > 1000:
+        raise ApiError(SC.CONCEPTS_INVALID_REQUEST, "at most 1000 ids per request", field="ids")
+    missing = [i for i in wanted if i not in mine]
+    if missing:
+        raise not_found("Concept relation", missing[0][:128])
+    services.relations_delete(app=app, ids=wanted)
+    return status_pb2.BaseResponse()

@@ -18,6 +18,10 @@ def app_to_pb(app) -> resources_pb2.App:
         description=app.description,
     )
     pb.visibility.gettable = app.visibility
+    if app.notes:
+        pb.notes = app.notes
+    if app.metadata:
+        pb.metadata.update(app.metadata)
     ts(pb.created_at, app.created_at)
     ts(pb.modified_at, app.modified_at)
     return pb

@@ -1,4 +1,5 @@
-"""Models: PostModels, ListModels, GetModel, GetModelVersion, ListModelVersions, PostModelVersions.
+"""Models: PostModels, ListModels, GetModel, GetModelVersion, ListModelVersions, PostModelVersions,
+DeleteModel, DeleteModels (refused while a workflow or a collector uses the model).
 
 Runners of new models come from `model.model_version.metadata` (see inference.services):
 {"runner": "remote:openai-chat", "url": "...", "model": "..."} or {"runner": "builtin:<name>"};
@@ -7,7 +8,8 @@ operator model types get "operator:<type>" by themselves.
 
 from __future__ import annotations
 
-from clarifai_grpc.grpc.api import service_pb2
+from clarifai_grpc.grpc.api import resources_pb2, service_pb2
+from clarifai_grpc.grpc.api.status import status_pb2
 
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.pagination import paginate
@@ -97,8 +99,6 @@ def post_model_versions(ctx, req: service_pb2.PostModelVersionsRequest):
             SC.MODEL_INVALID_REQUEST, "PostModelVersions takes at most one model version"
         )
     version_pb = req.model_versions[0] if req.model_versions else None
-    from clarifai_grpc.grpc.api import resources_pb2
-
     version = services.model_version_create(
         model=model, version_pb=version_pb or resources_pb2.ModelVersion()
     )
@@ -106,3 +106,15 @@ def post_model_versions(ctx, req: service_pb2.PostModelVersionsRequest):
     return service_pb2.SingleModelResponse(
         model=model_to_pb(model, version=version, viewer=ctx.user)
     )
+
+
+@rpc("DeleteModel")
+def delete_model(ctx, req: service_pb2.DeleteModelRequest):
+    services.model_delete(app=ctx.app(write=True), model_id=req.model_id)
+    return status_pb2.BaseResponse()
+
+
+@rpc("DeleteModels")
+def delete_models(ctx, req: service_pb2.DeleteModelsRequest):
+    services.models_delete(app=ctx.app(write=True), ids=list(req.ids), delete_all=req.delete_all)
+    return status_pb2.BaseResponse()

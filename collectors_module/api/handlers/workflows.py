@@ -1,7 +1,10 @@
-"""Workflows: PostWorkflows, ListWorkflows, GetWorkflow, PatchWorkflows (overwrite),
-DeleteWorkflow, DeleteWorkflows, PostWorkflowResults; and the model type catalogue
-(ListModelTypes, GetModelType).
+"""Workflows: PostWorkflows, ListWorkflows, GetWorkflow, PatchWorkflows (overwrite, merge,
+remove), DeleteWorkflow, DeleteWorkflows, ListWorkflowVersions, GetWorkflowVersion,
+PostWorkflowResults; and the model type catalogue (ListModelTypes, GetModelType).
 
+Every create and patch records a version; the newest is the current one: it is `workflow.version`
+in every workflow message, listed first by ListWorkflowVersions, and the only version that is
+not `is_deprecated` (older ones are superseded). PostWorkflowResults runs the current version.
 An app's workflows are visible only to the app's owner: every handler resolves the app with
 `write=True`, so anybody else gets 11101.
 """
@@ -66,6 +69,60 @@ def workflow_to_pb(workflow) -> resources_pb2.Workflow:
         pb.metadata.CopyFrom(_struct(workflow.metadata))
     ts(pb.created_at, workflow.created_at)
     ts(pb.modified_at, workflow.modified_at)
+    current = getattr(workflow, "current_version_id", None)
+    if current:
+        pb.version.id = current
+        pb.version.workflow_id = workflow.public_id
+        pb.version.app_id = app.public_id
+        pb.version.user_id = app.owner.username
+        pb.version.visibility.gettable = resources_pb2.Visibility.PRIVATE
+        ts(pb.version.created_at, workflow.current_version_at)
+        ts(pb.version.modified_at, workflow.current_version_at)
+    return pb
+
+
+def version_node_to_pb(node: dict) -> resources_pb2.WorkflowNode:
+    """A node of a stored version (models named by ids, as they were then)."""
+    model = node.get("model") or {}
+    pb = resources_pb2.WorkflowNode(
+        id=str(node.get("id", "")), suppress_output=bool(node.get("suppress_output"))
+    )
+    pb.model.id = str(model.get("id", ""))
+    pb.model.user_id = str(model.get("user_id", ""))
+    pb.model.app_id = str(model.get("app_id", ""))
+    pb.model.model_version.id = str(model.get("model_version_id", ""))
+    pb.model.model_version.user_id = pb.model.user_id
+    pb.model.model_version.app_id = pb.model.app_id
+    for parent in node.get("node_inputs") or []:
+        pb.node_inputs.add(node_id=str(parent))
+    override = node.get("output_info_override") or {}
+    if override.get("params"):
+        pb.output_info_override.params.CopyFrom(_struct(override["params"]))
+    for concept in (override.get("data") or {}).get("concepts") or []:
+        pb.output_info_override.data.concepts.add(
+            id=str(concept.get("id", "")),
+            name=str(concept.get("name", concept.get("id", ""))),
+            value=float(concept.get("value", 1.0)),
+        )
+    return pb
+
+
+def workflow_version_to_pb(version, workflow, *, current_id: str) -> resources_pb2.WorkflowVersion:
+    app = workflow.app
+    pb = resources_pb2.WorkflowVersion(
+        id=version.public_id,
+        workflow_id=workflow.public_id,
+        app_id=app.public_id,
+        user_id=app.owner.username,
+        description=version.description,
+        nodes=[version_node_to_pb(n) for n in version.nodes or [] if isinstance(n, dict)],
+        is_deprecated=version.public_id != current_id,
+    )
+    pb.visibility.gettable = resources_pb2.Visibility.PRIVATE
+    if version.metadata:
+        pb.metadata.CopyFrom(_struct(version.metadata))
+    ts(pb.created_at, version.created_at)
+    ts(pb.modified_at, version.created_at)
     return pb
 
 
@@ -118,18 +175,32 @@ def get_workflow(ctx, req: service_pb2.GetWorkflowRequest):
 @rpc("PatchWorkflows")
 def patch_workflows(ctx, req: service_pb2.PatchWorkflowsRequest):
     app = ctx.app(write=True)
-    if req.action != "overwrite":
-        raise ApiError(
-            SC.WORKFLOW_INVALID_REQUEST,
-            f"action '{req.action[:40]}' is not supported: use action 'overwrite' (the given "
-            "nodes replace all nodes; a given description or metadata replaces the stored one)",
-            field="action",
-        )
-    if not req.workflows:
-        raise ApiError(SC.WORKFLOW_INVALID_REQUEST, "workflows must hold at least one workflow")
-    updated = services.workflows_overwrite(app=app, workflow_pbs=list(req.workflows))
+    updated = services.workflows_patch(app=app, workflow_pbs=list(req.workflows), action=req.action)
     return service_pb2.MultiWorkflowResponse(
         workflows=[workflow_to_pb(w) for w in _reload(app, updated)]
+    )
+
+
+@rpc("ListWorkflowVersions")
+def list_workflow_versions(ctx, req: service_pb2.ListWorkflowVersionsRequest):
+    workflow = selectors.workflow_for_app(ctx.app(write=True), req.workflow_id)
+    versions = paginate(selectors.versions_of_workflow(workflow), req.page, req.per_page)
+    current = workflow.current_version_id or ""
+    return service_pb2.MultiWorkflowVersionResponse(
+        workflow_versions=[
+            workflow_version_to_pb(v, workflow, current_id=current) for v in versions
+        ]
+    )
+
+
+@rpc("GetWorkflowVersion")
+def get_workflow_version(ctx, req: service_pb2.GetWorkflowVersionRequest):
+    workflow = selectors.workflow_for_app(ctx.app(write=True), req.workflow_id)
+    version = selectors.workflow_version_for(workflow, req.workflow_version_id)
+    return service_pb2.SingleWorkflowVersionResponse(
+        workflow_version=workflow_version_to_pb(
+            version, workflow, current_id=workflow.current_version_id or ""
+        )
     )
 
 
@@ -185,6 +256,15 @@ def _results_status(codes: list[int], errors: list[ApiError]):
 def post_workflow_results(ctx, req: service_pb2.PostWorkflowResultsRequest):
     app = ctx.app(write=True)
     workflow = selectors.workflow_for_app(app, req.workflow_id)
+    if req.version_id and req.version_id != workflow.current_version_id:
+        old = selectors.workflow_version_for(workflow, req.version_id)  # 11101 if unknown
+        raise ApiError(
+            SC.WORKFLOW_INVALID_REQUEST,
+            f"Workflow version '{old.public_id}' of '{workflow.public_id}' is superseded; only "
+            f"the current version ('{workflow.current_version_id}') runs. Restore an older "
+            "graph with PatchWorkflows (action 'overwrite' and that version's nodes).",
+            field="version_id",
+        )
     limit = conf.max_result_inputs()
     if not req.inputs:
         raise ApiError(
