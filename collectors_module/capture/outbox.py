@@ -7,6 +7,7 @@ agent restarted), inserts the rest and reports what became of each record. A cap
 
 Deactivation rules (a capture belongs to the moment its prediction was admitted, `created_at`):
 * the collector was deleted → dropped `collector_deleted` (its counters went with it);
+* the caller's account was deleted → dropped `caller_deleted`;
 * the user discarded pending captures when deactivating, and this one was made before that →
   dropped `discarded`;
 * the collector is inactive and was deactivated before this capture was made → dropped
@@ -24,6 +25,7 @@ from clarifai_grpc.grpc.api import resources_pb2
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from collectors_module.accounts.models import User
 from collectors_module.collectors.models import COLLECTOR_ACTIVE, Collector
 from collectors_module.core.protojson import to_dict
 
@@ -34,6 +36,7 @@ from .spool import Record
 log = logging.getLogger("collectors.outbox")
 
 COLLECTOR_DELETED = "collector_deleted"
+CALLER_DELETED = "caller_deleted"
 COLLECTOR_INACTIVE = "collector_inactive"
 DISCARDED = "discarded"
 DUPLICATE = "duplicate"
@@ -141,6 +144,8 @@ def write(records: list[Record], *, statement_timeout_ms: int, lock_timeout_ms: 
                 pk__in=pks
             ).values_list("pk", "status", "deactivated_at", "discarded_before")
         }
+        callers = {r.caller_id for r in records if r.caller_id is not None}
+        live_callers = set(User.objects.filter(pk__in=callers).values_list("pk", flat=True))
         existing = dict(
             Capture.objects.filter(pk__in=[r.id for r in records]).values_list("pk", "state")
         )
@@ -154,6 +159,8 @@ def write(records: list[Record], *, statement_timeout_ms: int, lock_timeout_ms: 
                 continue
             seen.add(r.id)
             reason = _verdict(r, rules.get(r.collector_id))
+            if not reason and r.caller_id is not None and r.caller_id not in live_callers:
+                reason = CALLER_DELETED
             if reason:
                 out.dropped.append((r.collector_id, reason))
             else:

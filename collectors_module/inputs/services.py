@@ -291,6 +291,7 @@ def inputs_create_bulk(
             content_hash=p.content_hash,
             status_code=SC.INPUT_SUCCESS,
         )
+        row.annotations_pending = False  # its collected outputs become rows below
         try:
             if p.image_bytes is not None:
                 row.image.name = _save_blob(input_blob_path(row, ""), p.image_bytes)
@@ -300,7 +301,8 @@ def inputs_create_bulk(
         rows.append((i, row, p.image_bytes))
     try:
         with transaction.atomic():
-            Input.objects.bulk_create([row for _, row, _ in rows])
+            created = Input.objects.bulk_create([row for _, row, _ in rows])
+            _create_collected(app, [row for row in created if row.annotations])
     except IntegrityError:
         if not one_by_one_on_conflict:
             raise

@@ -26,13 +26,13 @@ from tests.support.capture import ROOT, predict_text
 pytestmark = pytest.mark.worker
 
 
-def record(collector_id: int = 1, text: str = "hello", **kw) -> spool.Record:
+def record(collector_id: int = 1, text: str = "hello", caller_id=None, **kw) -> spool.Record:
     data = resources_pb2.Data(text=resources_pb2.Text(raw=text))
     output = resources_pb2.Output(data=resources_pb2.Data(concepts=[{"id": "positive"}]))
     fields = {
         "id": uuid.uuid4(),
         "collector_id": collector_id,
-        "caller_id": 7,
+        "caller_id": caller_id,
         "created_at": time.time(),
         "request_id": uuid.uuid4().hex,
         "input_index": 0,
@@ -190,15 +190,23 @@ def test_spooled_captures_of_a_collector_deactivated_meanwhile_follow_its_rules(
     kept = make_collector(alice, "kept")
     discarded = make_collector(alice, "discarded")
     w = spool.writer(spool_mode, segment_bytes=1 << 20, max_bytes=1 << 30)
-    w.append([spool.encode(record(kept.pk, "before")), spool.encode(record(discarded.pk, "x"))])
+    me = alice.user.pk
+    w.append(
+        [
+            spool.encode(record(kept.pk, "before", me)),
+            spool.encode(record(discarded.pk, "x", me)),
+            spool.encode(record(kept.pk, "from a deleted account", 10**9)),
+        ]
+    )
     time.sleep(0.01)
     collector_deactivate(app=alice.app, collector_id="kept")
     collector_deactivate(app=alice.app, collector_id="discarded", discard_pending=True)
-    w.append([spool.encode(record(kept.pk, "after", created_at=time.time()))])
+    w.append([spool.encode(record(kept.pk, "after", me, created_at=time.time()))])
     capture_agent.drain(spool_mode)
     assert [cap.input_data["text"]["raw"] for cap in captured(kept)] == ["before"]
     assert captured(discarded) == []
     assert collector_stats(kept)["drops_by_reason"]["collector_inactive"] == 1
+    assert collector_stats(kept)["drops_by_reason"]["caller_deleted"] == 1
     assert collector_stats(discarded)["drops_by_reason"]["discarded"] == 1
 
 

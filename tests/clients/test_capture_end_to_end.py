@@ -2,8 +2,8 @@
 Node.js client captures a prediction made with the Python SDK, and the captured input and its
 collected outputs are read back with the SDK.
 
-Self-contained on purpose (the capture engine is moving to its own app): it needs a live TLS gRPC
-server (tests/grpc), a worker (tests/collectors' `celery_workers`), .venv-sdk and the Node client.
+It needs a live TLS gRPC server (tests/grpc), a worker (`celery_workers`, tests/support),
+.venv-sdk and the Node client.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.collectors.conftest import celery_workers  # noqa: F401  (fixture)
 
 SCRIPT = Path(__file__).resolve().parent / "python" / "sdk_capture.py"
 
@@ -22,11 +21,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 def test_node_collector_captures_an_sdk_prediction_read_back_with_the_sdk(
     run_node,
     run_sdk,
-    celery_workers,  # noqa: F811
+    celery_workers,
     alice,
     make_key,
 ):
-    from collectors_module.collectors.models import Capture, CaptureState
+    from collectors_module.capture.models import Capture, CaptureState
 
     celery_workers.start()
     made = run_node(
