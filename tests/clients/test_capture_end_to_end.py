@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-
 SCRIPT = Path(__file__).resolve().parent / "python" / "sdk_capture.py"
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
