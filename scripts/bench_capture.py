@@ -1,97 +1,141 @@
 #!/usr/bin/env python
-"""Predict latency with 0 vs 1 matching active collector, and with 1,000 non-matching collectors.
+"""Predict latency in process with and without capture, with its noise floor.
 
-In-process: PostModelOutputs (REST JSON, builtin `sentiment` text model) through Django's test
-client, so the figures are the server's own cost (routing, auth, model, capture hook, response)
-without network or WSGI server noise. The three scenarios are measured in the same run,
-interleaved round by round so drift hits them equally:
+PostModelOutputs (REST JSON, builtin `sentiment`, one text input) through Django's test client in
+this process, which acts as the serving process: background threads on, captures handed over to
+a spool that a real capture agent process commits (`manage.py captureagent`), no Celery worker.
+Scenarios, measured round after round in a random order per round (seeded), each preceded by a
+drain (the agent has committed everything spooled so far, counters flushed) and a warm-up:
 
-  off    one collector on the model, inactive          (0 matching)
-  on     the same collector active, random sample 1.0  (1 matching: one capture row per call)
-  1000   it inactive again, 1,000 active collectors on another model version (0 matching)
+  off-a, off-b  the collector on the model inactive (A/A: off-b / off-a is the noise floor)
+  on            one active collector capturing every prediction (sample 1.0), through the spool
+  inline        the same, the request thread inserting the row itself (the design alternative)
+  1000          1,000 active collectors on another model version, none matching
+  broker-down   capturing, the agent's broker unreachable
+  agent-down    capturing, no agent running (frames wait in the spool)
+  db-down       capturing, the agent's database unreachable
 
-Every capture is published after commit through the relay, as in production; point
-CELERY_BROKER_URL at a spare Redis db. Bench data (users `bench-*`) is deleted at the end.
+It also times the sentiment model alone (the runner's predict) to give the predict overhead.
 
-  COLLECTORS_DEV=1 DATABASE_URL=postgres://postgres@127.0.0.1:5432/h_collectors \\
-  CELERY_BROKER_URL=redis://127.0.0.1:6379/6 REDIS_URL=redis://127.0.0.1:6379/6 \\
-  .venv/bin/python scripts/bench_capture.py [--rounds 6] [--per-round 200]
+  COLLECTORS_DEV=1 .venv/bin/python scripts/bench_capture.py [--rounds 8] [--per-round 300]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import statistics
+import random
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collectors_module.settings")
-os.environ.setdefault("COLLECTORS_DEV", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import (
+    ROOT,
+    bench_env,
+    ensure_database,
+    free_port,
+    pct,
+    ratio_table,
+    setup_django,
+    spool_backlog,
+)
 
 SENTIMENT = ("sentiment", "996e3c70d6372b1e7e3c10875ebd2b8b")
 COLOR = ("color-recognition", "b13a9cff8522d90a1d8d6902fce2dc9a")
+SCENARIOS = ["off-a", "off-b", "on", "inline", "1000", "broker-down", "agent-down", "db-down"]
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+class AgentProc:
+    """The capture agent subprocess, restarted when a scenario needs another environment."""
+
+    def __init__(self, env: dict, spool: Path, logdir: Path):
+        self.base_env, self.spool, self.logdir = env, spool, logdir
+        self.proc: subprocess.Popen | None = None
+        self.mode = ""
+
+    def use(self, mode: str) -> None:
+        if mode == self.mode and (mode == "none" or (self.proc and self.proc.poll() is None)):
+            return
+        self.stop()
+        self.mode = mode
+        if mode == "none":
+            return
+        env = dict(self.base_env, COLLECTORS_SPOOL_DIR=str(self.spool))
+        if mode == "broker-down":
+            env["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+        if mode == "db-down":
+            env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{free_port()}/nothing"
+        with open(self.logdir / f"agent-{mode}.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "manage.py", "captureagent"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--per-round", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--per-round", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=int(time.time()) % 10_000)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--json", help="also write the figures to this file")
-    parser.add_argument(
-        "--async-commit",
-        action="store_true",
-        help="COLLECTORS_CAPTURE_ASYNC_COMMIT=1: capture commits do not wait for the WAL flush",
-    )
     args = parser.parse_args()
-    if args.async_commit:
-        os.environ["COLLECTORS_CAPTURE_ASYNC_COMMIT"] = "1"
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    rng = random.Random(args.seed)
 
-    import django
+    work = Path(tempfile.mkdtemp(prefix="bench-capture-"))
+    spool_dir = work / "spool"
+    env = bench_env(COLLECTORS_SPOOL_DIR=str(spool_dir), COLLECTORS_CAPTURE_HANDOFF="spool")
+    ensure_database(env)
+    setup_django(env)
 
-    django.setup()
     from clarifai_grpc.grpc.api import resources_pb2
-    from django.core.management import call_command
-    from django.db.models import F
+    from django.conf import settings
     from django.test import Client
 
-    from collectors_module.accounts.models import User
-    from collectors_module.accounts.services import key_create
-    from collectors_module.applications.models import App
-    from collectors_module.collectors import conf, counters, matching, relay, services, writer
-    from collectors_module.collectors.models import (
-        COLLECTOR_ACTIVE,
-        COLLECTOR_INACTIVE,
-        Capture,
-        Collector,
-    )
+    from collectors_module.accounts.services import key_create, user_create, user_set_plan
+    from collectors_module.applications.services import app_create
+    from collectors_module.capture import counters, matching, spool
+    from collectors_module.capture.models import Capture
+    from collectors_module.collectors.models import COLLECTOR_ACTIVE, COLLECTOR_INACTIVE, Collector
+    from collectors_module.collectors.services import collector_create
+    from collectors_module.core import generations
     from collectors_module.core.protojson import from_dict
     from collectors_module.inference.models import ModelVersion
+    from collectors_module.inference.services import run_model_version
 
-    call_command("migrate", verbosity=0)
     tag = uuid.uuid4().hex[:8]
-    user = User.objects.create(username=f"bench-{tag}", password="!", plan="professional")
-    app = App.objects.create(owner=user, public_id="bench")
-    other_app = App.objects.create(owner=user, public_id="bench-many")
-    created = key_create(owner=user, scopes=["All"])
+    user, _ = user_create(user_id=f"bench-{tag}")
+    user = user_set_plan(user=user, plan="professional")
+    app = app_create(owner=user, app_id="bench")
+    other = app_create(owner=user, app_id="bench-many")
+    created = key_create(owner=user, scopes=["All"], description="bench")
     secret, key = created.secret, created.key
-    color_version = ModelVersion.objects.get(public_id=COLOR[1])
 
-    def body(collector_id: str, model) -> resources_pb2.Collector:
-        src = {
+    def source(model) -> dict:
+        return {
             "model_user_id": "builtin",
             "model_app_id": "main",
             "model_id": model[0],
@@ -99,44 +143,31 @@ def main() -> int:
             "post_inputs_key_id": key.public_id,
             "caller_user_id": user.username,
         }
-        return from_dict(
-            {"id": collector_id, "pre_queue_random_sample": 1.0,
-             "collector_source": {"api_post_model_outputs_collector_source": src}},
+
+    def make(app_, cid: str, model):
+        pb = from_dict(
+            {"id": cid, "pre_queue_random_sample": 1.0, "status": {"code": COLLECTOR_INACTIVE},
+             "collector_source": {"api_post_model_outputs_collector_source": source(model)}},
             resources_pb2.Collector,
         )  # fmt: skip
+        return collector_create(app=app_, actor=user, collector_pb=pb)
 
-    target = services.collector_create(app=app, actor=user, collector_pb=body("target", SENTIMENT))
-    services.collector_set_status(app=app, collector_id="target", active=False)
-    template = services.collector_create(
-        app=other_app, actor=user, collector_pb=body("many-0", COLOR)
-    )
-    many = [
-        Collector(
-            app=other_app,
-            public_id=f"many-{i}",
-            pre_queue_random_sample=1.0,
-            status=COLLECTOR_INACTIVE,
-            source_model_version=color_version,
-            model_user_id="builtin",
-            model_app_id="main",
-            model_id=COLOR[0],
-            model_version_id=COLOR[1],
-            post_inputs_key=key,
-            caller=user,
-        )
-        for i in range(1, 1000)
-    ]
-    Collector.objects.bulk_create(many)
-    many_pks = [
-        template.pk,
-        *Collector.objects.filter(app=other_app)
-        .exclude(pk=template.pk)
-        .values_list("pk", flat=True),
-    ]
-    Collector.objects.filter(pk__in=many_pks).update(
-        status=COLLECTOR_INACTIVE, revision=F("revision") + 1
-    )
+    target = make(app, "target", SENTIMENT)
+    template = make(other, "many-0", COLOR)
+    Collector.objects.bulk_create(
+        [
+            Collector(
+                app=other, public_id=f"many-{i}", pre_queue_random_sample=1.0,
+                status=COLLECTOR_INACTIVE, source_model_version=template.source_model_version,
+                model_user_id="builtin", model_app_id="main", model_id=COLOR[0],
+                model_version_id=COLOR[1], post_inputs_key=key, caller=user,
+            )
+            for i in range(1, 1000)
+        ]
+    )  # fmt: skip
+    many = Collector.objects.filter(app=other)
 
+    agent = AgentProc(env, spool_dir, work)
     client = Client()
     path = f"/v2/users/builtin/apps/main/models/{SENTIMENT[0]}/versions/{SENTIMENT[1]}/outputs"
     payload = json.dumps({"inputs": [{"data": {"text": {"raw": "what a lovely, sunny day"}}}]})
@@ -144,108 +175,114 @@ def main() -> int:
 
     def call() -> float:
         started = time.perf_counter()
-        response = client.post(path, data=payload, content_type="application/json", **headers)
+        r = client.post(path, data=payload, content_type="application/json", **headers)
         elapsed = (time.perf_counter() - started) * 1000
-        if response.status_code != 200:
-            raise SystemExit(f"predict failed: {response.status_code} {response.content[:300]!r}")
+        if r.status_code != 200:
+            raise SystemExit(f"predict failed: {r.status_code} {r.content[:300]!r}")
         return elapsed
 
-    from collectors_module.inference.services import predict
-
     mv = ModelVersion.objects.select_related("model__app__owner").get(public_id=SENTIMENT[1])
-    inputs = [
-        resources_pb2.Input(
-            data=resources_pb2.Data(text=resources_pb2.Text(raw="what a lovely, sunny day"))
-        )
-    ]
+    data = resources_pb2.Data(text=resources_pb2.Text(raw="what a lovely, sunny day"))
 
-    def call_service() -> float:
-        """The predict service alone (model + after-predict hooks), no HTTP, auth or lookups."""
+    def model_alone() -> float:
         started = time.perf_counter()
-        predict(caller=user, model_version=mv, inputs=inputs, request_id=uuid.uuid4().hex)
+        run_model_version(mv, [data])
         return (time.perf_counter() - started) * 1000
 
-    def scenario(name: str) -> None:
-        # Captures still queued for the writer thread belong to the previous scenario.
-        writer.flush(10.0)
+    def set_states(target_on: bool, many_on: bool) -> None:
         Collector.objects.filter(pk=target.pk).update(
-            status=COLLECTOR_ACTIVE if name == "on" else COLLECTOR_INACTIVE,
-            revision=F("revision") + 1,
+            status=COLLECTOR_ACTIVE if target_on else COLLECTOR_INACTIVE, deactivated_at=None
         )
-        Collector.objects.filter(pk__in=many_pks).update(
-            status=COLLECTOR_ACTIVE if name == "1000" else COLLECTOR_INACTIVE,
-            revision=F("revision") + 1,
-        )
-        matching.invalidate()
+        many.update(status=COLLECTOR_ACTIVE if many_on else COLLECTOR_INACTIVE)
+        generations.changed(Collector._meta.db_table)
+        want = 1 if target_on else 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the background thread rebuilt the index
+            if len(matching.candidates(target.source_model_version_id)) == want and (
+                not many_on or matching.candidates(template.source_model_version_id)
+            ):
+                break
+            time.sleep(0.01)
 
-    samples: dict[str, list[float]] = {"off": [], "on": [], "1000": []}
-    service: dict[str, list[float]] = {"off": [], "on": [], "1000": []}
-    captures_before = Capture.objects.filter(collector=target).count()
+    def drain() -> None:
+        """Background work of the previous scenario ends before the next one starts."""
+        if agent.mode not in ("none", "db-down"):
+            deadline = time.monotonic() + 60
+            while spool_backlog(spool_dir) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        counters.flush()
+        time.sleep(0.2)
+
+    def prepare(name: str) -> None:
+        settings.COLLECTORS_CAPTURE_HANDOFF = "inline" if name == "inline" else "spool"
+        mode = {"broker-down": "broker-down", "agent-down": "none", "db-down": "db-down"}
+        agent.use(mode.get(name, "up"))
+        set_states(name in ("on", "inline", "broker-down", "agent-down", "db-down"), name == "1000")
+
+    samples: dict[str, list[float]] = {s: [] for s in scenarios}
+    per_round: dict[str, list[float]] = {s: [] for s in scenarios}
+    model_ms: list[float] = []
+    before = Capture.objects.filter(collector=target).count()
     try:
+        for _ in range(args.warmup * 4):
+            call()
         for r in range(args.rounds):
-            order = ["off", "on", "1000"] if r % 2 == 0 else ["1000", "on", "off"]
+            order = list(scenarios)
+            rng.shuffle(order)
+            print(f"round {r + 1}/{args.rounds}: {' '.join(order)}", flush=True)
             for name in order:
-                scenario(name)
+                prepare(name)
+                if agent.mode == "up":
+                    drain()
+                else:
+                    counters.flush()
+                    time.sleep(0.2)
                 for _ in range(args.warmup):
                     call()
-                samples[name].extend(call() for _ in range(args.per_round))
-                service[name].extend(call_service() for _ in range(args.per_round))
-        writer.flush(10.0)
-        relay.flush(5.0)
-        counters.flush()
-        captured = Capture.objects.filter(collector=target).count() - captures_before
-        from django.db.models import Sum
-
-        from collectors_module.collectors.models import CollectorCounter
-
-        drops = dict(
-            CollectorCounter.objects.filter(collector=target, metric__startswith="dropped:")
-            .values_list("metric")
-            .annotate(n=Sum("count"))
-        )
+                got = [call() for _ in range(args.per_round)]
+                samples[name].extend(got)
+                per_round[name].append(pct(got, 50))
+            model_ms.extend(model_alone() for _ in range(args.per_round))
+            agent.use("up")
+            drain()
+        agent.use("up")
+        drain()
+        captured = Capture.objects.filter(collector=target).count() - before
     finally:
+        agent.stop()
+        spool.close_writer()
         Collector.objects.filter(app__owner=user).delete()
-        user.delete()
-        matching.invalidate()
+        with contextlib.suppress(Exception):
+            user.delete()
+        shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nbuiltin sentiment, 1 text input, in process; {args.rounds} rounds x {args.per_round} calls per "
-          f"scenario and level, interleaved; capture commit {'async' if args.async_commit else 'synchronous'}, "
-          f"written {'by the writer thread' if conf.capture_writer_thread() else 'inline'}; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")  # fmt: skip
-    rows = []
-    labels = {
-        "off": "0 matching (1 inactive)",
-        "on": "1 matching active",
-        "1000": "1,000 non-matching active",
-    }
-    for title, table in (
-        (
-            "PostModelOutputs over REST (Django test client: routing, key auth, lookups, model, hooks)",
-            samples,
-        ),
-        ("inference.services.predict alone (model + after-predict hooks)", service),
-    ):
-        b50, b99 = percentile(table["off"], 0.5), percentile(table["off"], 0.99)
-        print(f"\n{title}")
-        print(
-            f"{'scenario':<28}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'p50 ratio':>11}{'p99 delta':>11}"
-        )
-        for name in ("off", "on", "1000"):
-            v = table[name]
-            p50, p99 = percentile(v, 0.5), percentile(v, 0.99)
-            rows.append({"level": "rest" if table is samples else "service", "scenario": name, "p50_ms": p50,
-                         "p99_ms": p99, "mean_ms": statistics.fmean(v), "p50_ratio": p50 / b50,
-                         "p99_delta_ms": p99 - b99, "n": len(v)})  # fmt: skip
-            print(f"{labels[name]:<28}{p50:>9.3f}{p99:>9.3f}{statistics.fmean(v):>9.3f}"
-                  f"{p50 / b50:>11.3f}{p99 - b99:>+11.3f}")  # fmt: skip
-    expected = args.rounds * (2 * args.per_round + args.warmup)
     print(
-        f"\ncaptures written in the 'on' scenario: {captured} (expected {expected}); drops: {drops or 'none'}"
+        f"\nPostModelOutputs over REST in process (Django test client: routing, key auth, lookups,"
+        f" model, capture hook), builtin sentiment, 1 text input; {args.rounds} rounds x "
+        f"{args.per_round} calls per scenario, random order per round (seed {args.seed}); load "
+        f"average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
+    rows = ratio_table(samples, per_round, base="off-a", control="off-b")
+    capturing = [
+        s for s in ("on", "inline", "broker-down", "agent-down", "db-down") if s in samples
+    ]
+    expected = args.rounds * (args.per_round + args.warmup) * len(capturing)
+    model_p50 = pct(model_ms, 50)
+    off_p50 = pct(samples.get("off-a", []), 50)
+    print(
+        f"\nmodel alone (sentiment runner) p50 {model_p50:.3f} ms -> predict overhead "
+        f"(off-a p50 minus model) {off_p50 - model_p50:.3f} ms"
+    )
+    print(f"captures committed by the agent or inline: {captured} (expected {expected})")
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"rows": rows, "captured": captured, "drops": drops}, indent=2)
-        )
+            json.dumps(
+                {"rows": rows, "captured": captured, "expected": expected,
+                 "model_p50_ms": model_p50, "overhead_ms": off_p50 - model_p50,
+                 "seed": args.seed},
+                indent=2,
+            )
+        )  # fmt: skip
     return 0
 
 

@@ -32,20 +32,8 @@ def bench_env(**extra: str) -> dict[str, str]:
 
 
 def setup_django(env: dict[str, str]) -> None:
-    os.environ.update(
-        {
-            k: v
-            for k, v in env.items()
-            if k
-            in (
-                "COLLECTORS_DEV",
-                "DATABASE_URL",
-                "CELERY_BROKER_URL",
-                "REDIS_URL",
-                "DJANGO_SETTINGS_MODULE",
-            )
-        }
-    )
+    """This process becomes a serving process configured by `env` (as a deployment is)."""
+    os.environ.update(env)
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -188,3 +176,68 @@ def fmt(row: dict[str, float]) -> str:
         f"n={row['n']:>5} err={row['errors']:>3} rps={row['rps']:8.1f} "
         f"p50={row['p50']:7.2f}ms p95={row['p95']:7.2f}ms p99={row['p99']:7.2f}ms"
     )
+
+
+def spool_backlog(folder: Path) -> int:
+    """Spooled bytes the capture agent has not recorded as committed yet."""
+    import json
+
+    try:
+        offsets = json.loads((Path(folder) / "agent.offsets").read_text())
+    except (OSError, ValueError):
+        offsets = {}
+    total = 0
+    for seg in Path(folder).glob("*.seg"):
+        try:
+            total += max(0, seg.stat().st_size - int(offsets.get(seg.name, 0)))
+        except FileNotFoundError:
+            continue
+    return total
+
+
+def ratio_table(
+    samples: dict[str, list[float]],
+    per_round: dict[str, list[float]],
+    *,
+    base: str,
+    control: str,
+    unit: str = "ms",
+) -> list[dict]:
+    """Print p50/p99 per scenario, the p50 ratio and p99 delta to `base` with the per-round
+    spread of the ratio, and the A/A control (`control` vs `base`) as the noise floor."""
+    b50, b99 = pct(samples[base], 50), pct(samples[base], 99)
+    rounds = len(per_round[base])
+    print(
+        f"\n{'scenario':<14}{'n':>7}{'p50 ' + unit:>10}{'p99 ' + unit:>10}{'p50 ratio':>11}"
+        f"{'p99 delta':>11}{'per-round ratio min..max':>28}"
+    )
+    rows = []
+    for name, values in samples.items():
+        p50, p99 = pct(values, 50), pct(values, 99)
+        ratios = [
+            per_round[name][i] / per_round[base][i]
+            for i in range(min(rounds, len(per_round[name])))
+            if per_round[base][i]
+        ]
+        spread = f"{min(ratios):.3f}..{max(ratios):.3f}" if ratios else "-"
+        label = name + (" (A/A)" if name == control else "")
+        print(
+            f"{label:<14}{len(values):>7}{p50:>10.3f}{p99:>10.3f}{p50 / b50:>11.3f}"
+            f"{p99 - b99:>+11.3f}{spread:>28}"
+        )
+        rows.append(
+            {
+                "scenario": name,
+                "n": len(values),
+                "p50": p50,
+                "p99": p99,
+                "p50_ratio": p50 / b50,
+                "p99_delta": p99 - b99,
+                "round_ratio_min": min(ratios) if ratios else None,
+                "round_ratio_max": max(ratios) if ratios else None,
+            }
+        )
+    if control in samples:
+        noise = abs(pct(samples[control], 50) / b50 - 1)
+        print(f"noise floor (A/A {control} vs {base}): p50 ratio off by {noise * 100:.1f} %")
+    return rows

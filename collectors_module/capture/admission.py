@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import random
 import time
 import uuid
 
@@ -25,6 +27,20 @@ from .spool import Record
 log = logging.getLogger("collectors.capture")
 
 SAMPLED_OUT = "sampled_out"
+# Capture ids need to be unique, not secret: a seeded generator (re-seeded from the OS after a
+# fork) is several times cheaper than os.urandom on the request thread.
+_rng = random.Random()
+_rng_pid = os.getpid()
+
+
+def _random_bits(n: int) -> int:
+    global _rng_pid
+    if _rng_pid != os.getpid():
+        _rng.seed()
+        _rng_pid = os.getpid()
+    return _rng.getrandbits(n)
+
+
 PAYLOAD_TOO_LARGE = "payload_too_large"
 ERROR = "error"
 
@@ -112,7 +128,7 @@ def admit(event, entries) -> list[Record]:
         for entry in entries:
             counters.count(entry.pk, "matched")
             try:
-                if entry.sample > 0 and draw(request_id, index, entry.pk) >= entry.sample:
+                if 0 < entry.sample < 1 and draw(request_id, index, entry.pk) >= entry.sample:
                     _drop(entry.pk, SAMPLED_OUT)
                     continue
                 keep, filtered_by, deferred = _inline_filter(entry, output, event, index, data)
@@ -133,7 +149,7 @@ def admit(event, entries) -> list[Record]:
                 backlog.note_accepted(entry.pk)  # reserve a place (given back if dropped later)
                 records.append(
                     Record(
-                        id=uuid.uuid4(),
+                        id=uuid.UUID(int=_random_bits(128), version=4),
                         collector_id=entry.pk,
                         caller_id=caller_id,
                         created_at=now,

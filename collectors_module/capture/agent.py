@@ -146,6 +146,7 @@ class Agent:
             return
         ready, _, _ = select.select([self.wake], [], [], timeout)
         if ready:
+            time.sleep(spool.AGENT_LINGER)  # let a few more frames arrive: one batch, not one each
             with contextlib.suppress(OSError):
                 while self.wake.recv(64):
                     pass

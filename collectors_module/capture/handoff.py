@@ -41,7 +41,7 @@ def hand_off(records: list[spool.Record]) -> None:
         return
     try:
         writer = spool.writer(
-            conf.spool_dir(),
+            conf.spool_dir_setting(),
             segment_bytes=conf.spool_segment_bytes(),
             max_bytes=conf.spool_max_bytes(),
         )

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import uuid
 
+from clarifai_grpc.grpc.api import resources_pb2
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from collectors_module.core.protojson import from_dict, to_dict
 
 
 class CaptureState(models.TextChoices):
@@ -57,10 +60,15 @@ class Capture(models.Model):
     )
     request_id = models.CharField(max_length=64)
     input_index = models.PositiveIntegerField(default=0)
-    # The original input: `Data` JSON without bytes, plus the bytes themselves (purged when done).
-    input_data = models.JSONField(default=dict)
+    # The original input as a serialized `Data` without its media bytes, the bytes apart (both
+    # purged when the capture ends), and the source model's `Output` for it, serialized. Kept as
+    # the protobuf bytes the serving process handed over: nothing on the way converts them.
+    input_pb = models.BinaryField(null=True, blank=True)
     payload = models.BinaryField(null=True, blank=True)
-    outputs = models.JSONField(default=list, blank=True)  # the source model's outputs
+    output_pb = models.BinaryField(null=True, blank=True)
+    # Rows written before the binary columns hold JSON here instead.
+    input_data = models.JSONField(default=dict, blank=True)
+    outputs = models.JSONField(default=list, blank=True)
     destination_input_id = models.CharField(max_length=128, blank=True)
     filtered_by = models.CharField(max_length=128, blank=True)
     # True when the collector's pre-queue workflow needs real models: admission could not
@@ -84,6 +92,32 @@ class Capture(models.Model):
 
     def __str__(self) -> str:
         return f"capture {self.pk} ({self.state})"
+
+    def input_message(self) -> resources_pb2.Data:
+        """The captured input `Data` (without media bytes)."""
+        if self.input_pb is not None:
+            return resources_pb2.Data.FromString(bytes(self.input_pb))
+        data = from_dict(self.input_data or {}, resources_pb2.Data)
+        data.image.ClearField("base64")
+        return data
+
+    def output_message(self) -> resources_pb2.Output:
+        """The source model's `Output` for this input (empty when none was stored)."""
+        if self.output_pb is not None:
+            return resources_pb2.Output.FromString(bytes(self.output_pb))
+        outputs = self.outputs or []
+        first = outputs[0] if isinstance(outputs, list) and outputs else outputs
+        if not isinstance(first, dict):
+            return resources_pb2.Output()
+        if "data" not in first:
+            first = {"data": first}
+        return from_dict(first, resources_pb2.Output)
+
+    def input_json(self) -> dict:
+        return to_dict(self.input_message(), compact=True)
+
+    def output_json(self) -> dict:
+        return to_dict(self.output_message(), compact=True)
 
 
 class CollectorCounter(models.Model):

@@ -27,7 +27,6 @@ from django.utils import timezone
 
 from collectors_module.accounts.models import User
 from collectors_module.collectors.models import COLLECTOR_ACTIVE, Collector
-from collectors_module.core.protojson import to_dict
 
 from . import conf, counters
 from .models import Capture, CaptureState
@@ -57,7 +56,8 @@ def _created(r: Record) -> dt.datetime:
 
 
 def to_row(r: Record, now: dt.datetime) -> Capture:
-    """The outbox row of a record: the input as JSON without bytes, the bytes apart."""
+    """The outbox row of a record: the input without its media bytes, the bytes apart, the
+    source output as it came (serialized protobuf throughout: no conversion here)."""
     data = resources_pb2.Data.FromString(r.data)
     payload = None
     for name in ("image", "video", "audio"):
@@ -68,7 +68,6 @@ def to_row(r: Record, now: dt.datetime) -> Capture:
             media.ClearField("base64")
     if payload is None and r.payload:
         payload = r.payload
-    output = resources_pb2.Output.FromString(r.output)
     return Capture(
         id=r.id,
         collector_id=r.collector_id,
@@ -76,9 +75,9 @@ def to_row(r: Record, now: dt.datetime) -> Capture:
         caller_id=r.caller_id,
         request_id=r.request_id[:64],
         input_index=r.input_index,
-        input_data=to_dict(data, compact=True),
+        input_pb=data.SerializeToString() if payload is not None else r.data,
         payload=payload,
-        outputs=[to_dict(output, compact=True)],
+        output_pb=r.output,
         pre_queue_pending=r.deferred,
         created_at=_created(r),
         updated_at=now,

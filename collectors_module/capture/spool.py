@@ -48,6 +48,10 @@ BLOB = struct.Struct("<I")
 FLAG_DEFERRED = 1
 SUFFIX = ".seg"
 MAX_FRAME_BYTES = 256 * 2**20  # a length beyond this is corruption, not a frame
+# After a wake-up the agent waits AGENT_LINGER before reading, to commit a batch rather than a
+# frame; a writer skips the datagram when it sent one less than WAKE_QUIET ago (< AGENT_LINGER).
+AGENT_LINGER = 0.01
+WAKE_QUIET = 0.005
 
 
 @dataclass(slots=True)
@@ -215,9 +219,11 @@ class SpoolWriter:
         self.closed_bytes = 0
         self.pruned_at = 0.0
         self.lock = threading.Lock()
+        self.key: object = None  # the setting value this writer was made for
         self.wake_to = wake_address(self.directory)
         self.wake_sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.wake_sock.setblocking(False)
+        self.woke_at = 0.0
         self.stats = {"frames": 0, "bytes": 0, "segments": 0}
 
     def _open_next(self) -> None:
@@ -278,6 +284,12 @@ class SpoolWriter:
         self.wake()
 
     def wake(self) -> None:
+        # The agent reads a little after it wakes (AGENT_LINGER): frames written within
+        # WAKE_QUIET of the last wake-up are read by that same pass, so no datagram is needed.
+        now = time.monotonic()
+        if now - self.woke_at < WAKE_QUIET:
+            return
+        self.woke_at = now
         try:
             self.wake_sock.sendto(b"w", self.wake_to)
         except OSError as exc:  # no agent listening, or its queue is full: it polls anyway
@@ -296,17 +308,18 @@ _writer: SpoolWriter | None = None
 _writer_lock = threading.Lock()
 
 
-def writer(directory: Path, *, segment_bytes: int, max_bytes: int) -> SpoolWriter:
+def writer(directory, *, segment_bytes: int, max_bytes: int) -> SpoolWriter:
     """This process's writer for `directory` (a new one after a fork or a settings change)."""
     global _writer
     w = _writer
-    if w is None or w.pid != os.getpid() or w.directory != Path(directory):
+    if w is None or w.pid != os.getpid() or w.key != directory:
         with _writer_lock:
             w = _writer
-            if w is None or w.pid != os.getpid() or w.directory != Path(directory):
+            if w is None or w.pid != os.getpid() or w.key != directory:
                 w = _writer = SpoolWriter(
-                    directory, segment_bytes=segment_bytes, max_bytes=max_bytes
+                    Path(directory), segment_bytes=segment_bytes, max_bytes=max_bytes
                 )
+                w.key = directory
     w.segment_bytes, w.max_bytes = segment_bytes, max_bytes
     return w
 

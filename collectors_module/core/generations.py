@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import close_old_connections, connection, transaction
 from django.db.models.signals import post_delete, post_save
 
@@ -184,8 +185,27 @@ def forbid_thread() -> None:
     _threads_allowed = False
 
 
+_setting_cache: dict[str, object] = {}
+
+
+def _setting(name: str):
+    """A setting read once per process (cleared by `setting_changed`, which tests send)."""
+    try:
+        return _setting_cache[name]
+    except KeyError:
+        value = _setting_cache[name] = getattr(settings, name)
+        return value
+
+
+def _forget_settings(**kwargs) -> None:
+    _setting_cache.clear()
+
+
+setting_changed.connect(_forget_settings, dispatch_uid="core.generations")
+
+
 def threads_allowed() -> bool:
-    return _threads_allowed and bool(settings.BACKGROUND_THREADS)
+    return _threads_allowed and bool(_setting("BACKGROUND_THREADS"))
 
 
 def ensure_fresh() -> None:
@@ -195,7 +215,7 @@ def ensure_fresh() -> None:
         if _state.thread_pid is None or not _thread_running():
             start_thread()
         return
-    if time.monotonic() - _state.checked_at >= float(settings.CACHE_CHECK_SECONDS):
+    if time.monotonic() - _state.checked_at >= float(_setting("CACHE_CHECK_SECONDS")):
         check()
         _run_chores()
 

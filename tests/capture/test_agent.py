@@ -145,9 +145,9 @@ def test_a_spooled_prediction_costs_no_query_and_the_agent_commits_it_once(
     capture_agent.drain(spool_mode)
     [cap] = captured(c)
     assert cap.state == CaptureState.ACCEPTED
-    assert cap.input_data == {"text": {"raw": "spooled, not inserted"}}
+    assert cap.input_json() == {"text": {"raw": "spooled, not inserted"}}
     assert (cap.caller_id, cap.request_id) == (alice.user.pk, r["status"]["req_id"])
-    assert cap.outputs[0]["data"]["concepts"]
+    assert cap.output_json()["data"]["concepts"]
     again = capture_agent.drain(spool_mode)
     assert again.stats["records"] == 0
     assert len(captured(c)) == 1
@@ -203,7 +203,7 @@ def test_spooled_captures_of_a_collector_deactivated_meanwhile_follow_its_rules(
     collector_deactivate(app=alice.app, collector_id="discarded", discard_pending=True)
     w.append([spool.encode(record(kept.pk, "after", me, created_at=time.time()))])
     capture_agent.drain(spool_mode)
-    assert [cap.input_data["text"]["raw"] for cap in captured(kept)] == ["before"]
+    assert [cap.input_json()["text"]["raw"] for cap in captured(kept)] == ["before"]
     assert captured(discarded) == []
     assert collector_stats(kept)["drops_by_reason"]["collector_inactive"] == 1
     assert collector_stats(kept)["drops_by_reason"]["caller_deleted"] == 1

@@ -64,8 +64,8 @@ def test_the_callers_prediction_is_captured_and_another_callers_is_not(
     assert cap.caller_id == alice.user.pk
     assert cap.request_id == r["status"]["req_id"]
     assert cap.input_index == 0
-    assert cap.input_data == {"text": {"raw": "what a lovely day"}}
-    assert cap.outputs[0]["data"]["concepts"][0]["id"] == "positive"
+    assert cap.input_json() == {"text": {"raw": "what a lovely day"}}
+    assert cap.output_json()["data"]["concepts"][0]["id"] == "positive"
     assert predict_text(api, bob.secret, "bob's own text")["status"]["code"] == 10000
     assert len(captured(c)) == 1
     assert counted(c, "matched") == 1
@@ -89,7 +89,7 @@ def test_every_input_of_a_batch_is_one_capture_with_its_bytes(api, alice, make_c
     assert [x.input_index for x in caps] == [0, 1, 2]
     assert bytes(caps[0].payload) == raw
     assert "base64" not in str(caps[0].input_data)
-    assert caps[0].outputs[0]["data"]["concepts"]
+    assert caps[0].output_json()["data"]["concepts"]
 
 
 def test_a_failed_input_is_not_captured(api, alice, make_collector):
@@ -112,7 +112,7 @@ def test_inactive_captures_nothing_reactivation_captures_again_delete_stops(
     assert captured(c) == []
     services.collector_set_status(app=alice.app, collector_id="c1", active=True)
     predict_text(api, alice.secret, "after reactivation")
-    assert [x.input_data["text"]["raw"] for x in captured(c)] == ["after reactivation"]
+    assert [x.input_json()["text"]["raw"] for x in captured(c)] == ["after reactivation"]
     services.collectors_delete(app=alice.app, ids=["c1"])
     predict_text(api, alice.secret, "after delete")
     assert Capture.objects.count() == 0  # deleted with their collector, and nothing new
@@ -125,7 +125,7 @@ def test_a_change_made_by_another_process_is_noticed_within_a_second(api, alice,
     Collector.objects.filter(pk=c.pk).update(status=COLLECTOR_INACTIVE, revision=F("revision") + 1)
     time.sleep(1.1)
     predict_text(api, alice.secret, "two")
-    assert [x.input_data["text"]["raw"] for x in captured(c)] == ["one"]
+    assert [x.input_json()["text"]["raw"] for x in captured(c)] == ["one"]
 
 
 def test_an_inactive_collector_in_a_stale_index_still_captures_nothing(api, alice, make_collector):
@@ -206,7 +206,7 @@ def test_an_operator_pre_queue_workflow_filters_inline_on_the_output(api, alice,
     c = make_collector(alice, sample=0, pre_queue_workflow_id="keep-positive")
     predict_text(api, alice.secret, "I love this, wonderful and great")
     predict_text(api, alice.secret, "I hate this, terrible and awful")
-    assert [x.input_data["text"]["raw"] for x in captured(c)] == [
+    assert [x.input_json()["text"]["raw"] for x in captured(c)] == [
         "I love this, wonderful and great"
     ]
     assert not captured(c)[0].pre_queue_pending  # decided inline, nothing left for the worker
@@ -476,9 +476,10 @@ def test_the_captured_row_holds_the_input_without_bytes_and_the_bytes_apart(
     assert r["status"]["code"] == 10000
     [cap] = captured(c)
     assert bytes(cap.payload) == raw
-    assert "base64" not in cap.input_data.get("image", {})
+    assert "base64" not in cap.input_json().get("image", {})
     assert (
-        cap.outputs[0]["data"]["concepts"][0]["id"] == r["outputs"][0]["data"]["concepts"][0]["id"]
+        cap.output_json()["data"]["concepts"][0]["id"]
+        == r["outputs"][0]["data"]["concepts"][0]["id"]
     )
     assert (cap.caller_id, cap.request_id) == (alice.user.pk, r["status"]["req_id"])
 
@@ -518,7 +519,7 @@ def test_the_background_thread_notices_other_processes_changes_off_the_predictio
     with CaptureQueriesContext(connection) as queries:
         predict_text(api, alice.secret, "two")
     assert [q["sql"] for q in queries.captured_queries] == []
-    assert [x.input_data["text"]["raw"] for x in captured(c)] == ["one"]
+    assert [x.input_json()["text"]["raw"] for x in captured(c)] == ["one"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -37,15 +37,21 @@ def accept(
     collector, caller, text: str = "what a lovely day", *, publish: bool = True, **fields
 ) -> Capture:
     """Insert an accepted capture the way the capture hook does, publishing after commit."""
+    from clarifai_grpc.grpc.api import resources_pb2
+
+    from collectors_module.core.protojson import from_dict
+
     outputs = fields.pop("outputs", None) or real_outputs(collector, text)
+    output = from_dict(outputs[0], resources_pb2.Output) if outputs else resources_pb2.Output()
+    data = resources_pb2.Data(text=resources_pb2.Text(raw=text))
     with transaction.atomic():
         capture = Capture.objects.create(
             collector=collector,
             caller=caller,
             request_id=uuid.uuid4().hex,
-            input_data={"text": {"raw": text}},
+            input_pb=data.SerializeToString(),
             payload=fields.pop("payload", None),
-            outputs=outputs,
+            output_pb=output.SerializeToString(),
             **fields,
         )
         if publish:
@@ -317,11 +323,26 @@ def test_retry_row_is_not_claimed_before_its_next_attempt(alice, make_collector)
     assert process(capture.pk) == CaptureState.INGESTED
 
 
+def test_a_row_written_before_the_binary_columns_is_still_ingested(alice, make_collector):
+    collector = make_collector(alice, collect_outputs=True)
+    capture = Capture.objects.create(
+        collector=collector,
+        caller=alice.user,
+        request_id=uuid.uuid4().hex,
+        input_data={"text": {"raw": "an older row"}},
+        outputs=real_outputs(collector, "an older row"),
+    )
+    assert process(capture.pk) == CaptureState.INGESTED
+    row = Input.objects.get(public_id=destination_input_id(capture.pk))
+    assert row.text == "an older row"
+    assert row.annotations[0]["data"]["concepts"]
+
+
 def test_refused_input_fails_capture_with_52003(alice, make_collector):
     collector = make_collector(alice)
     # an input with neither text nor media: the destination refuses it
     capture = accept(collector, alice.user, publish=False)
-    Capture.objects.filter(pk=capture.pk).update(input_data={})
+    Capture.objects.filter(pk=capture.pk).update(input_pb=b"")
     assert process(capture.pk) == CaptureState.FAILED
     capture.refresh_from_db()
     assert capture.status_code == 52003

@@ -18,7 +18,7 @@ from collectors_module.collectors.models import Collector
 from collectors_module.collectors.services import post_inputs_scopes
 from collectors_module.core.errors import SC, ApiError, code_name
 from collectors_module.core.faults import fault_point
-from collectors_module.core.protojson import from_dict
+from collectors_module.core.protojson import to_dict
 from collectors_module.core.safe_fetch import fetch
 from collectors_module.workflows.executor import run_workflow
 
@@ -109,28 +109,13 @@ def key_problem(collector: Collector) -> str:
     return ""
 
 
-def _source_json(capture: Capture) -> dict:
-    """The source model's output `Data` (JSON) for this capture's input."""
-    outputs = capture.outputs or []
-    if isinstance(outputs, dict):
-        outputs = [outputs]
-    if not outputs or not isinstance(outputs[0], dict):
-        return {}
-    first = outputs[0]
-    if isinstance(first.get("data"), dict):
-        return first["data"]
-    return first
-
-
 def _source_data(capture: Capture) -> resources_pb2.Data:
-    """The source model's output `Data` for this capture's input (from the stored outputs)."""
-    return from_dict(_source_json(capture), resources_pb2.Data)
+    """The source model's output `Data` for this capture's input."""
+    return capture.output_message().data
 
 
 def _input_data(capture: Capture) -> resources_pb2.Data:
-    data = from_dict(capture.input_data or {}, resources_pb2.Data)
-    data.image.ClearField("base64")
-    return data
+    return capture.input_message()
 
 
 def _media_bytes(capture: Capture) -> bytes | None:
@@ -279,7 +264,7 @@ def decide(capture: Capture, attempts: int) -> Decision:
                 "model_version_id": collector.model_version_id,
                 "model_user_id": collector.model_user_id,
                 "model_app_id": collector.model_app_id,
-                "data": _source_json(capture),
+                "data": to_dict(_source_data(capture), compact=True),
             }
         ]
     return d
