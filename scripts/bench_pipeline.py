@@ -5,12 +5,13 @@
     CELERY_BROKER_URL=redis://127.0.0.1:6379/9 .venv/bin/python scripts/bench_pipeline.py
 
 Setup: one collector (random sample 1.0, no post-queue workflow) on the built-in sentiment model.
-Throughput: N accepted captures are committed in chunks (as the capture hook commits them) and
+Throughput: N accepted captures are committed in chunks (as the capture agent commits them) and
 published through the relay while 1, then 2 worker processes (prefork pool) ingest them;
-captures/s = N / (last finished_at - first created_at). Latency on an idle system: real
-PostModelOutputs calls (REST, in-process client) one at a time; capture-to-ingest =
-finished_at - created_at, p50/p99. The database named in DATABASE_URL is created and migrated;
-its captures and inputs of the bench user are deleted first. The broker db is flushed.
+captures/s = N / (publish start -> last finished_at). Latency on an idle system: real
+PostModelOutputs calls (REST, in-process client, this process serving) one at a time, handed over
+through the spool to a real capture agent process; capture-to-ingest = finished_at - created_at
+(the prediction's admission time), p50/p99. The database named in DATABASE_URL is created and
+migrated; its captures and inputs of the bench user are deleted first. The broker db is flushed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/collec
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/9")
 os.environ.setdefault("REDIS_URL", os.environ["CELERY_BROKER_URL"])
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "collectors_module.settings")
+SPOOL = ROOT / "var" / "bench" / "spool"
+os.environ.setdefault("COLLECTORS_SPOOL_DIR", str(SPOOL))
+os.environ.setdefault("COLLECTORS_CAPTURE_HANDOFF", "spool")
 
 
 def ensure_database(url: str) -> None:
@@ -64,8 +68,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 
-from collectors_module.collectors import relay  # noqa: E402
-from collectors_module.collectors.models import TERMINAL_STATES, Capture, CaptureState  # noqa: E402
+from collectors_module.capture import relay  # noqa: E402
+from collectors_module.capture.models import TERMINAL_STATES, Capture, CaptureState  # noqa: E402
 from collectors_module.core.protojson import from_dict  # noqa: E402
 from collectors_module.inputs.models import Input  # noqa: E402
 
@@ -75,7 +79,9 @@ SENTIMENT = {
     "model_id": "sentiment",
     "model_version_id": "996e3c70d6372b1e7e3c10875ebd2b8b",
 }
-OUTPUTS = [{"data": {"concepts": [{"id": "positive", "name": "positive", "value": 0.9}]}}]
+OUTPUT_PB = resources_pb2.Output(
+    data=resources_pb2.Data(concepts=[{"id": "positive", "name": "positive", "value": 0.9}])
+).SerializeToString()
 
 
 def setup():
@@ -131,6 +137,21 @@ def start_worker(concurrency: int, logdir: Path) -> subprocess.Popen:
             raise SystemExit(f"worker did not start; see {logdir}")
         time.sleep(0.05)
     proc.piddir = piddir  # type: ignore[attr-defined]
+    return proc
+
+
+def start_agent(logdir: Path) -> subprocess.Popen:
+    env = dict(os.environ, DB_APPLICATION_NAME="collectors-agent", LOG_LEVEL="INFO")
+    log = open(logdir / "agent.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "captureagent"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while "serving" not in (logdir / "agent.log").read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"capture agent did not start; see {logdir}")
+        time.sleep(0.05)
     return proc
 
 
@@ -199,8 +220,10 @@ def throughput(collector, user, workers: int, n: int, chunk: int, logdir: Path) 
                 collector=collector,
                 caller=user,
                 request_id=uuid.uuid4().hex,
-                input_data={"text": {"raw": f"bench capture {start + i} is great"}},
-                outputs=OUTPUTS,
+                input_pb=resources_pb2.Data(
+                    text=resources_pb2.Text(raw=f"bench capture {start + i} is great")
+                ).SerializeToString(),
+                output_pb=OUTPUT_PB,
             )
             for i in range(min(chunk, n - start))
         ]
@@ -251,6 +274,7 @@ def idle_latency(collector, secret: str, n: int, logdir: Path) -> dict:
         f"{SENTIMENT['model_id']}/versions/{SENTIMENT['model_version_id']}/outputs"
     )
     proc = start_worker(1, logdir)
+    agent = start_agent(logdir)
     predict_ms = []
     try:
         for i in range(n):
@@ -274,6 +298,7 @@ def idle_latency(collector, secret: str, n: int, logdir: Path) -> dict:
                 raise SystemExit(f"capture {i} not ingested within 10 s; see {logdir}")
     finally:
         stop_worker(proc)
+        stop_worker(agent)
     qs = Capture.objects.filter(collector=collector).exclude(finished_at=None)
     lat = [(f - c).total_seconds() * 1000 for c, f in qs.values_list("created_at", "finished_at")]
     return {

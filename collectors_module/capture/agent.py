@@ -276,6 +276,8 @@ def serve(directory: Path | None = None, stop: threading.Event | None = None) ->
     agent = Agent(directory)
     log.info("capture agent: waiting for the lock of %s", agent.directory)
     agent.acquire(wait=True)
+    # The agent publishes whole committed batches: no need for the relay to linger for more.
+    relay.get_relay().linger = 0.0
     log.info("capture agent: serving %s (pid %s)", agent.directory, os.getpid())
     if conf.background_threads():
         generations.start_thread()  # counters flush and cache checks
