@@ -19,7 +19,7 @@ from django.db import connection
 
 from collectors_module.accounts.services import key_create, key_revoke
 from collectors_module.core import generations
-from tests.support.capture import ROOT, test_database_url
+from tests.support.capture import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
