@@ -40,8 +40,8 @@ def setup_django(env: dict[str, str]) -> None:
     django.setup()
 
 
-def ensure_database(env: dict[str, str]) -> None:
-    """Create the benchmark database if needed and migrate it."""
+def ensure_database(env: dict[str, str], *, migrate: bool = True) -> None:
+    """Create the benchmark database if needed (and migrate it)."""
     url = env["DATABASE_URL"]
     if url.startswith("postgres"):
         name = url.rsplit("/", 1)[1]
@@ -50,9 +50,10 @@ def ensure_database(env: dict[str, str]) -> None:
             capture_output=True,
             check=False,
         )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
+    if migrate:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+        )
 
 
 def free_port() -> int:
