@@ -86,3 +86,18 @@ def remote_model_max_reply_bytes() -> int:
 def remote_model_concurrency() -> int:
     """Parallel requests one predict call makes to a remote endpoint."""
     return _int("REMOTE_MODEL_CONCURRENCY", 4)
+
+
+# --- built-in image models (general-image-recognition and co.) ----------------------------------
+
+
+def model_cache_dir():
+    """Where built model graphs are cached (settings.MODEL_CACHE_DIR, under the data folder)."""
+    from pathlib import Path
+
+    return Path(settings.MODEL_CACHE_DIR)
+
+
+def image_model_threads() -> int:
+    """onnxruntime intra-op threads per image-model session (0: onnxruntime's default)."""
+    return int(settings.IMAGE_MODEL_THREADS)
