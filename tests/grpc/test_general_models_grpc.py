@@ -26,9 +26,7 @@ def md(secret: str):
 
 
 def _image_input(raw: bytes) -> resources_pb2.Input:
-    return resources_pb2.Input(
-        data=resources_pb2.Data(image=resources_pb2.Image(base64=raw))
-    )
+    return resources_pb2.Input(data=resources_pb2.Data(image=resources_pb2.Image(base64=raw)))
 
 
 def test_the_sdk_predict_by_bytes_calls(stub, alice):
