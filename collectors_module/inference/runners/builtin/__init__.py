@@ -167,7 +167,8 @@ CATALOG: tuple[BuiltinModel, ...] = (
             "the general-image-recognition model's top concepts and the text the OCR model reads "
             "in the image. 'a photo of an espresso' when the top concept's probability is at least "
             "0.5, 'possibly a tabby cat or an Egyptian Mau' below it, and the text when there is "
-            "some ('a photo of a traffic or street sign reading \"STOP 42\"'). The concepts and the "
+            "some ('a photo of a traffic or street sign reading \"STOP 42\"'; below 0.15 the text "
+            "leads: 'an image with the text \"HELLO 42\" (perhaps a digital clock)'). The concepts and the "
             "OCR text used are in data.metadata.caption. For sentence captions deploy an "
             "OpenAI-compatible vision model as a remote model (runner remote:openai-chat)."
         ),
