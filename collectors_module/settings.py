@@ -174,6 +174,13 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 20
 MAX_IMAGE_BYTES = env.int("MAX_IMAGE_BYTES", 20 * 10**6)
 MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", 85_000_000)
 
+# Built-in image models: the ONNX graph built from the packaged EfficientNet-Lite0 weights is
+# cached here (checked by SHA-256, rebuilt when missing or corrupt). One onnxruntime thread per
+# session by default: on a small machine parallel requests use the cores better than one
+# request's threads do (0 = onnxruntime's default, one thread per core).
+MODEL_CACHE_DIR = env.path("MODEL_CACHE_DIR", VAR_DIR / "models")
+IMAGE_MODEL_THREADS = env.int("IMAGE_MODEL_THREADS", 1)
+
 # Security headers (CSP is added by core.middleware.SecurityHeadersMiddleware).
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

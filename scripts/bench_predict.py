@@ -7,6 +7,8 @@ a user with an app and a key, starts gunicorn on a free port, and measures again
 the workflow part; give it with --user/--app).
 
     .venv/bin/python scripts/bench_predict.py -n 300 -c 4 --model color-recognition
+    .venv/bin/python scripts/bench_predict.py -n 300 -c 4 --model general-image-recognition \
+        --image collectors_module/accounts/demo/coffee.jpg
     .venv/bin/python scripts/bench_predict.py --url http://127.0.0.1:8000 --key KEY -n 200
 
 Prints p50/p95/p99 latency and requests per second for each measured call.
@@ -30,8 +32,12 @@ import benchlib
 MODELS_PATH = "/v2/users/builtin/apps/main/models"
 
 
-def sample_inputs(model: str, batch: int) -> list[dict]:
-    """Inputs the model takes: a 256x256 JPEG with shapes and text, or a sentence."""
+def sample_inputs(model: str, batch: int, image: Path | None = None) -> list[dict]:
+    """Inputs the model takes: the --image file, else a 256x256 JPEG with shapes and text, or a
+    sentence for the text model."""
+    if image is not None:
+        b64 = base64.b64encode(image.read_bytes()).decode()
+        return [{"data": {"image": {"base64": b64}}} for _ in range(batch)]
     if model == "sentiment":
         return [
             {"data": {"text": {"raw": f"I really love this product, number {i}!"}}}
@@ -96,7 +102,7 @@ def create_workflow(base: str, key: str, user: str, app: str, model: str) -> str
                 "id": wf_id,
                 "nodes": [
                     {
-                        "id": "colors",
+                        "id": "model",
                         "model": {"id": model, "user_id": "builtin", "app_id": "main"},
                     },
                 ],
@@ -129,6 +135,7 @@ def main() -> None:
     parser.add_argument(
         "--model", default="color-recognition", help="built-in model id in builtin/main"
     )
+    parser.add_argument("--image", type=Path, help="image file to send (default: a synthetic JPEG)")
     parser.add_argument("--url", help="base URL of a running server (else one is started)")
     parser.add_argument("--key", help="API key (PAT) for --url")
     parser.add_argument("--user", default="", help="user id of --key (for the workflow part)")
@@ -159,7 +166,7 @@ def main() -> None:
         )
     try:
         session = session_factory(key)
-        inputs = sample_inputs(args.model, args.batch)
+        inputs = sample_inputs(args.model, args.batch, args.image)
         predict_url = f"{base}{MODELS_PATH}/{args.model}/outputs"
         body = {"inputs": inputs}
         checked(session(), predict_url, body)  # loads the model in at least one worker
@@ -182,7 +189,7 @@ def main() -> None:
         if wf_id is None:
             return
         wf_url = f"{base}/v2/users/{user}/apps/{app}/workflows/{wf_id}/results"
-        wf_inputs = sample_inputs(args.model, min(args.batch, 32))
+        wf_inputs = sample_inputs(args.model, min(args.batch, 32), args.image)
         wf_body = {"inputs": wf_inputs}
         checked(session(), wf_url, wf_body)
         benchlib.run_load(

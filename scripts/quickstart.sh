@@ -78,6 +78,8 @@ echo "$SEED_OUT" | sed 's/^/    /'
 field() { echo "$SEED_OUT" | sed -n "s/^$1:[[:space:]]*//p"; }
 DEMO_PASSWORD="$(field password)"
 DEMO_KEY="$(field key)"
+DEMO_PREDICT="$(field predict)"
+DEMO_REQUEST="$(field request)"
 
 # --- Processes -----------------------------------------------------------------------------
 # Each child runs in its own process group (job control on), so Ctrl-C stops it with
@@ -141,9 +143,6 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 
-# An 8x8 red PNG: the colour model answers "red", and the collector captures it.
-PNG_B64="iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFUlEQVR42mO8IyLCgA0wMeAAg1MCANDoARQXWCREAAAAAElFTkSuQmCC"
-
 cat <<EOF
 
   Collectors is running.
@@ -152,12 +151,14 @@ cat <<EOF
     Log in:    user demo, password $DEMO_PASSWORD
     API key:   $DEMO_KEY
 
-  Predict as demo with the built-in colour model; the demo collector captures the input and it
-  appears in the demo-app inputs gallery (http://$HOST:$PORT/apps/demo-app/) within a second:
+  Predict as demo with general-image-recognition, the product page's source model, on a photo of
+  an espresso (the request body is in $DEMO_REQUEST); the demo collector captures the
+  input, captions it, and it appears with its concepts and caption in the demo-app inputs gallery
+  (http://$HOST:$PORT/apps/demo-app/) within a second:
 
-    curl -s -X POST "http://$HOST:$PORT/v2/users/builtin/apps/main/models/color-recognition/outputs" \\
+    curl -s -X POST "http://$HOST:$PORT$DEMO_PREDICT" \\
       -H "Authorization: Key $DEMO_KEY" -H "Content-Type: application/json" \\
-      -d '{"inputs": [{"data": {"image": {"base64": "$PNG_B64"}}}]}'
+      -d @"$DEMO_REQUEST"
 
   Clarifai gRPC clients (clarifai-grpc 12.2.11, e.g. the product page's Python code, and the
   Node.js client clarifai-nodejs-grpc) need only:

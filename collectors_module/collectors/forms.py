@@ -16,7 +16,7 @@ from collectors_module.core.ids import is_valid_id
 COLLECTOR_ACTIVE = 52001
 COLLECTOR_INACTIVE = 52002
 MAX_SOURCE_URL = 2048
-EXAMPLE_SOURCE = "/users/builtin/apps/main/models/color-recognition"
+EXAMPLE_SOURCE = "/users/clarifai/apps/main/models/general-image-recognition"  # the page's
 
 _SEG = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}"
 # /users/{user}/apps/{app}/models/{model}[/versions/{version}] (optionally under /v2), or the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 
 
@@ -72,3 +74,16 @@ def remote_model_max_reply_bytes() -> int:
 def remote_model_concurrency() -> int:
     """Parallel requests one predict call makes to a remote endpoint."""
     return int(settings.REMOTE_MODEL_CONCURRENCY)
+
+
+# --- built-in image models (general-image-recognition and co.) ----------------------------------
+
+
+def model_cache_dir():
+    """Where built model graphs are cached (settings.MODEL_CACHE_DIR, under the data folder)."""
+    return Path(settings.MODEL_CACHE_DIR)
+
+
+def image_model_threads() -> int:
+    """onnxruntime intra-op threads per image-model session (0: onnxruntime's default)."""
+    return int(settings.IMAGE_MODEL_THREADS)

@@ -39,12 +39,14 @@ _SHAPES: dict[str, tuple[str, int, int, int]] = {
     "visual-detector": ("image", _T.IMAGE, _T.LIST, _T.REGION),
     "image-to-text": ("image", _T.IMAGE, _T.TEXT, 0),
     "text-classifier": ("text", _T.TEXT, _T.LIST, _T.CONCEPT),
+    "visual-embedder": ("image", _T.IMAGE, _T.NDARRAY, 0),
 }
 _DESCRIPTIONS = {
     "visual-classifier": "Concepts for an image, highest value first.",
     "visual-detector": "Regions found in an image, each with its box and concepts.",
     "image-to-text": "Text for an image.",
     "text-classifier": "Concepts for a text, highest value first.",
+    "visual-embedder": "The image's embedding (data.embeddings, L2-normalised).",
 }
 
 

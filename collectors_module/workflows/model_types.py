@@ -348,6 +348,17 @@ MODEL_TYPES: list[ModelTypeSpec] = [
         fields=(_min_value_field("Leave out regions whose best concept is below this value."),),
     ),
     ModelTypeSpec(
+        id="visual-embedder",
+        title="Visual embedder",
+        description=(
+            "Turns an image into a vector (data.embeddings); the cosine similarity of two "
+            "images' vectors says how alike they look (near-duplicates score close to 1)."
+        ),
+        input_fields=("image",),
+        output_fields=("embeddings",),
+        creatable=False,
+    ),
+    ModelTypeSpec(
         id="image-to-text",
         title="Image to text",
         description="Produces text from an image (a caption, or the text read in the image).",

@@ -1,5 +1,5 @@
 """Ready-made workflows ("recipes"): the product page's common pre-queue workflows and an
-image-to-text post-queue workflow, for the Workflow Builder's templates.
+image-to-text (captioning) post-queue workflow, for the Workflow Builder's templates.
 
 A recipe lists nodes by kind: an operator type with its parameters, a built-in model of
 builtin/main, or `SOURCE` (the collector's source model; a built-in classifier stands in when
@@ -124,9 +124,11 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(
         "image-to-text",
         "Image to text",
-        "Reads the text in each image (OCR); the text is added to the ingested input.",
+        "Captions each image in English (general-english-image-caption: template captions from "
+        "the general-image-recognition concepts and the text OCR reads); the caption is added to "
+        "the ingested input.",
         "post-queue",
-        (RecipeNode("text", builtin_model_id="ocr"),),
+        (RecipeNode("caption", builtin_model_id="general-english-image-caption"),),
     ),
 )
 

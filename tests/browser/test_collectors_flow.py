@@ -1,6 +1,9 @@
 """The product page's "Create via the UI" walk-through, in Debian's chromium against a live server
-with a real Celery worker: install (options 1 and 2), authorize, create the collector, predict as
-the caller, find the capture in the inputs gallery, update, deactivate, reactivate, delete.
+with a real Celery worker: install (options 1 and 2), authorize, the page's two workflows in the
+Workflow Builder (random-sample with keep_fraction 1, image-to-text with the caption model),
+create the collector on the page's source model (its model URL and version id), predict as the
+caller, find the captioned capture in the inputs gallery, update (no post-queue workflow: captured
+as-is), deactivate, reactivate, delete.
 
 Screenshots of every step go to screenshots/collectors-flow/ (the folder is printed).
 """
@@ -15,6 +18,8 @@ import time
 import pytest
 import requests
 
+from tests import photos
+
 from .conftest import PASSWORD
 
 # live_server needs a transactional database, flushed after the test: a serialized rollback puts
@@ -25,13 +30,15 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-COLOR_MODEL = "/users/builtin/apps/main/models/color-recognition"
-COLOR_VERSION = "b13a9cff8522d90a1d8d6902fce2dc9a"
-OCR = {
+# The product page's source model, as its walkthrough names it: the model URL and version id.
+PAGE_MODEL_URL = "https://clarifai.com/clarifai/main/models/general-image-recognition"
+PAGE_VERSION = "aa7f35c01e0642fda5cf400f543e7c40"
+PAGE_MODEL = "/users/clarifai/apps/main/models/general-image-recognition"
+CAPTION = {
     "user_id": "builtin",
     "app_id": "main",
-    "id": "ocr",
-    "version": "d125d1fd7a154cb340911da59b9da69e",
+    "id": "general-english-image-caption",
+    "version": "4ae20f0036badbe3fba16d8102372d73",
 }
 WAIT_MS = 120_000
 
@@ -80,7 +87,7 @@ class Flow:
     def predict(self, image: bytes) -> dict:
         return self.api(
             "POST",
-            f"/v2{COLOR_MODEL}/versions/{COLOR_VERSION}/outputs",
+            f"/v2{PAGE_MODEL}/versions/{PAGE_VERSION}/outputs",
             {"inputs": [{"data": {"image": {"base64": base64.b64encode(image).decode()}}}]},
         )
 
@@ -242,7 +249,9 @@ def test_collectors_module_flow_from_the_product_page(
             page, base, builder, "random-sample", "op:random-sample", {"p_keep_fraction": "1"}
         )
         flow.shot("builder-random-sample")
-        _workflow_in_builder(page, base, builder, "image-to-text", "builtin:ocr", {})
+        _workflow_in_builder(
+            page, base, builder, "image-to-text", "builtin:general-english-image-caption", {}
+        )
         flow.shot("builder-image-to-text")
     else:  # the Workflow Builder page is not in this build: the workflows API with the user's key
         print("Workflow Builder not available: workflows made through the API")
@@ -272,10 +281,10 @@ def test_collectors_module_flow_from_the_product_page(
                             {
                                 "id": "caption",
                                 "model": {
-                                    "id": OCR["id"],
-                                    "user_id": OCR["user_id"],
-                                    "app_id": OCR["app_id"],
-                                    "model_version": {"id": OCR["version"]},
+                                    "id": CAPTION["id"],
+                                    "user_id": CAPTION["user_id"],
+                                    "app_id": CAPTION["app_id"],
+                                    "model_version": {"id": CAPTION["version"]},
                                 },
                             }
                         ],
@@ -289,7 +298,7 @@ def test_collectors_module_flow_from_the_product_page(
     assert set(made) == {"random-sample", "image-to-text"}
     sampler_node = made["random-sample"].nodes.get()
     assert sampler_node.model_version.model.output_info["params"]["keep_fraction"] == 1
-    assert made["image-to-text"].nodes.get().model_version.public_id == OCR["version"]
+    assert made["image-to-text"].nodes.get().model_version.public_id == CAPTION["version"]
 
     # -- create the collector through the sidebar's Create page ---------------------------------
     page.goto(base + "/apps/app1/")
@@ -299,47 +308,65 @@ def test_collectors_module_flow_from_the_product_page(
     sidebar_entry.locator("summary").click()
     sidebar_entry.get_by_role("link", name="Create").click()
     page.wait_for_url(base + "/apps/app1/installed_module_versions/collectors/collectors/create/")
-    page.get_by_label("Collector ID").fill("color-captures")
-    page.get_by_label("Description").fill("Images alice sends to the colour model, captioned")
+    page.get_by_label("Collector ID").fill("general-captures")
+    page.get_by_label("Description").fill(
+        "Images alice sends to general-image-recognition, captioned"
+    )
     page.get_by_label("Pre-queue Workflow").select_option("random-sample")
     page.get_by_label("Post-queue Workflow").select_option("image-to-text")
     page.get_by_label("Post Inputs Key").select_option(pat.key.public_id)
     expect(page.get_by_label("Activate Collector")).to_be_checked()
     expect(page.get_by_label("Caller")).to_have_value("alice")
-    page.get_by_label("Source model URL").fill("/users/builtin/apps/main/models/nope")
+    page.get_by_label("Source model URL").fill("https://clarifai.com/clarifai/main/models/nope")
     expect(page.locator("#source-check")).to_contain_text("No such model", timeout=10_000)
-    page.get_by_label("Source model URL").fill(COLOR_MODEL)
-    page.get_by_label("Model version ID").fill(COLOR_VERSION)
-    expect(page.locator("#source-check")).to_contain_text("Color recognition", timeout=10_000)
+    page.get_by_label("Source model URL").fill(PAGE_MODEL_URL)
+    page.get_by_label("Model version ID").fill(PAGE_VERSION)
+    page.get_by_label("Collect outputs").check()  # the source's concepts arrive with the caption
+    expect(page.locator("#source-check")).to_contain_text(
+        "General image recognition", timeout=10_000
+    )
     flow.shot("create-form-filled")
     page.get_by_role("button", name="Create new collector").click()
     page.wait_for_url(base + "/apps/app1/installed_module_versions/collectors/collectors/")
-    collector = Collector.objects.get(app=app, public_id="color-captures")
+    collector = Collector.objects.get(app=app, public_id="general-captures")
     assert collector.is_active
-    expect(page.locator("tr.collector-row")).to_contain_text("color-captures")
+    assert (collector.model_user_id, collector.model_app_id, collector.model_id) == (
+        "clarifai",
+        "main",
+        "general-image-recognition",
+    )
+    assert collector.model_version_id == PAGE_VERSION
+    expect(page.locator("tr.collector-row")).to_contain_text("general-captures")
     flow.shot("show-all-created")
 
-    # -- predict as the caller: captured, captioned (OCR text), ingested -----------------------
+    # -- predict as the caller: captured, captioned, ingested -----------------------------------
     started = time.monotonic()
-    flow.predict(text_image("HELLO 42"))
+    predicted = flow.predict(photos.photo("coffee"))
+    assert predicted["outputs"][0]["data"]["concepts"][0]["name"] == "espresso"
     expect(_metric(page, "ingested")).to_have_text("1", timeout=WAIT_MS)  # htmx polling
     print(
-        f"predict -> captured, OCR'd and shown as ingested on Show All: {time.monotonic() - started:.1f}s"
+        f"predict -> captured, captioned and shown as ingested on Show All: {time.monotonic() - started:.1f}s"
     )
     expect(_metric(page, "accepted")).to_have_text("1")
     flow.shot("show-all-after-first-capture")
     first = _wait_for(lambda: _inputs_of(app))[0]
     page.goto(base + "/apps/app1/")
     card = page.locator("li.item").filter(has_text=first.public_id[:20]).first
-    expect(card.locator(".item-text")).to_contain_text(re.compile(r"HELLO", re.IGNORECASE))
+    expect(card.locator(".item-text")).to_contain_text("a photo of an espresso")
+    expect(card.locator("p.outputs")).to_contain_text("general-image-recognition")
+    expect(card.locator("p.outputs")).to_contain_text("espresso")  # the collected concepts
     expect(card.locator("img")).to_be_visible()
     _images_loaded(page)
     flow.shot("gallery-captioned-capture")
+    card.get_by_role("link").first.click()  # the input's page: caption and the source's concepts
+    expect(page.locator(".input-text").first).to_contain_text("a photo of an espresso")
+    expect(page.locator("ul.concepts").first).to_contain_text("espresso")
+    flow.shot("input-captioned-with-concepts")
 
     # -- update: deselect the post-queue workflow; the image is captured as-is ------------------
     page.goto(base + "/apps/app1/installed_module_versions/collectors/collectors/")
     page.locator("tr.collector-row").first.get_by_role("link", name="Update").click()
-    page.wait_for_url(re.compile(r".*/collectors/color-captures/update/"))
+    page.wait_for_url(re.compile(r".*/collectors/general-captures/update/"))
     expect(page.get_by_label("Post-queue Workflow")).to_have_value("image-to-text")
     page.get_by_label("Post-queue Workflow").select_option("")
     flow.shot("update-form")
@@ -347,7 +374,7 @@ def test_collectors_module_flow_from_the_product_page(
     page.wait_for_url(base + "/apps/app1/installed_module_versions/collectors/collectors/")
     collector.refresh_from_db()
     assert collector.post_queue_workflow is None
-    flow.predict(text_image("AS IS 7", color=(240, 240, 200)))
+    flow.predict(photos.photo("chelsea"))
     expect(_metric(page, "ingested")).to_have_text("2", timeout=WAIT_MS)
     inputs = _wait_for(lambda: (lambda xs: xs if len(xs) == 2 else None)(_inputs_of(app)))
     as_is = inputs[1]
@@ -410,7 +437,7 @@ def test_collectors_module_flow_from_the_product_page(
     page.once("dialog", lambda d: d.accept())
     page.locator("tr.collector-row").first.get_by_role("button", name="Delete").click()
     expect(page.locator("tr.collector-row")).to_have_count(0)
-    expect(page.locator("tr.deleted-note")).to_contain_text("color-captures deleted")
+    expect(page.locator("tr.deleted-note")).to_contain_text("general-captures deleted")
     assert page.evaluate("window.__noReload === true")
     assert not Collector.objects.filter(pk=collector.pk).exists()
     flow.shot("deleted")

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import COLOR_VERSION, MAIN, OCR_VERSION, QR_VERSION, SENTIMENT_VERSION
+from .conftest import (
+    CAPTION_VERSION,
+    COLOR_VERSION,
+    EMBEDDING_VERSION,
+    GENERAL_VERSION,
+    MAIN,
+    OCR_VERSION,
+    QR_VERSION,
+    SENTIMENT_VERSION,
+)
 
 EXPECTED = {
     "color-recognition": ("visual-classifier", COLOR_VERSION),
+    "general-image-recognition": ("visual-classifier", GENERAL_VERSION),
+    "general-image-embedding": ("visual-embedder", EMBEDDING_VERSION),
+    "general-english-image-caption": ("image-to-text", CAPTION_VERSION),
     "ocr": ("image-to-text", OCR_VERSION),
     "qr-code": ("visual-detector", QR_VERSION),
     "sentiment": ("text-classifier", SENTIMENT_VERSION),

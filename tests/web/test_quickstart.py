@@ -75,6 +75,13 @@ def test_seed_demo_is_idempotent_and_prints_a_working_login(tmp_path):
     assert first["app"] == "demo-app"
     assert first["key"].startswith("clct_")
     assert first["collector"].startswith("demo-collector (created")
+    assert "clarifai/main/general-image-recognition" in first["collector"]
+    assert first["predict"] == (
+        "/v2/users/clarifai/apps/main/models/general-image-recognition"
+        "/versions/aa7f35c01e0642fda5cf400f543e7c40/outputs"
+    )
+    request = json.loads(Path(first["request"]).read_text())
+    assert request["inputs"][0]["data"]["image"]["base64"]
     counts = _counts(tmp_path / "qs.sqlite3")
     assert counts == {"users": 1, "apps": 1, "keys": 1, "collectors": 1}
 
@@ -256,6 +263,15 @@ def test_quickstart_script_serves_captures_a_prediction_and_stops_on_ctrl_c(tmp_
             -3000:
         ]
         assert inputs[0]["data"]["metadata"]["collector"]["collector_id"] == "demo-collector"
+        assert inputs[0]["data"]["text"]["raw"] == "a photo of an espresso"  # the caption
+        con = sqlite3.connect(tree / "var" / "quickstart.sqlite3")
+        try:
+            (annotations,) = con.execute("select annotations from inputs_input").fetchone()
+        finally:
+            con.close()
+        [source_output] = json.loads(annotations)  # the source model's concepts, collected
+        assert source_output["model_id"] == "general-image-recognition"
+        assert source_output["data"]["concepts"][0]["name"] == "espresso"
         print(
             f"quick start served after {served_after:.1f}s (install skipped); "
             f"the printed curl's capture was in the gallery after {landed * 1000:.0f} ms"

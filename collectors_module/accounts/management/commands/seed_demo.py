@@ -1,14 +1,19 @@
 """`manage.py seed_demo`: the quick start's demo workspace (safe to run again).
 
 Creates user `demo` (Professional), app `demo-app`, a PAT with scope `All`, the Collectors module
-installed in the app, and a collector capturing demo's predictions on the built-in colour model
-with random sample 1.0. Passwords and key secrets are stored only as hashes in the database, so
-this local demo keeps the generated password and secret in `var/` (mode 0600) to print them again
-on the next run.
+installed in the app, the Workflow Builder's image-to-text workflow (captions), and a collector
+capturing demo's predictions on `general-image-recognition` (the product page's source model,
+`clarifai/main`, version aa7f35c01e0642fda5cf400f543e7c40) with random sample 1.0, that
+workflow after the queue and the source outputs collected. It also writes a ready request body
+(`demo_predict.json`: a small photo of an espresso) for the quick start's curl command.
+Passwords and key secrets are stored only as hashes in the database, so this local demo keeps the
+generated password and secret in `var/` (mode 0600) to print them again on the next run.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import secrets
 from pathlib import Path
@@ -21,12 +26,20 @@ from collectors_module.accounts.models import Key, Plan, User
 from collectors_module.applications.models import App
 from collectors_module.core.auth import digest_secret
 from collectors_module.core.errors import ApiError
+from collectors_module.inference.runners.builtin import GENERAL_IMAGE_RECOGNITION_VERSION
 
 DEMO_USER = "demo"
 DEMO_APP = "demo-app"
 DEMO_COLLECTOR = "demo-collector"
 DEMO_KEY_DESCRIPTION = "demo key (quick start)"
-SOURCE = {"model_user_id": "builtin", "model_app_id": "main", "model_id": "color-recognition"}
+DEMO_WORKFLOW = "image-to-text"
+# The product page's source model; builtin/main has the same model and version id, used when a
+# real account holds the user id `clarifai` (then the alias is not published).
+SOURCES = (
+    {"model_user_id": "clarifai", "model_app_id": "main", "model_id": "general-image-recognition"},
+    {"model_user_id": "builtin", "model_app_id": "main", "model_id": "general-image-recognition"},
+)
+DEMO_PHOTO = Path(__file__).resolve().parents[2] / "demo" / "coffee.jpg"  # CC0, see its README
 
 
 def _read(path: Path) -> str:
@@ -68,7 +81,9 @@ class Command(BaseCommand):
             )
         key, secret = self._key(user, state / "demo_key")
         self._module(user, app)
-        collector_note = self._collector(user, app, key)
+        source = _source()
+        collector_note = self._collector(user, app, key, source)
+        request = _write_request(state / "demo_predict.json")
 
         out = self.stdout.write
         out(f"user:      {user.username}")
@@ -77,6 +92,11 @@ class Command(BaseCommand):
         out(f"key id:    {key.public_id}")
         out(f"key:       {secret}")
         out(f"collector: {collector_note}")
+        out(
+            f"predict:   /v2/users/{source['model_user_id']}/apps/{source['model_app_id']}"
+            f"/models/{source['model_id']}/versions/{GENERAL_IMAGE_RECOGNITION_VERSION}/outputs"
+        )
+        out(f"request:   {request}")
 
     # -- parts -----------------------------------------------------------------------------
 
@@ -133,33 +153,93 @@ class Command(BaseCommand):
                 f"note: Collectors module not installed in {app.public_id}: {exc.details}"
             )
 
-    def _collector(self, user: User, app: App, key: Key) -> str:
-        try:
-            from clarifai_grpc.grpc.api import resources_pb2
+    def _workflow(self, app: App) -> str:
+        """The Workflow Builder's image-to-text template (captions), made once in the app."""
+        from collectors_module.workflows.models import Workflow
+        from collectors_module.workflows.services import workflow_create_from_recipe
 
-            from collectors_module.collectors.models import Collector
-            from collectors_module.collectors.services import collector_create, collector_set_status
-        except ImportError:
-            return "skipped (the collectors services are not installed in this build yet)"
-        existing = Collector.objects.filter(app=app, public_id=DEMO_COLLECTOR).first()
-        if existing is not None:
-            collector_set_status(app=app, collector_id=DEMO_COLLECTOR, active=True)
-            return f"{DEMO_COLLECTOR} (exists; active)"
+        if not Workflow.objects.filter(app=app, public_id=DEMO_WORKFLOW).exists():
+            workflow_create_from_recipe(
+                app=app,
+                recipe_id="image-to-text",
+                workflow_id=DEMO_WORKFLOW,
+                description="Captions each captured image (the demo collector's post-queue step)",
+            )
+        return DEMO_WORKFLOW
+
+    def _collector(self, user: User, app: App, key: Key, source: dict) -> str:
+        from clarifai_grpc.grpc.api import resources_pb2
+
+        from collectors_module.collectors.models import Collector
+        from collectors_module.collectors.services import (
+            collector_create,
+            collector_overwrite,
+            collector_set_status,
+        )
+
+        workflow_id = self._workflow(app)
         pb = resources_pb2.Collector(
             id=DEMO_COLLECTOR,
-            description="Collects every prediction demo makes with the built-in colour model",
+            description=(
+                "Collects every prediction demo makes with general-image-recognition and "
+                "captions it"
+            ),
             pre_queue_random_sample=1.0,
+            post_queue_workflow_id=workflow_id,
             collect_outputs=True,
         )
         src = pb.collector_source.api_post_model_outputs_collector_source
-        src.model_user_id = SOURCE["model_user_id"]
-        src.model_app_id = SOURCE["model_app_id"]
-        src.model_id = SOURCE["model_id"]
+        src.model_user_id = source["model_user_id"]
+        src.model_app_id = source["model_app_id"]
+        src.model_id = source["model_id"]
+        src.model_version_id = GENERAL_IMAGE_RECOGNITION_VERSION
         src.caller_user_id = user.username
         src.post_inputs_key_id = key.public_id
+        where = f"{source['model_user_id']}/{source['model_app_id']}/{source['model_id']}"
+        existing = Collector.objects.filter(app=app, public_id=DEMO_COLLECTOR).first()
         try:
-            collector_create(app=app, actor=user, collector_pb=pb)
+            if existing is None:
+                collector_create(app=app, actor=user, collector_pb=pb)
+                return (
+                    f"{DEMO_COLLECTOR} (created; random sample 1.0 on {where}, "
+                    f"post-queue workflow {workflow_id})"
+                )
+            current = (existing.model_user_id, existing.model_app_id, existing.model_id)
+            wanted = (source["model_user_id"], source["model_app_id"], source["model_id"])
+            if current != wanted or existing.post_queue_workflow_id is None:
+                # an older demo (the colour model, no captions): bring it up to date
+                collector_overwrite(app=app, actor=user, collector_pb=pb)
+                collector_set_status(app=app, collector_id=DEMO_COLLECTOR, active=True)
+                return f"{DEMO_COLLECTOR} (exists; updated to {where} with captions; active)"
+            collector_set_status(app=app, collector_id=DEMO_COLLECTOR, active=True)
         except ApiError as exc:
-            self.stderr.write(f"note: demo collector not created: {exc.details}")
-            return f"not created ({exc.details})"
-        return f"{DEMO_COLLECTOR} (created; random sample 1.0 on builtin/main/color-recognition)"
+            self.stderr.write(f"note: demo collector not ready: {exc.details}")
+            return f"not ready ({exc.details})"
+        return f"{DEMO_COLLECTOR} (exists; active)"
+
+
+def _source() -> dict:
+    from collectors_module.inference.models import Model
+
+    for source in SOURCES:
+        if Model.objects.filter(
+            app__owner__username=source["model_user_id"],
+            app__public_id=source["model_app_id"],
+            public_id=source["model_id"],
+        ).exists():
+            return source
+    return SOURCES[-1]
+
+
+def _write_request(path: Path) -> Path:
+    """A PostModelOutputs body with the demo photo, for `curl -d @file`."""
+    body = {
+        "inputs": [
+            {"data": {"image": {"base64": base64.b64encode(DEMO_PHOTO.read_bytes()).decode()}}}
+        ]
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body))
+    os.replace(tmp, path)
+    return path.resolve()

