@@ -14,8 +14,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from collectors_module.api.descriptors import get_rpc
 from collectors_module.core.auth import digest_secret
-from collectors_module.core.descriptors import get_rpc
 from collectors_module.core.errors import SC, ApiError, not_found
 from collectors_module.core.ids import validate_id
 

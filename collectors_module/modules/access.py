@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 
+from collectors_module.api.descriptors import get_rpc
 from collectors_module.applications.selectors import app_for_user
-from collectors_module.core.descriptors import get_rpc
 from collectors_module.core.errors import ApiError
 from collectors_module.core.ids import is_valid_id
 

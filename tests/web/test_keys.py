@@ -8,7 +8,7 @@ import re
 from django.test import Client
 
 from collectors_module.accounts.models import Key
-from collectors_module.core.descriptors import get_rpc
+from collectors_module.api.descriptors import get_rpc
 
 from .conftest import PASSWORD
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from clarifai_grpc.grpc.api import resources_pb2, service_pb2
 
+from collectors_module.api.dispatch import rpc
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.pagination import page_bounds
-from collectors_module.core.rpc import rpc
 from collectors_module.workflows import selectors, services
 
 MAX_RELATIONS_PER_REQUEST = 128

@@ -5,8 +5,8 @@ from __future__ import annotations
 from clarifai_grpc.grpc.api import service_pb2
 from google.protobuf import json_format
 
+from collectors_module.api.dispatch import rpc
 from collectors_module.core.errors import SC, ApiError, make_status
-from collectors_module.core.rpc import rpc
 from collectors_module.inference import conf, selectors, services
 from collectors_module.inference.runners.registry import is_runnable
 
