@@ -11,6 +11,13 @@ from django.test import Client
 
 os.environ.setdefault("COLLECTORS_DEV", "1")
 
+pytest_plugins = [
+    "tests.support.browser",
+    "tests.support.grpc",
+    "tests.support.modules",
+    "tests.support.pages",
+]
+
 
 class Api:
     """Calls the REST API like curl would: JSON bodies, `Authorization: Key <secret>`."""

@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from .conftest import PASSWORD
+from tests.support.pages import PASSWORD
 
 # live_server needs a transactional database, flushed after the test: a serialized rollback puts
 # the seeded rows (built-in models, the module catalogue) back for the tests that follow.

@@ -9,8 +9,7 @@ from django.test import Client
 
 from collectors_module.accounts.models import Key
 from collectors_module.api.descriptors import get_rpc
-
-from .conftest import PASSWORD
+from tests.support.pages import PASSWORD
 
 
 def _secret_in(page: str) -> str:
