@@ -18,6 +18,7 @@ from collectors_module.api.descriptors import get_rpc
 from collectors_module.core.auth import digest_secret
 from collectors_module.core.errors import SC, ApiError, not_found
 from collectors_module.core.ids import validate_id
+from collectors_module.inference.selectors import model_version_for_user
 
 from .models import COLLECTOR_ACTIVE, COLLECTOR_INACTIVE, Collector
 
@@ -115,38 +116,6 @@ def _resolve_post_inputs_key(*, owner, app, key_ref: str):
     return key
 
 
-def _model_version_for_user(
-    user, *, owner_user_id: str, app_id: str, model_id: str, version_id: str
-):
-    """inference.selectors.model_version_for_user (the contract), with a local fallback."""
-    try:
-        from collectors_module.inference.selectors import model_version_for_user
-    except ImportError:  # the predict part is not there yet
-        model_version_for_user = _fallback_model_version_for_user
-    return model_version_for_user(
-        user, owner_user_id=owner_user_id, app_id=app_id, model_id=model_id, version_id=version_id
-    )
-
-
-def _fallback_model_version_for_user(user, *, owner_user_id, app_id, model_id, version_id=""):
-    from collectors_module.applications.selectors import app_for_user
-    from collectors_module.inference.models import Model
-
-    app = app_for_user(user, owner_user_id=owner_user_id, app_id=app_id)
-    model = (
-        Model.objects.select_related("app", "app__owner")
-        .filter(app=app, public_id=model_id)
-        .first()
-    )
-    if model is None or not (app.owner_id == user.pk or model.is_public):
-        raise not_found("Model", model_id)
-    versions = model.versions.select_related("model", "model__app", "model__app__owner")
-    mv = versions.filter(public_id=version_id).first() if version_id else model.latest_version()
-    if mv is None:
-        raise not_found("Model version", version_id or f"{model_id} (latest)")
-    return mv
-
-
 def _resolve_source(*, owner, app, src) -> object:
     model_user_id = src.model_user_id or owner.username
     if model_user_id == "me":
@@ -167,7 +136,7 @@ def _resolve_source(*, owner, app, src) -> object:
     if src.model_version_id:
         validate_id(src.model_version_id, "model_version_id", field="model_version_id")
     try:
-        mv = _model_version_for_user(
+        mv = model_version_for_user(
             owner,
             owner_user_id=model_user_id,
             app_id=model_app_id,

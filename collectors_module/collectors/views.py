@@ -20,6 +20,7 @@ from collectors_module.core.errors import ApiError
 from collectors_module.core.htmx import HtmxHttpRequest
 from collectors_module.core.ids import is_valid_id
 from collectors_module.modules.access import installation_access, scopes_for
+from collectors_module.workflows.selectors import workflows_of_app
 
 from . import selectors, services
 from .forms import (
@@ -42,12 +43,6 @@ SHOW_ALL_PER_PAGE = 50
 
 
 def _workflows(app):
-    try:
-        from collectors_module.workflows.selectors import workflows_of_app
-    except ImportError:  # the workflows part is not there yet
-        from collectors_module.workflows.models import Workflow
-
-        return list(Workflow.objects.filter(app=app).order_by("public_id"))
     return list(workflows_of_app(app).order_by("public_id"))
 
 
