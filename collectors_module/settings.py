@@ -76,7 +76,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "collectors_module.core.context_processors.layout",
+                "collectors_module.applications.context_processors.sidebar_apps",
+                "collectors_module.modules.context_processors.sidebar_installations",
             ],
             "loaders": [
                 (

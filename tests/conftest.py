@@ -8,9 +8,15 @@ import json
 import pytest
 from django.test import Client
 
-# Worker processes, collectors and captures: fixtures shared by the capture, collectors, browser
-# and client tests.
-pytest_plugins = ["tests.support.capture"]
+# Shared fixtures: Chromium, worker and capture agent processes and collectors, the live gRPC
+# server, module installations, logged-in page clients.
+pytest_plugins = [
+    "tests.support.browser",
+    "tests.support.capture",
+    "tests.support.grpc",
+    "tests.support.modules",
+    "tests.support.pages",
+]
 
 
 class Api:

@@ -9,7 +9,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 
-from collectors_module.core.descriptors import all_scope_strings, get_rpc
+from collectors_module.api.descriptors import all_scope_strings, get_rpc
 
 from .models import Plan
 

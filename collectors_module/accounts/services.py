@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from collectors_module.api.descriptors import all_scope_strings
 from collectors_module.core import generations
 from collectors_module.core.auth import digest_secret
-from collectors_module.core.descriptors import all_scope_strings
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.ids import new_hex_id, new_secret, validate_id
 

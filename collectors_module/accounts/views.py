@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from collectors_module.applications.selectors import apps_of_user
 from collectors_module.core.errors import ApiError
+from collectors_module.core.htmx import HtmxHttpRequest
 
 from . import services
 from .forms import KeyCreateForm, LoginForm, PlanForm, scope_groups
@@ -112,7 +113,7 @@ def keys_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def key_revoke_view(request: HttpRequest, key_id: str) -> HttpResponse:
+def key_revoke_view(request: HtmxHttpRequest, key_id: str) -> HttpResponse:
     if key_of_user(request.user, key_id) is None:
         raise Http404("Key does not exist")
     key = services.key_revoke(owner=request.user, key_public_id=key_id)

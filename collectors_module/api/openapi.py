@@ -26,8 +26,8 @@ from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from collectors_module.core import rpc
-from collectors_module.core.descriptors import all_rpcs
+from collectors_module.api.descriptors import all_rpcs
+from collectors_module.api.dispatch import implemented
 
 OPENAPI_VERSION = "3.1.0"
 REQUEST_INLINE_DEPTH = 3  # request -> inputs -> data -> image: deep enough for every real field
@@ -214,7 +214,7 @@ def build_openapi() -> dict[str, Any]:
     """The document for the RPCs implemented in this process (see module doc)."""
     from collectors_module.api.rest.transport import route_table
 
-    done = rpc.implemented()
+    done = implemented()
     specs = all_rpcs()
     builder = _Builder()
     request_builder = _Builder(inline_depth=REQUEST_INLINE_DEPTH)

@@ -12,6 +12,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from collectors_module.core.errors import ApiError
+from collectors_module.core.htmx import HtmxHttpRequest
 from collectors_module.inputs.selectors import annotations_of_inputs, inputs_of_app
 from collectors_module.inputs.services import annotations_import_pending
 from collectors_module.inputs.views import input_card, own_app_or_404
@@ -59,7 +60,7 @@ def _collector_ids(app) -> list[str]:
 
 @login_required
 @require_GET
-def app_detail_view(request: HttpRequest, app_id: str) -> HttpResponse:
+def app_detail_view(request: HtmxHttpRequest, app_id: str) -> HttpResponse:
     app = own_app_or_404(request.user, app_id)
     collector = request.GET.get("collector", "").strip()[:MAX_FILTER_LENGTH]
     inputs = inputs_of_app(app)

@@ -7,8 +7,11 @@ class CollectorsConfig(AppConfig):
 
     def ready(self) -> None:
         from collectors_module.core import generations
+        from collectors_module.inference.hooks import register_model_users
 
         from .models import Collector
+        from .selectors import collectors_using
 
+        register_model_users(collectors_using)
         # The capture engine keeps an index of active collectors in every serving process.
         generations.watch(Collector)

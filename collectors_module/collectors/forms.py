@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from django import forms
 from django.urls import NoReverseMatch, reverse
 
-from collectors_module.core.descriptors import get_rpc
+from collectors_module.api.descriptors import get_rpc
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.ids import is_valid_id
 

@@ -39,3 +39,21 @@ def collector_limits(collector) -> dict:
         "max_per_day": collector.max_per_day,
         "max_pending": collector.max_pending,
     }
+
+
+def collectors_using(versions, owner) -> list[tuple[str, str]]:
+    """(model id, what) for the collectors whose source is one of `versions`: the owner's by
+    name, other users' only by user id (for DeleteModels' refusal; inference asks through its
+    hooks)."""
+    out = []
+    collectors = (
+        Collector.objects.filter(source_model_version__in=versions)
+        .select_related("app__owner")
+        .order_by("app__owner__username", "public_id")[:200]
+    )
+    for c in collectors:
+        if c.app.owner_id == owner.pk:
+            out.append((c.model_id, f"collector '{c.public_id}' (app '{c.app.public_id}')"))
+        else:
+            out.append((c.model_id, f"a collector of user '{c.app.owner.username}'"))
+    return out

@@ -18,10 +18,10 @@ from django.utils import timezone
 
 from collectors_module.accounts.models import Key
 from collectors_module.accounts.selectors import has_active_grant, user_by_user_id
+from collectors_module.api.descriptors import get_rpc
 from collectors_module.capture.services import captures_discard_pending, pending_of_collectors
 from collectors_module.core import generations
 from collectors_module.core.auth import digest_secret
-from collectors_module.core.descriptors import get_rpc
 from collectors_module.core.errors import SC, ApiError, not_found
 from collectors_module.core.ids import validate_id
 from collectors_module.inference.selectors import model_version_for_user

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from collectors_module.accounts.selectors import keys_of_user
 from collectors_module.capture import selectors as capture_selectors
 from collectors_module.core.errors import ApiError
+from collectors_module.core.htmx import HtmxHttpRequest
 from collectors_module.core.ids import is_valid_id
 from collectors_module.inference.selectors import model_version_for_user
 from collectors_module.modules.access import installation_access, scopes_for
@@ -128,7 +129,7 @@ def _save(request, access, form, *, collector=None) -> object | None:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def create(request, app_id: str, inst_slug: str):
+def create(request: HtmxHttpRequest, app_id: str, inst_slug: str):
     access = installation_access(request, app_id, inst_slug, scopes=FORM_SCOPES)
     if isinstance(access, HttpResponse):
         return access
@@ -160,7 +161,7 @@ def _collector_or_404(app, collector_id: str):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def update(request, app_id: str, inst_slug: str, collector_id: str):
+def update(request: HtmxHttpRequest, app_id: str, inst_slug: str, collector_id: str):
     access = installation_access(request, app_id, inst_slug, scopes=UPDATE_SCOPES)
     if isinstance(access, HttpResponse):
         return access
@@ -186,7 +187,7 @@ def update(request, app_id: str, inst_slug: str, collector_id: str):
 
 
 @login_required
-def source_check(request, app_id: str, inst_slug: str):
+def source_check(request: HtmxHttpRequest, app_id: str, inst_slug: str):
     """What the typed source URL and version resolve to (htmx partial, or a small page)."""
     access = installation_access(request, app_id, inst_slug, scopes=SOURCE_SCOPES)
     if isinstance(access, HttpResponse):
@@ -281,7 +282,7 @@ def _list_ctx(access, **extra):
 
 
 @login_required
-def collector_list(request, app_id: str, inst_slug: str):
+def collector_list(request: HtmxHttpRequest, app_id: str, inst_slug: str):
     """Show All: every collector of the app with details, status, counters and a chart."""
     access = installation_access(request, app_id, inst_slug, scopes=LIST_SCOPES)
     if isinstance(access, HttpResponse):
@@ -296,7 +297,7 @@ def collector_list(request, app_id: str, inst_slug: str):
 
 
 @login_required
-def collector_stats(request, app_id: str, inst_slug: str, collector_id: str):
+def collector_stats(request: HtmxHttpRequest, app_id: str, inst_slug: str, collector_id: str):
     """The live counters and chart of one collector (htmx polling); a full page redirects."""
     access = installation_access(request, app_id, inst_slug, scopes=LIST_SCOPES)
     if isinstance(access, HttpResponse):
@@ -313,7 +314,7 @@ def collector_stats(request, app_id: str, inst_slug: str, collector_id: str):
 
 @login_required
 @require_POST
-def collector_status(request, app_id: str, inst_slug: str, collector_id: str):
+def collector_status(request: HtmxHttpRequest, app_id: str, inst_slug: str, collector_id: str):
     """Deactivate (active=0, optionally discard_pending=1) or reactivate (active=1); htmx gets
     the row partial."""
     access = installation_access(request, app_id, inst_slug, scopes=STATUS_SCOPES)
@@ -345,7 +346,7 @@ def collector_status(request, app_id: str, inst_slug: str, collector_id: str):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def collector_delete(request, app_id: str, inst_slug: str, collector_id: str):
+def collector_delete(request: HtmxHttpRequest, app_id: str, inst_slug: str, collector_id: str):
     """GET: confirmation page (no JavaScript). POST: delete; htmx gets an empty row."""
     access = installation_access(request, app_id, inst_slug, scopes=DELETE_SCOPES)
     if isinstance(access, HttpResponse):

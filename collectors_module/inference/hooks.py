@@ -35,3 +35,20 @@ def run_after_predict(event: PredictionEvent) -> None:
             hook(event)
         except Exception:  # a broken hook must never fail or change the prediction
             log.exception("after-predict hook %r failed", hook)
+
+
+# Who uses a model version, for DeleteModels' refusal: other apps (collectors) register a
+# function (versions queryset, acting owner) -> [(model id, "what uses it")].
+_USERS: list[Callable[[Any, Any], list[tuple[str, str]]]] = []
+
+
+def register_model_users(fn: Callable[[Any, Any], list[tuple[str, str]]]) -> None:
+    if fn not in _USERS:
+        _USERS.append(fn)
+
+
+def model_users(versions, owner) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for fn in list(_USERS):
+        out.extend(fn(versions, owner))
+    return out

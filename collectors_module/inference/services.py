@@ -15,12 +15,17 @@ from google.protobuf import json_format
 from collectors_module.applications.models import Visibility
 from collectors_module.core.errors import SC, ApiError, make_status
 from collectors_module.core.ids import is_valid_id, new_hex_id, validate_id
+from collectors_module.core.images import max_image_bytes, validate_image
+from collectors_module.core.safe_fetch import fetch
+from collectors_module.workflows.model_types import OPERATOR_TYPES
+from collectors_module.workflows.models import WorkflowNode
 
 from . import conf, hooks
 from .convert import model_ref_pb
 from .models import Model, ModelVersion
 from .runners.builtin import BY_NAME as BUILTINS
 from .runners.registry import get_runner, is_runnable
+from .runners.remote import make_remote_runner
 
 log = logging.getLogger("collectors.inference")
 
@@ -33,10 +38,6 @@ _ECHO_BASE64 = b"true"  # what Clarifai echoes in output.input for uploaded byte
 
 def operator_types() -> frozenset[str]:
     """Operator model types (run by the workflow executor, not by PostModelOutputs)."""
-    try:
-        from collectors_module.workflows.model_types import OPERATOR_TYPES
-    except ImportError:
-        return frozenset()
     return frozenset(OPERATOR_TYPES)
 
 
@@ -58,12 +59,6 @@ def _resolve_runner(model_type_id: str, metadata: dict) -> tuple[str, str, dict]
         return model_type_id, f"operator:{model_type_id}", {}
     kind, _, name = runner.partition(":")
     if kind == "remote":
-        try:
-            from .runners.remote import make_remote_runner
-        except ImportError as exc:
-            raise ApiError(
-                SC.MODEL_INVALID_ARGUMENT, "Remote models are not available on this server"
-            ) from exc
         make_remote_runner(name, dict(config))  # validates kind, url allow-list, model name
         return model_type_id or _REMOTE_DEFAULT_TYPES.get(name, ""), runner, config
     if kind == "builtin":
@@ -227,9 +222,6 @@ MAX_DELETE_IDS = 1000
 def _uses_of(models: list[Model], owner) -> list[str]:
     """Who uses these models' versions: the owner's own workflows and collectors by name, other
     users' only by user id (their objects are none of the owner's business)."""
-    from collectors_module.collectors.models import Collector
-    from collectors_module.workflows.models import WorkflowNode
-
     versions = ModelVersion.objects.filter(model__in=models)
     uses: dict[str, set[str]] = {}
     nodes = (
@@ -245,17 +237,8 @@ def _uses_of(models: list[Model], owner) -> list[str]:
         else:
             what = f"a workflow of user '{wf.app.owner.username}'"
         uses.setdefault(model_id, set()).add(what)
-    collectors = (
-        Collector.objects.filter(source_model_version__in=versions)
-        .select_related("app__owner")
-        .order_by("app__owner__username", "public_id")[:200]
-    )
-    for c in collectors:
-        if c.app.owner_id == owner.pk:
-            what = f"collector '{c.public_id}' (app '{c.app.public_id}')"
-        else:
-            what = f"a collector of user '{c.app.owner.username}'"
-        uses.setdefault(c.model_id, set()).add(what)
+    for model_id, what in hooks.model_users(versions, owner):
+        uses.setdefault(model_id, set()).add(what)
     out = []
     for model_id in sorted(uses):
         users = sorted(uses[model_id])
@@ -310,24 +293,14 @@ def model_delete(*, app, model_id: str) -> None:
 # --- inputs ---------------------------------------------------------------------------------
 
 
-def _fetch(url: str, max_bytes: int):
-    try:
-        from collectors_module.core.safe_fetch import fetch
-    except ImportError as exc:
-        raise ApiError(SC.INPUT_INVALID_URL, "URL inputs are not available on this server") from exc
-    return fetch(url, max_bytes=max_bytes)
-
-
 def _prepare_one(inp: resources_pb2.Input) -> resources_pb2.Data | ApiError:
-    from collectors_module.core.images import max_image_bytes, validate_image
-
     data = inp.data
     try:
         if data.image.base64:
             validate_image(data.image.base64)
             return data
         if data.image.url:
-            result = _fetch(data.image.url, max_image_bytes())
+            result = fetch(data.image.url, max_bytes=max_image_bytes())
             validate_image(result.content)
             prepared = resources_pb2.Data()
             prepared.CopyFrom(data)
@@ -340,7 +313,7 @@ def _prepare_one(inp: resources_pb2.Input) -> resources_pb2.Data | ApiError:
                 )
             return data
         if data.text.url:
-            result = _fetch(data.text.url, conf.max_text_bytes())
+            result = fetch(data.text.url, max_bytes=conf.max_text_bytes())
             prepared = resources_pb2.Data()
             prepared.CopyFrom(data)
             prepared.text.raw = result.content.decode("utf-8", errors="replace")

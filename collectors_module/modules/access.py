@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django_htmx.http import HttpResponseClientRedirect
 
+from collectors_module.api.descriptors import get_rpc
 from collectors_module.applications.selectors import app_for_user
-from collectors_module.core.descriptors import get_rpc
 from collectors_module.core.errors import ApiError
+from collectors_module.core.htmx import HtmxHttpRequest
 from collectors_module.core.ids import is_valid_id
 
 from .selectors import installation_for_app
@@ -58,7 +60,7 @@ class ModuleAccess:
 
 
 def installation_access(
-    request, app_id: str, slug: str, *, scopes: tuple[str, ...] = ()
+    request: HtmxHttpRequest, app_id: str, slug: str, *, scopes: tuple[str, ...] = ()
 ) -> ModuleAccess | HttpResponse:
     """Resolve and check an installation for a module page; a response means 'return this'."""
     app = own_app(request, app_id)
@@ -70,9 +72,7 @@ def installation_access(
         return plan_required_response(request, app=app)
     if not installation_is_authorized(inst):
         if request.htmx:
-            response = HttpResponse(status=204)
-            response["HX-Redirect"] = _authorize_url(app, inst)
-            return response
+            return HttpResponseClientRedirect(_authorize_url(app, inst))
         return redirect(_authorize_url(app, inst))
     missing = inst.key.missing_scopes(scopes)
     if missing:

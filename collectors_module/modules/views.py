@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 from collectors_module.applications.models import Visibility
 from collectors_module.applications.selectors import apps_of_user
 from collectors_module.core.errors import ApiError
+from collectors_module.core.htmx import HtmxHttpRequest
 
 from . import services
 from .access import own_app, plan_required_response
@@ -227,7 +228,7 @@ def manage(request, app_id: str):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def uninstall(request, app_id: str, inst_slug: str):
+def uninstall(request: HtmxHttpRequest, app_id: str, inst_slug: str):
     """GET: a confirmation page (works without JavaScript). POST: uninstall and revoke the key."""
     app = own_app(request, app_id)
     inst = _installation_or_404(app, inst_slug)
@@ -240,7 +241,7 @@ def uninstall(request, app_id: str, inst_slug: str):
     return _do_uninstall(request, app, inst)
 
 
-def _do_uninstall(request, app, inst):
+def _do_uninstall(request: HtmxHttpRequest, app, inst):
     services.installation_uninstall(installation=inst, user=request.user)
     if request.htmx:
         # The row disappears; the sidebar refreshes on the next page load.

@@ -858,3 +858,82 @@ def workflow_create_from_recipe(
             resources_pb2.Workflow,
         )
         return workflow_create(app=app, workflow_pb=pb)
+
+
+# --- the Workflow Builder's save --------------------------------------------------------------
+
+
+def _free_model_id(app, base: str) -> str:
+    """`base`, or `base-2`, `base-3`... when the app already has a model of that id."""
+    from collectors_module.inference.models import Model
+
+    base = base[:120]
+    model_id, n = base, 1
+    while Model.objects.filter(app=app, public_id=model_id).exists():
+        n += 1
+        model_id = f"{base}-{n}"
+    return model_id
+
+
+def workflow_save_from_builder(*, app, workflow_id: str, nodes: list[dict], new: bool) -> Workflow:
+    """Store a Workflow Builder draft, all or none: make the operator model of every new operator
+    node ("<workflow id>-<node id>" with the entered output_info), then create the workflow
+    (`new`) or overwrite it.
+
+    `nodes` are the draft's node dicts: `id`, `kind` ("operator": `type` and `output_info`;
+    "version": `ref` to an existing model version), `inputs` and `override`. A node whose
+    operator model cannot be made fails with `ApiError(field=<node id>)`; otherwise errors are
+    those of `workflow_create` / `workflow_overwrite`.
+    """
+    from collectors_module.core.protojson import from_dict
+    from collectors_module.inference.services import model_create
+
+    node_ids = {n["id"] for n in nodes}
+    with transaction.atomic():
+        node_dicts = []
+        for n in nodes:
+            ref = n.get("ref")
+            if n["kind"] == "operator":
+                model_id = _free_model_id(app, f"{workflow_id}-{n['id']}")
+                try:
+                    pb = from_dict(
+                        {
+                            "id": model_id,
+                            "model_type_id": n["type"],
+                            "output_info": n["output_info"],
+                        },
+                        resources_pb2.Model,
+                    )
+                    model = model_create(app=app, model_pb=pb)
+                except ApiError as exc:
+                    raise ApiError(
+                        exc.code, f"Node '{n['id']}': {exc.details}", field=n["id"]
+                    ) from exc
+                version = model.latest_version()
+                ref = {
+                    "id": model.public_id,
+                    "user_id": app.owner.username,
+                    "app_id": app.public_id,
+                    "version_id": version.public_id,
+                }
+            node = {
+                "id": n["id"],
+                "model": {
+                    "id": ref["id"],
+                    "user_id": ref["user_id"],
+                    "app_id": ref["app_id"],
+                    "model_version": {"id": ref["version_id"]},
+                },
+            }
+            if n["inputs"]:
+                node["node_inputs"] = [{"node_id": i} for i in n["inputs"] if i in node_ids]
+            if n.get("override"):
+                node["output_info_override"] = n["override"]
+            node_dicts.append(node)
+        body: dict = {"id": workflow_id, "nodes": node_dicts}
+        if new:
+            body["description"] = "Made in the Workflow Builder"
+        pb = from_dict(body, resources_pb2.Workflow)
+        if new:
+            return workflow_create(app=app, workflow_pb=pb)
+        return workflow_overwrite(app=app, workflow_pb=pb)

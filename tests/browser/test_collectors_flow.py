@@ -19,8 +19,7 @@ import pytest
 import requests
 
 from tests import photos
-
-from .conftest import PASSWORD
+from tests.support.pages import PASSWORD
 
 # live_server needs a transactional database, flushed after the test: a serialized rollback puts
 # the seeded rows (built-in models, the module catalogue) back for the tests that follow.

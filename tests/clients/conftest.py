@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.grpc.conftest import dev_certs, grpc_server  # noqa: F401  (fixtures used here)
-
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SDK_PYTHON = ROOT / ".venv-sdk" / "bin" / "python"
@@ -65,7 +63,7 @@ def last_json_line(stdout: str) -> dict:
 
 
 @pytest.fixture
-def run_sdk(sdk_python, grpc_server, dev_certs, tmp_path):  # noqa: F811
+def run_sdk(sdk_python, grpc_server, dev_certs, tmp_path):
     """Run a Python script in .venv-sdk against the live server: `run_sdk(path, cfg, pat, user)`.
     Returns (report dict, completed process)."""
 
@@ -96,7 +94,7 @@ def run_sdk(sdk_python, grpc_server, dev_certs, tmp_path):  # noqa: F811
 
 
 @pytest.fixture
-def run_node(node_bin, grpc_server, dev_certs, tmp_path):  # noqa: F811
+def run_node(node_bin, grpc_server, dev_certs, tmp_path):
     """Run a Node.js script (under tests/clients/node) against the live server with
     CLARIFAI_GRPC_BASE and GRPC_DEFAULT_SSL_ROOTS_FILE_PATH. Returns the JSON report."""
 

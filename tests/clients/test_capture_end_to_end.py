@@ -2,7 +2,7 @@
 Node.js client captures a prediction made with the Python SDK, and the captured input and its
 collected outputs are read back with the SDK.
 
-It needs a live TLS gRPC server (tests/grpc), a worker (`celery_workers`, tests/support),
+It needs a live TLS gRPC server (tests/support/grpc.py), a worker (`celery_workers`, tests/support),
 .venv-sdk and the Node client.
 """
 

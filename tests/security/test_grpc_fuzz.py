@@ -19,8 +19,8 @@ from google.protobuf.descriptor import FieldDescriptor as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors_module.core import rpc
-from collectors_module.core.descriptors import SERVICE_NAME, all_rpcs
+from collectors_module.api.descriptors import SERVICE_NAME, all_rpcs
+from collectors_module.api.dispatch import implemented
 from collectors_module.core.errors import SC
 
 # Marks the session as needing the test database (the server threads use their own connections;
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db
 
 EXAMPLES = int(os.environ.get("GRPC_FUZZ_EXAMPLES", "15"))
 USER, APP = "grpc-fuzzer", "fuzz-app"
-IMPLEMENTED = sorted(n for n in rpc.implemented() if not all_rpcs()[n].client_streaming)
+IMPLEMENTED = sorted(n for n in implemented() if not all_rpcs()[n].client_streaming)
 CLEAN_RPC_ERRORS = {
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.INTERNAL,  # grpc's own "Exception deserializing request!"

@@ -19,9 +19,9 @@ import re
 import pytest
 from PIL import Image
 
+from collectors_module.api.descriptors import all_rpcs
+from collectors_module.api.dispatch import implemented
 from collectors_module.api.rest.transport import route_table
-from collectors_module.core import rpc
-from collectors_module.core.descriptors import all_rpcs
 from collectors_module.core.errors import SC
 
 ALICE = "iso-alice"
@@ -51,7 +51,7 @@ GLOBAL_VARS = {"model_type_id"}
 
 
 def _cells() -> list[tuple[str, str, str, str]]:
-    done = rpc.implemented()
+    done = implemented()
     cells = []
     for template, verbs in sorted(route_table().items()):
         if not set(_VAR.findall(template)) - GLOBAL_VARS:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.urls import resolve
 
+from collectors_module.api.descriptors import all_rpcs
+from collectors_module.api.dispatch import implemented
 from collectors_module.api.openapi import build_openapi
 from collectors_module.api.rest.transport import route_table
-from collectors_module.core import rpc
-from collectors_module.core.descriptors import all_rpcs
 
 
 def test_openapi_document_is_served_without_a_key(client):
@@ -25,7 +25,7 @@ def test_every_implemented_route_and_only_those_are_documented():
         for path, ops in doc["paths"].items()
         for verb, op in ops.items()
     }
-    done = rpc.implemented()
+    done = implemented()
     expected = {
         (template, verb, name)
         for template, verbs in route_table().items()

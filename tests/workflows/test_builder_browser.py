@@ -7,12 +7,13 @@ the OCR node shows the text. Screenshots go to screenshots/builder/.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.support.browser import SCREENSHOTS, screenshots_dir
+from tests.support.pages import PASSWORD
 
 from .conftest import text_image
 
@@ -24,45 +25,13 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PASSWORD = "pw-for-tests-123"
-SHOTS = Path(__file__).resolve().parents[2] / "screenshots" / "builder"
+SHOTS = SCREENSHOTS / "builder"
 
 
 @pytest.fixture
-def page():
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's loop runs in this thread
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for old in SHOTS.glob("*.png"):
-        old.unlink()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        pg = context.new_page()
-        problems: list[str] = []
-        pg.on("console", lambda m: m.type == "error" and problems.append(f"{pg.url}: {m.text}"))
-        pg.on("pageerror", lambda e: problems.append(str(e)))
-        pg.problems = problems
-        try:
-            yield pg
-        finally:
-            context.close()
-            browser.close()
-            from django.db import connections
-
-            connections.close_all()
+def page(page):
+    screenshots_dir("builder")
+    return page
 
 
 def shot(pg, name: str) -> None:

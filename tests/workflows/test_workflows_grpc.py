@@ -5,12 +5,10 @@ from __future__ import annotations
 from clarifai_grpc.grpc.api import resources_pb2, service_pb2
 from google.protobuf import struct_pb2
 
-from tests.grpc.conftest import dev_certs, grpc_server, stub  # noqa: F401 (fixtures)
-
 from .conftest import OCR_VERSION, SENTIMENT_VERSION, text_image
 
 
-def test_build_and_run_a_workflow_over_grpc(stub, alice):  # noqa: F811
+def test_build_and_run_a_workflow_over_grpc(stub, alice):
     md = (("authorization", f"Key {alice.secret}"),)
     uid = resources_pb2.UserAppIDSet(user_id="alice", app_id="app1")
 

@@ -13,8 +13,8 @@ import uuid
 import grpc
 from django.db import close_old_connections
 
-from collectors_module.core import rpc
-from collectors_module.core.descriptors import SERVICE_NAME, all_rpcs
+from collectors_module.api.descriptors import SERVICE_NAME, all_rpcs
+from collectors_module.api.dispatch import dispatch, error_response
 from collectors_module.core.errors import SC
 from collectors_module.core.faults import fault_point
 
@@ -59,18 +59,16 @@ def _request_id(context) -> str:
 def _unary(name: str):
     def handle(request, context):
         if isinstance(request, _Malformed):
-            return rpc.error_response(
+            return error_response(
                 name, SC.CONN_BAD_REQUEST_FORMAT, f"Malformed request: {request.error}"
             )
         remaining = context.time_remaining()
         if remaining is not None and remaining < _MIN_TIME_LEFT:
-            return rpc.error_response(
-                name, SC.RPC_REQUEST_TIMEOUT, "Deadline exceeded before start"
-            )
+            return error_response(name, SC.RPC_REQUEST_TIMEOUT, "Deadline exceeded before start")
         close_old_connections()
         fault_point("grpc_before_dispatch")
         try:
-            return rpc.dispatch(
+            return dispatch(
                 name,
                 request,
                 _authorization(context),

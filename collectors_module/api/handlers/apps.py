@@ -9,10 +9,10 @@ from __future__ import annotations
 from clarifai_grpc.grpc.api import service_pb2
 from clarifai_grpc.grpc.api.status import status_pb2
 
+from collectors_module.api.dispatch import rpc
 from collectors_module.applications import selectors, services
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.pagination import paginate
-from collectors_module.core.rpc import rpc
 
 from .convert import app_to_pb
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from clarifai_grpc.grpc.api import resources_pb2, service_pb2
 
+from collectors_module.api.descriptors import get_rpc
+from collectors_module.api.dispatch import rpc
 from collectors_module.collectors import selectors, services
-from collectors_module.core.descriptors import get_rpc
 from collectors_module.core.errors import SC, ApiError, make_status
 from collectors_module.core.pagination import paginate
-from collectors_module.core.rpc import rpc
 
 from .convert import ts
 

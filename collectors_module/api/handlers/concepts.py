@@ -11,9 +11,9 @@ from __future__ import annotations
 from clarifai_grpc.grpc.api import resources_pb2, service_pb2
 from clarifai_grpc.grpc.api.status import status_pb2
 
+from collectors_module.api.dispatch import rpc
 from collectors_module.core.errors import SC, ApiError, not_found
 from collectors_module.core.pagination import page_bounds, paginate
-from collectors_module.core.rpc import rpc
 from collectors_module.workflows import selectors, services
 
 from .convert import ts

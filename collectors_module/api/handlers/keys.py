@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from collectors_module.accounts import selectors, services
 from collectors_module.accounts.models import Key, KeyType
+from collectors_module.api.dispatch import rpc
 from collectors_module.applications.selectors import app_for_user
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.pagination import paginate
-from collectors_module.core.rpc import rpc
 
 from .convert import app_to_pb, ts
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from clarifai_grpc.grpc.api import resources_pb2, service_pb2
 from clarifai_grpc.grpc.api.status import status_pb2
 
+from collectors_module.api.dispatch import rpc
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.pagination import paginate
-from collectors_module.core.rpc import rpc
 from collectors_module.inference import selectors, services
 from collectors_module.inference.convert import model_to_pb, model_version_to_pb
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from clarifai_grpc.grpc.api import resources_pb2, service_pb2
 from google.protobuf import json_format
 
+from collectors_module.api.dispatch import rpc
 from collectors_module.core.errors import SC, ApiError, make_status
 from collectors_module.core.ids import new_hex_id
-from collectors_module.core.rpc import rpc
 from collectors_module.inference import conf, selectors, services, signatures
 from collectors_module.inference.convert import model_ref_pb
 from collectors_module.inference.runners.registry import is_runnable

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from clarifai_grpc.grpc.api import resources_pb2, service_pb2
 
+from collectors_module.api.dispatch import rpc
 from collectors_module.core.errors import not_found
-from collectors_module.core.rpc import rpc
 
 from .convert import ts
 

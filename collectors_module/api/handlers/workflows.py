@@ -16,10 +16,10 @@ from clarifai_grpc.grpc.api.status import status_pb2
 from django.utils import timezone
 from google.protobuf import struct_pb2
 
+from collectors_module.api.dispatch import rpc
 from collectors_module.core.errors import SC, ApiError, make_status, not_found
 from collectors_module.core.ids import new_hex_id
 from collectors_module.core.pagination import page_bounds, paginate
-from collectors_module.core.rpc import rpc
 from collectors_module.inference.convert import model_ref_pb
 from collectors_module.workflows import conf, executor, selectors, services
 from collectors_module.workflows.model_types import MODEL_TYPES, get_model_type, model_type_to_pb

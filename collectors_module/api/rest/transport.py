@@ -15,9 +15,9 @@ from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from collectors_module.core import rpc
-from collectors_module.core.descriptors import all_rpcs
-from collectors_module.core.errors import SC, http_status_for, make_status
+from collectors_module.api.descriptors import all_rpcs, get_rpc
+from collectors_module.api.dispatch import dispatch, error_response, implemented
+from collectors_module.core.errors import SC, ApiError, http_status_for, make_status
 from collectors_module.core.protojson import from_dict, query_to_dict, set_path, to_dict
 
 _VAR_RE = re.compile(r"\{([^}=]+)\}")
@@ -51,7 +51,7 @@ def _depth_ok(value, limit: int = MAX_JSON_DEPTH) -> bool:
 
 
 def _error(rpc_name: str, code: int, details: str) -> JsonResponse:
-    return _json_response(rpc.error_response(rpc_name, code, details))
+    return _json_response(error_response(rpc_name, code, details))
 
 
 def _build_request(rpc_name: str, binding_body: str, request, kwargs: dict):
@@ -114,11 +114,11 @@ def make_view(template: str, verbs: dict[str, tuple[str, str]]):
             )
         except _BadJson as exc:
             return _error(rpc_name, SC.CONN_BAD_REQUEST_FORMAT, str(exc))
-        except rpc.ApiError as exc:
-            response = rpc.get_rpc(rpc_name).response_cls()
+        except ApiError as exc:
+            response = get_rpc(rpc_name).response_cls()
             response.status.CopyFrom(exc.to_status())
             return _json_response(response)
-        response = rpc.dispatch(
+        response = dispatch(
             rpc_name,
             message,
             request.META.get("HTTP_AUTHORIZATION"),
@@ -140,7 +140,7 @@ def _specificity(template: str) -> tuple:
 
 def route_table() -> dict[str, dict[str, tuple[str, str]]]:
     """template -> {verb: (rpc, body)}; implemented RPCs win a (template, verb) clash."""
-    done = rpc.implemented()
+    done = implemented()
     table: dict[str, dict[str, tuple[str, str]]] = {}
     ordered = sorted(all_rpcs().values(), key=lambda r: (r.name not in done, r.name))
     for spec in ordered:

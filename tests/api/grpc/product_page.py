@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SEED_DOC_CANDIDATES = (
     ROOT.parent / "shared" / "reference" / "collectors-seed-doc.txt",
     ROOT / "shared" / "reference" / "collectors-seed-doc.txt",

@@ -2,57 +2,29 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import PASSWORD, png_bytes
+from tests.support.browser import SCREENSHOTS, screenshots_dir
+from tests.support.pages import PASSWORD, png_bytes
 
 # live_server needs a transactional database, which is flushed after the test; post_migrate
 # receivers re-seed the rows data migrations made (built-in models, module catalogue).
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("media_root"),
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parents[2] / "screenshots" / "web"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+SHOTS = SCREENSHOTS / "web"
 
 
 @pytest.fixture
-def browser_page():
-    if not shutil.which(CHROMIUM):
-        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
-    # Playwright's sync API runs an event loop in this thread; the test also uses the ORM.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        page.problems = problems
-        try:
-            yield page
-        finally:
-            context.close()
-            browser.close()
+def browser_page(page):
+    screenshots_dir("web")
+    return page
 
 
 def _no_horizontal_scroll(page) -> bool:

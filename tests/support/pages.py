@@ -1,4 +1,4 @@
-"""Web UI fixtures: a logged-in browser-like client and inputs stored through the inputs service."""
+"""Server-rendered pages: logged-in clients, blob storage in tmp, inputs made through the service."""
 
 from __future__ import annotations
 
@@ -20,15 +20,24 @@ def png_bytes(
     return buf.getvalue()
 
 
-@pytest.fixture(autouse=True)
-def _media_in_tmp(settings, tmp_path):
+@pytest.fixture
+def media_root(settings, tmp_path):
+    """Blob storage for this test (shared with a live server and a worker the test starts)."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
 
 
 @pytest.fixture
 def alice_client(alice) -> Client:
     client = Client()
-    assert client.login(username="alice", password=PASSWORD)
+    client.force_login(alice.user)
+    return client
+
+
+@pytest.fixture
+def bob_client(bob) -> Client:
+    client = Client()
+    client.force_login(bob.user)
     return client
 
 

@@ -16,9 +16,10 @@ from typing import Any
 from django.db import DataError, close_old_connections
 
 from collectors_module.accounts.auth import authenticate
+from collectors_module.applications.selectors import app_for_request
+from collectors_module.core.errors import SC, ApiError, make_status
 
 from .descriptors import get_rpc
-from .errors import SC, ApiError, make_status
 
 log = logging.getLogger("collectors.rpc")
 
@@ -50,6 +51,7 @@ _loaded = False
 def _load_handlers() -> None:
     global _loaded
     if not _loaded:
+        # Inside the function: the handler modules import this one for `@rpc`.
         import collectors_module.api.handlers  # noqa: F401  (registers every handler)
 
         _loaded = True
@@ -76,8 +78,6 @@ class Context:
 
     def app(self, *, write: bool = False):
         """The app the request names, if this caller may see it (write: may change it)."""
-        from collectors_module.applications.selectors import app_for_request
-
         return app_for_request(self, write=write)
 
 

@@ -9,8 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from collectors_module.collectors.models import COLLECTOR_ACTIVE, COLLECTOR_INACTIVE, Collector
-
-from .conftest import VERSION_ID, form_data
+from tests.support.modules import VERSION_ID, form_data
 
 pytestmark = pytest.mark.django_db
 

@@ -8,9 +8,8 @@ import re
 from django.test import Client
 
 from collectors_module.accounts.models import Key
-from collectors_module.core.descriptors import get_rpc
-
-from .conftest import PASSWORD
+from collectors_module.api.descriptors import get_rpc
+from tests.support.pages import PASSWORD
 
 
 def _secret_in(page: str) -> str:

@@ -1,4 +1,4 @@
-"""Inputs over REST and through the service functions other parts call (real PostgreSQL, real storage)."""
+"""Inputs over REST and through the service functions other apps call (real PostgreSQL, real storage)."""
 
 from __future__ import annotations
 
@@ -452,7 +452,7 @@ def test_missing_scopes_are_insufficient_scopes(api, alice, make_key):
     assert not Input.objects.exists()
 
 
-# --- Service functions other parts call -----------------------------------------------------
+# --- Service functions other apps call ------------------------------------------------------
 
 
 def test_input_create_service_with_bytes_annotations_and_provenance(alice):

@@ -1,4 +1,4 @@
-"""A live TLS gRPC server (in-process, on the test database) and client helpers."""
+"""A live TLS gRPC server (in-process, on the test database) and the real client's stub."""
 
 from __future__ import annotations
 
