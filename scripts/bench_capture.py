@@ -113,7 +113,9 @@ def main() -> int:
 
     from clarifai_grpc.grpc.api import resources_pb2
     from django.conf import settings
+    from django.core.signals import setting_changed
     from django.test import Client
+    from django.utils import timezone
 
     from collectors_module.accounts.services import key_create, user_create, user_set_plan
     from collectors_module.applications.services import app_create
@@ -190,10 +192,15 @@ def main() -> int:
         return (time.perf_counter() - started) * 1000
 
     def set_states(target_on: bool, many_on: bool) -> None:
+        now = timezone.now()  # deactivating keeps what was captured before (as the service does)
         Collector.objects.filter(pk=target.pk).update(
-            status=COLLECTOR_ACTIVE if target_on else COLLECTOR_INACTIVE, deactivated_at=None
+            status=COLLECTOR_ACTIVE if target_on else COLLECTOR_INACTIVE,
+            deactivated_at=None if target_on else now,
         )
-        many.update(status=COLLECTOR_ACTIVE if many_on else COLLECTOR_INACTIVE)
+        many.update(
+            status=COLLECTOR_ACTIVE if many_on else COLLECTOR_INACTIVE,
+            deactivated_at=None if many_on else now,
+        )
         generations.changed(Collector._meta.db_table)
         want = 1 if target_on else 0
         deadline = time.monotonic() + 10
@@ -214,7 +221,12 @@ def main() -> int:
         time.sleep(0.2)
 
     def prepare(name: str) -> None:
-        settings.COLLECTORS_CAPTURE_HANDOFF = "inline" if name == "inline" else "spool"
+        value = "inline" if name == "inline" else "spool"
+        if value != settings.COLLECTORS_CAPTURE_HANDOFF:
+            settings.COLLECTORS_CAPTURE_HANDOFF = value
+            setting_changed.send(
+                sender=None, setting="COLLECTORS_CAPTURE_HANDOFF", value=value, enter=True
+            )
         mode = {"broker-down": "broker-down", "agent-down": "none", "db-down": "db-down"}
         agent.use(mode.get(name, "up"))
         set_states(name in ("on", "inline", "broker-down", "agent-down", "db-down"), name == "1000")
@@ -248,6 +260,15 @@ def main() -> int:
         agent.use("up")
         drain()
         captured = Capture.objects.filter(collector=target).count() - before
+        from django.db.models import Sum
+
+        from collectors_module.capture.models import CollectorCounter
+
+        counted = dict(
+            CollectorCounter.objects.filter(collector=target)
+            .values_list("metric")
+            .annotate(n=Sum("count"))
+        )
     finally:
         agent.stop()
         spool.close_writer()
@@ -274,6 +295,7 @@ def main() -> int:
         f"(off-a p50 minus model) {off_p50 - model_p50:.3f} ms"
     )
     print(f"captures committed by the agent or inline: {captured} (expected {expected})")
+    print(f"counters of the capturing collector: {counted}")
     if args.json:
         Path(args.json).write_text(
             json.dumps(

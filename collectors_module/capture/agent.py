@@ -41,6 +41,9 @@ READ_CHUNK = 8 * 2**20
 OFFSETS = "agent.offsets"
 LOCK = "agent.lock"
 TMP_MAX_AGE = 60.0
+LINGER_BATCH = 50
+LINGER_FROM_RATE = 100.0  # frames per second
+MAX_LINGER = 0.05
 # The agent is off the prediction path: its insert may wait for locks much longer.
 STATEMENT_TIMEOUT_MS = 30_000
 LOCK_TIMEOUT_MS = 10_000
@@ -75,6 +78,8 @@ class Agent:
         }
         self._beat_at = 0.0
         self._failures = 0
+        self._rate = 0.0
+        self._rate_at = time.monotonic()
 
     # -- start ----------------------------------------------------------------------------
 
@@ -135,10 +140,30 @@ class Agent:
             self._failures = 0
             self._heartbeat()
             counters.flush_if_due()
+            self._note_rate(n)
             if n == 0:
                 self._wait(conf.agent_poll_seconds())
+            elif n < conf.agent_batch():
+                time.sleep(self._linger())  # gather a batch rather than commit frame by frame
         counters.flush()
         relay.flush(2.0)
+
+    def _note_rate(self, n: int) -> None:
+        """Keep an exponentially weighted estimate of frames per second."""
+        now = time.monotonic()
+        elapsed = max(1e-3, now - self._rate_at)
+        self._rate_at = now
+        alpha = min(1.0, elapsed / 2.0)  # about a two-second memory
+        self._rate = (1 - alpha) * self._rate + alpha * (n / elapsed)
+
+    def _linger(self) -> float:
+        """How long to let frames gather before the next pass: at a few per second, hardly at
+        all (a capture waits at most WAKE_QUIET); under load, long enough for a batch of about
+        LINGER_BATCH frames (at most MAX_LINGER), so the commits and publishes per capture stay
+        few and the agent's CPU, which is the serving host's, stays small."""
+        if self._rate < LINGER_FROM_RATE:
+            return spool.WAKE_QUIET
+        return min(MAX_LINGER, max(spool.WAKE_QUIET, LINGER_BATCH / self._rate))
 
     def _wait(self, timeout: float) -> None:
         if self.wake is None:
@@ -146,7 +171,7 @@ class Agent:
             return
         ready, _, _ = select.select([self.wake], [], [], timeout)
         if ready:
-            time.sleep(spool.AGENT_LINGER)  # let a few more frames arrive: one batch, not one each
+            time.sleep(self._linger())  # let a few more frames arrive: one batch, not one each
             with contextlib.suppress(OSError):
                 while self.wake.recv(64):
                     pass

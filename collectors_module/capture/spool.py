@@ -48,9 +48,9 @@ BLOB = struct.Struct("<I")
 FLAG_DEFERRED = 1
 SUFFIX = ".seg"
 MAX_FRAME_BYTES = 256 * 2**20  # a length beyond this is corruption, not a frame
-# After a wake-up the agent waits AGENT_LINGER before reading, to commit a batch rather than a
-# frame; a writer skips the datagram when it sent one less than WAKE_QUIET ago (< AGENT_LINGER).
-AGENT_LINGER = 0.01
+# After a wake-up the agent waits at least WAKE_QUIET before reading (longer under load, see
+# agent.Agent._linger), so a writer may skip the datagram when it sent one less than WAKE_QUIET
+# ago: the frame is read by the pass that wake-up started.
 WAKE_QUIET = 0.005
 
 
@@ -284,7 +284,7 @@ class SpoolWriter:
         self.wake()
 
     def wake(self) -> None:
-        # The agent reads a little after it wakes (AGENT_LINGER): frames written within
+        # The agent reads a little after it wakes (at least WAKE_QUIET): frames written within
         # WAKE_QUIET of the last wake-up are read by that same pass, so no datagram is needed.
         now = time.monotonic()
         if now - self.woke_at < WAKE_QUIET:
