@@ -7,7 +7,7 @@ agent and a solo worker, as `scripts/quickstart.sh` runs them (in a temporary fo
 Sequential predictions on the colour model with the demo collector off and on, in blocks whose
 order is shuffled per round (seeded), with an off/off A/A control; each block after the worker
 has ingested everything captured so far. Then the time from a prediction to its input in the
-demo app's gallery (the inputs API), idle, one at a time.
+demo app's gallery (the collector's ingested count), idle, one at a time.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}"
     predict_url = f"{base}/v2/users/builtin/apps/main/models/color-recognition/outputs"
     collector_url = f"{base}/v2/users/demo/apps/demo-app/collectors"
-    inputs_url = f"{base}/v2/users/demo/apps/demo-app/inputs?per_page=1000"
+    stats_url = f"{base}/api/v2/users/demo/apps/demo-app/collectors/demo-collector/stats"
     image = png()
     samples: dict[str, list[float]] = {"off-a": [], "off-b": [], "on": []}
     per_round: dict[str, list[float]] = {k: [] for k in samples}
@@ -125,7 +125,8 @@ def main() -> int:
             time.sleep(1.0)  # the servers' capture index follows within a second
 
         def ingested() -> int:
-            return len(call("GET", inputs_url, key).get("inputs", []))
+            stats = call("GET", stats_url, key)["stats"]
+            return int(stats["ingested"]) + int(stats["filtered"]) + int(stats["failed"])
 
         def drain() -> None:
             deadline = time.monotonic() + 120
@@ -183,7 +184,7 @@ def main() -> int:
     )
     ratio_table(samples, per_round, base="off-a", control="off-b")
     print(
-        f"\nprediction to input in the gallery (inputs API polled every 10 ms), idle: p50 "
+        f"\nprediction to input in the gallery (the collector's stats polled every 10 ms), idle: p50 "
         f"{pct(gallery_ms, 50):.0f} ms, p99 {pct(gallery_ms, 99):.0f} ms, max {max(gallery_ms):.0f} ms"
     )
     locked = sum(text.count("database is locked") for text in logs.values())

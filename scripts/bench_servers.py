@@ -4,7 +4,8 @@ capture engine moved out of the serving process, measured in the same run.
 
     COLLECTORS_DEV=1 .venv/bin/python scripts/bench_servers.py [--rounds 3] [--seconds 8]
 
-Starts, for this commit: gunicorn (REST, -w 2 --threads 4), `manage.py grpcserver` (TLS) and the
+Starts, for this commit: gunicorn (REST, -w 2 --threads 4 --reuse-port: the kernel spreads the
+connections over both workers), `manage.py grpcserver` (TLS) and the
 capture agent; for the base commit (`--base`, default: the parent of the commit that added the
 capture agent), checked out in a temporary git worktree: its gunicorn and grpcserver, on its own
 database. Load comes from C programs on the same machine, so the load generator costs little
@@ -91,7 +92,7 @@ class Stack:
         self._start(
             "gunicorn",
             [sys.executable, "-m", "gunicorn", "collectors_module.wsgi", "-w", "2", "--threads",
-             "4", "-b", f"127.0.0.1:{self.rest_port}", "--log-level", "warning"],
+             "4", "--reuse-port", "-b", f"127.0.0.1:{self.rest_port}", "--log-level", "warning"],
         )  # fmt: skip
         self._start(
             "grpc",
@@ -252,10 +253,11 @@ def main() -> int:
     parser.add_argument("--base", default="")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency-seconds", type=float, default=6.0)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 10_000)
     parser.add_argument("--json", default="")
+    parser.add_argument("--scenarios", default="", help="comma-separated subset (default: all)")
     args = parser.parse_args()
     for tool in ("wrk", "h2load"):
         if not shutil.which(tool):
@@ -325,6 +327,8 @@ def main() -> int:
             "cur-rest", "cur-rest-b", "base-rest", "cur-grpc", "cur-grpc-b", "base-grpc",
             "cur-rest-capture", "cur-grpc-capture", "lat-off", "lat-off-b", "lat-on",
         ]  # fmt: skip
+        if args.scenarios:
+            names = [n for n in names if n in args.scenarios.split(",")]
         active = None
         for r in range(args.rounds):
             order = list(names)
@@ -368,6 +372,8 @@ def main() -> int:
     def ratio(a: str, b: str, field: str = "rps") -> float:
         return rows[a][field] / rows[b][field]
 
+    if args.scenarios:
+        return 0
     print("\nratios (A/A beside each):")
     print(
         f"  REST this/base          {ratio('cur-rest', 'base-rest'):.2f}x   "

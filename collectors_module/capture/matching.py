@@ -139,44 +139,53 @@ def _rebuild() -> None:
 
 
 def _build() -> dict[int, tuple[Entry, ...]]:
-    qs = (
-        Collector.objects.filter(status=COLLECTOR_ACTIVE)
-        .select_related(
-            "app",
-            "source_model_version",
-            "source_model_version__model",
-            "source_model_version__model__app",
-            "pre_queue_workflow",
-        )
-        .prefetch_related(
-            Prefetch(
-                "pre_queue_workflow__nodes",
-                queryset=WorkflowNode.objects.select_related(
-                    "model_version", "model_version__model"
-                ),
+    # Plain values for every active collector (no model instances: thousands of collectors cost
+    # one light query), and the ORM only for the few with a pre-queue workflow.
+    rows = Collector.objects.filter(status=COLLECTOR_ACTIVE).values_list(
+        "pk", "public_id", "app_id", "app__owner_id", "caller_id",
+        "source_model_version_id", "source_model_version__model__app__owner_id",
+        "pre_queue_random_sample", "pre_queue_workflow_id", "max_per_minute", "max_per_hour",
+        "max_per_day", "max_pending",
+    )  # fmt: skip
+    rows = list(rows)
+    with_workflow = [r[0] for r in rows if r[8] is not None]
+    workflows: dict[int, tuple[Any, bool]] = {}
+    if with_workflow:
+        for c in (
+            Collector.objects.filter(pk__in=with_workflow)
+            .select_related("source_model_version__model", "pre_queue_workflow")
+            .prefetch_related(
+                Prefetch(
+                    "pre_queue_workflow__nodes",
+                    queryset=WorkflowNode.objects.select_related(
+                        "model_version", "model_version__model"
+                    ),
+                )
+            )
+        ):
+            wf = c.pre_queue_workflow
+            workflows[c.pk] = (wf, _inline(wf, c.source_model_version) if wf else False)
+    by_mv: dict[int, list[Entry]] = {}
+    for (pk, public_id, app_id, owner_id, caller_id, mv_id, model_owner_id, sample, wf_id,
+         per_minute, per_hour, per_day, pending) in rows:  # fmt: skip
+        wf, inline = workflows.get(pk, (None, False)) if wf_id is not None else (None, False)
+        by_mv.setdefault(mv_id, []).append(
+            Entry(
+                pk=pk,
+                public_id=public_id,
+                app_pk=app_id,
+                owner_id=owner_id,
+                caller_id=caller_id,
+                model_owner_id=model_owner_id,
+                sample=float(sample or 0.0),
+                pre_queue_workflow=wf,
+                pre_queue_inline=inline,
+                max_per_minute=per_minute,
+                max_per_hour=per_hour,
+                max_per_day=per_day,
+                max_pending=pending,
             )
         )
-    )
-    by_mv: dict[int, list[Entry]] = {}
-    for c in qs:
-        mv = c.source_model_version
-        wf = c.pre_queue_workflow
-        entry = Entry(
-            pk=c.pk,
-            public_id=c.public_id,
-            app_pk=c.app_id,
-            owner_id=c.app.owner_id,
-            caller_id=c.caller_id,
-            model_owner_id=mv.model.app.owner_id,
-            sample=float(c.pre_queue_random_sample or 0.0),
-            pre_queue_workflow=wf,
-            pre_queue_inline=_inline(wf, mv) if wf is not None else False,
-            max_per_minute=c.max_per_minute,
-            max_per_hour=c.max_per_hour,
-            max_per_day=c.max_per_day,
-            max_pending=c.max_pending,
-        )
-        by_mv.setdefault(c.source_model_version_id, []).append(entry)
     return {k: tuple(v) for k, v in by_mv.items()}
 
 

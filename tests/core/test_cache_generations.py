@@ -30,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(tmp_path: Path, cmd: list[str], port: int) -> subprocess.Popen:
+def serve(tmp_path: Path, cmd: list[str], port: int, procs: list) -> subprocess.Popen:
     from tests.support.capture import Workers
 
     env = Workers(tmp_path, "redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0").env(
@@ -38,6 +38,7 @@ def serve(tmp_path: Path, cmd: list[str], port: int) -> subprocess.Popen:
     )
     log = (tmp_path / f"server-{port}.log").open("wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    procs.append(proc)  # stopped by the fixture even if it never listens
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -51,31 +52,37 @@ def serve(tmp_path: Path, cmd: list[str], port: int) -> subprocess.Popen:
 @pytest.fixture
 def servers(tmp_path):
     rest_port, grpc_port = free_port(), free_port()
-    procs = [
+    procs: list[subprocess.Popen] = []
+    try:
         serve(
             tmp_path,
             [sys.executable, "-m", "gunicorn", "collectors_module.wsgi", "-w", "2",
              "--threads", "2", "-b", f"127.0.0.1:{rest_port}", "--log-level", "warning"],
             rest_port,
-        ),
+            procs,
+        )  # fmt: skip
         serve(
             tmp_path,
             [sys.executable, "manage.py", "grpcserver", "--insecure", "--address",
              f"127.0.0.1:{grpc_port}"],
             grpc_port,
-        ),
-    ]  # fmt: skip
-    from clarifai_grpc.channel.clarifai_channel import ClarifaiChannel
+            procs,
+        )  # fmt: skip
+        from clarifai_grpc.channel.clarifai_channel import ClarifaiChannel
 
-    channel = ClarifaiChannel.get_insecure_grpc_channel(base="127.0.0.1", port=grpc_port)
-    yield f"http://127.0.0.1:{rest_port}", service_pb2_grpc.V2Stub(channel)
-    channel.close()
-    for proc in procs:
-        proc.terminate()
+        channel = ClarifaiChannel.get_insecure_grpc_channel(base="127.0.0.1", port=grpc_port)
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            yield f"http://127.0.0.1:{rest_port}", service_pb2_grpc.V2Stub(channel)
+        finally:
+            channel.close()
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def rest_predict(base: str, secret: str, path: str) -> dict:
