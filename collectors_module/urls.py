@@ -6,8 +6,6 @@ urlpatterns = [
     *transport.urlpatterns(),
     re_path(r"^v2/", transport.not_found_view),
     path("api/", include("collectors_module.api.urls")),
-    # Collector extensions outside the Clarifai surface: capture log, stats, admission limits.
-    path("api/", include("collectors_module.collectors.api_urls")),
     path("accounts/", include("collectors_module.accounts.urls")),
     path("", include("collectors_module.applications.urls")),
     path("", include("collectors_module.inputs.urls")),

@@ -1,7 +1,9 @@
-"""What clarifai-grpc 12.2.11 says about each V2 RPC: types, HTTP bindings, auth type, scopes.
+"""What the protobuf descriptors say about each RPC: types, HTTP bindings, auth type, scopes.
 
-Read once from the protobuf descriptors, so REST routes, gRPC handlers, scope checks and the
-OpenAPI document all come from the same source as the clients.
+Two services: clarifai-grpc 12.2.11's `clarifai.api.V2`, and our `collectors.ext.v1.CollectorExtensions`
+(api/proto/collectors_ext.proto: capture log, stats, limits, deactivate), annotated the same way.
+Read once, so REST routes, gRPC handlers, scope checks and the OpenAPI document all come from the
+same source as the clients.
 """
 
 from __future__ import annotations
@@ -17,8 +19,13 @@ from clarifai_grpc.grpc.auth.util import extension_pb2
 from google.api import annotations_pb2
 from google.protobuf import message_factory
 
+from collectors_module.api.proto import collectors_ext_pb2
+
 SERVICE = service_pb2.DESCRIPTOR.services_by_name["V2"]
 SERVICE_NAME = SERVICE.full_name  # clarifai.api.V2
+EXT_SERVICE = collectors_ext_pb2.DESCRIPTOR.services_by_name["CollectorExtensions"]
+EXT_SERVICE_NAME = EXT_SERVICE.full_name  # collectors.ext.v1.CollectorExtensions
+SERVICES = (SERVICE, EXT_SERVICE)
 
 _VAR_RE = re.compile(r"\{([^}=]+)(?:=[^}]*)?\}")
 
@@ -44,6 +51,7 @@ class Rpc:
     scopes: tuple[str, ...]  # "Apps:Get", "Inputs:Add", ...
     client_streaming: bool
     server_streaming: bool
+    service: str = SERVICE_NAME
 
 
 def scope_string(enum_name: str) -> str:
@@ -73,7 +81,10 @@ def _bindings(method) -> tuple[Binding, ...]:
 @functools.cache
 def all_rpcs() -> dict[str, Rpc]:
     rpcs: dict[str, Rpc] = {}
-    for method in SERVICE.methods:
+    methods = [m for service in SERVICES for m in service.methods]
+    for method in methods:
+        if method.name in rpcs:
+            raise RuntimeError(f"{method.full_name} has the name of a V2 RPC")
         opts = method.GetOptions()
         scopes = tuple(
             dict.fromkeys(
@@ -91,6 +102,7 @@ def all_rpcs() -> dict[str, Rpc]:
             scopes=scopes,
             client_streaming=method.client_streaming,
             server_streaming=method.server_streaming,
+            service=method.containing_service.full_name,
         )
     return rpcs
 

@@ -19,7 +19,7 @@ from google.protobuf.descriptor import FieldDescriptor as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors_module.api.descriptors import SERVICE_NAME, all_rpcs
+from collectors_module.api.descriptors import all_rpcs
 from collectors_module.api.dispatch import implemented
 from collectors_module.core.errors import SC
 
@@ -69,7 +69,7 @@ def grpc_target(django_db_setup, django_db_blocker):
 
 def _raw_call(channel, rpc_name: str):
     return channel.unary_unary(
-        f"/{SERVICE_NAME}/{rpc_name}",
+        f"/{all_rpcs()[rpc_name].service}/{rpc_name}",
         request_serializer=None,
         response_deserializer=all_rpcs()[rpc_name].response_cls.FromString,
     )

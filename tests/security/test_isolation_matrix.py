@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from collectors_module.api.descriptors import all_rpcs
+from collectors_module.api.proto.collectors_ext_pb2_grpc import CollectorExtensionsStub
 from collectors_module.api.dispatch import implemented
 from collectors_module.api.rest.transport import route_table
 from collectors_module.core.errors import SC
@@ -543,7 +544,11 @@ def grpc_stub(shared_world, tmp_path_factory):
     channel = ClarifaiChannel.get_grpc_channel(
         base=f"localhost:{port}", root_certificates_path=str(certs["ca"])
     )
-    yield service_pb2_grpc.V2Stub(channel)
+    stubs = {
+        "clarifai.api.V2": service_pb2_grpc.V2Stub(channel),
+        "collectors.ext.v1.CollectorExtensions": CollectorExtensionsStub(channel),
+    }
+    yield lambda rpc_name: getattr(stubs[all_rpcs()[rpc_name].service], rpc_name)
     channel.close()
     server.stop(2).wait(5)
 
@@ -562,7 +567,7 @@ def test_other_tenant_cannot_reach_alice_objects_over_grpc(
     request = from_dict(data, all_rpcs()[rpc_name].request_cls)
     writes = not rpc_name.startswith(("Get", "List", "MyScopes"))
     before = world.snapshot() if writes else None
-    response = getattr(grpc_stub, rpc_name)(
+    response = grpc_stub(rpc_name)(
         request, metadata=(("authorization", f"Key {world.bob_pat}"),), timeout=30
     )
     assert response.status.code in DOES_NOT_EXIST, (

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import grpc
 from django.conf import settings
 
-from .servicer import generic_handler
+from .servicer import generic_handlers
 
 
 @dataclass
@@ -36,7 +36,7 @@ def build_server(config: ServerConfig) -> tuple[grpc.Server, int]:
     workers, max_bytes = _limits(config)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-        handlers=[generic_handler()],
+        handlers=generic_handlers(),
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),

@@ -1,8 +1,9 @@
-"""gRPC transport for `clarifai.api.V2`: the same dispatch as REST, Clarifai statuses inside.
+"""gRPC transport for `clarifai.api.V2` and `collectors.ext.v1.CollectorExtensions`: the same
+dispatch as REST, Clarifai statuses inside.
 
-Every V2 method of clarifai-grpc 12.2.11 is registered: implemented ones run their handler,
-unary ones without a handler answer NOT_IMPLEMENTED (10040) in the response status, and
-streaming ones answer gRPC UNIMPLEMENTED.
+Every method of both services is registered: implemented ones run their handler, unary ones
+without a handler answer NOT_IMPLEMENTED (10040) in the response status, and streaming ones
+answer gRPC UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import uuid
 import grpc
 from django.db import close_old_connections
 
-from collectors_module.api.descriptors import SERVICE_NAME, all_rpcs
+from collectors_module.api.descriptors import SERVICES, all_rpcs
 from collectors_module.api.dispatch import dispatch, error_response
 from collectors_module.core.errors import SC
 from collectors_module.core.faults import fault_point
@@ -88,8 +89,9 @@ def _unimplemented_stream(name: str):
     return handle
 
 
-def generic_handler() -> grpc.GenericRpcHandler:
-    handlers = {}
+def generic_handlers() -> list[grpc.GenericRpcHandler]:
+    """One generic handler per service."""
+    by_service: dict[str, dict] = {service.full_name: {} for service in SERVICES}
     for name, spec in all_rpcs().items():
         deser = _deserializer(spec.request_cls)
         ser = spec.response_cls.SerializeToString
@@ -101,5 +103,8 @@ def generic_handler() -> grpc.GenericRpcHandler:
             h = grpc.unary_stream_rpc_method_handler(_unimplemented_stream(name), deser, ser)
         else:
             h = grpc.unary_unary_rpc_method_handler(_unary(name), deser, ser)
-        handlers[name] = h
-    return grpc.method_handlers_generic_handler(SERVICE_NAME, handlers)
+        by_service[spec.service][name] = h
+    return [
+        grpc.method_handlers_generic_handler(service, handlers)
+        for service, handlers in by_service.items()
+    ]

@@ -5,7 +5,7 @@ Status: `Collector.status.code` is COLLECTOR_ACTIVE (52001) or COLLECTOR_INACTIV
 collector is active unless the request sets 52002; an overwrite keeps the status unless given.
 `post_inputs_key_id` accepts a key's public id or its secret and always answers the public id.
 The admission limits (not in the Clarifai message) are read and set through
-`/api/v2/.../collectors/<id>/limits` (collectors/api_urls.py).
+`/api/v2/.../collectors/<id>/limits` (the CollectorExtensions service, handlers/collector_ext.py).
 """
 
 from __future__ import annotations
