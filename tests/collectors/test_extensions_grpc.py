@@ -82,12 +82,14 @@ def test_limits_over_grpc_flat_and_as_an_object(ext_stub, alice, collector):
         ext.PatchCollectorLimitsRequest(user_app_id=uaid(), collector_id="ext", limits=bad),
         metadata=md(alice.secret),
     )
-    assert r.status.code == 11102 and "per_week" in r.status.details
+    assert r.status.code == 11102
+    assert "per_week" in r.status.details
     r = ext_stub.PatchCollectorLimits(
         ext.PatchCollectorLimitsRequest(user_app_id=uaid(), collector_id="ext", max_per_day=-1),
         metadata=md(alice.secret),
     )
-    assert r.status.code == 11102 and "max_per_day" in r.status.details
+    assert r.status.code == 11102
+    assert "max_per_day" in r.status.details
     got = ext_stub.GetCollectorLimits(
         ext.GetCollectorLimitsRequest(user_app_id=uaid(), collector_id="ext"),
         metadata=md(alice.secret),
@@ -99,7 +101,9 @@ def test_limits_over_grpc_flat_and_as_an_object(ext_stub, alice, collector):
 
 def test_deactivate_over_grpc_discards_pending(ext_stub, alice, collector):
     r = ext_stub.DeactivateCollector(
-        ext.DeactivateCollectorRequest(user_app_id=uaid(), collector_id="ext", discard_pending=True),
+        ext.DeactivateCollectorRequest(
+            user_app_id=uaid(), collector_id="ext", discard_pending=True
+        ),
         metadata=md(alice.secret),
     )
     assert (r.status.code, r.discarded) == (10000, 3), r.status
@@ -113,7 +117,8 @@ def test_tenancy_scopes_and_app_keys_over_grpc(ext_stub, alice, bob, make_key, c
     assert ext_stub.GetCollectorLimits(request, metadata=md("nope")).status.code == 11008
     reader = make_key(alice.user, scopes=["Apps:Get"])
     r = ext_stub.GetCollectorLimits(request, metadata=md(reader.secret))
-    assert r.status.code == 11007 and "Collectors:Get" in r.status.details
+    assert r.status.code == 11007
+    assert "Collectors:Get" in r.status.details
     read_only = make_key(alice.user, scopes=["Apps:Get", "Collectors:Get"])
     patch = ext.PatchCollectorLimitsRequest(user_app_id=uaid(), collector_id="ext", max_pending=1)
     assert ext_stub.PatchCollectorLimits(patch, metadata=md(read_only.secret)).status.code == 11007

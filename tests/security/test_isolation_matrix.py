@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 from collectors_module.api.descriptors import all_rpcs
-from collectors_module.api.proto.collectors_ext_pb2_grpc import CollectorExtensionsStub
 from collectors_module.api.dispatch import implemented
+from collectors_module.api.proto.collectors_ext_pb2_grpc import CollectorExtensionsStub
 from collectors_module.api.rest.transport import route_table
 from collectors_module.core.errors import SC
 
