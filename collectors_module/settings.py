@@ -2,8 +2,8 @@
 
 Values come from the environment through environs (`env.int("NAME", default)` and friends): the
 environment wins over the default written here, and nothing else in the project reads the
-environment. Other modules read `django.conf.settings`; tests override settings with
-pytest-django's `settings` fixture (and `tests/settings.py` for the test process as a whole).
+environment. Other modules read `django.conf.settings`; the test suite overrides settings per test
+(and `tests/settings.py` for the test process as a whole).
 `docs/settings.md` lists every setting with its default, meaning and the processes that read it.
 """
 
@@ -305,7 +305,6 @@ COLLECTORS_SPOOL_SEGMENT_BYTES = env.int("COLLECTORS_SPOOL_SEGMENT_BYTES", 16 * 
 COLLECTORS_SPOOL_MAX_BYTES = env.int("COLLECTORS_SPOOL_MAX_BYTES", 1024 * 2**20)
 COLLECTORS_AGENT_BATCH = env.int("COLLECTORS_AGENT_BATCH", 500)
 COLLECTORS_AGENT_POLL_SECONDS = env.float("COLLECTORS_AGENT_POLL_SECONDS", 0.05)
-COLLECTORS_AGENT_STALE_SECONDS = env.float("COLLECTORS_AGENT_STALE_SECONDS", 5.0)
 COLLECTORS_INDEX_MAX_AGE_SECONDS = env.float("COLLECTORS_INDEX_MAX_AGE_SECONDS", 300.0)
 COLLECTORS_GRANT_CACHE_SECONDS = env.float("COLLECTORS_GRANT_CACHE_SECONDS", 1.0)
 COLLECTORS_PENDING_CACHE_SECONDS = env.float("COLLECTORS_PENDING_CACHE_SECONDS", 1.0)

@@ -1,6 +1,6 @@
 """The capture engine's tunables: typed views of `django.conf.settings` (defaults in settings.py).
 
-Read at call time, so tests (pytest-django's `settings` fixture) and operators can change them.
+Read at call time, so a changed setting (tests override them) takes effect at once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from django.core.signals import setting_changed
 from collectors_module.core import generations
 
 # Settings are read once per process and kept here (the prediction reads a dozen of them);
-# pytest-django's `settings` fixture sends `setting_changed`, which empties it.
+# a setting changed at run time sends `setting_changed`, which empties it.
 _values: dict[str, object] = {}
 
 
@@ -79,10 +79,6 @@ def agent_poll_seconds() -> float:
     """How long the agent sleeps when no writer woke it (a missed wake costs at most this)."""
     return max(0.001, float(_get("COLLECTORS_AGENT_POLL_SECONDS")))
 
-
-def agent_stale_seconds() -> float:
-    """A heartbeat older than this means no agent is running on this host."""
-    return float(_get("COLLECTORS_AGENT_STALE_SECONDS"))
 
 
 def cache_check_seconds() -> float:
