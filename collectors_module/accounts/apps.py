@@ -6,6 +6,7 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self) -> None:
+        # Inside ready(): these import models, which load only once the app registry is ready.
         from collectors_module.core import generations
 
         from .models import CaptureGrant, Key, User
@@ -15,6 +16,6 @@ class AccountsConfig(AppConfig):
         generations.watch(User, ignore=("last_login", "password"))
         generations.watch(CaptureGrant)
 
-        from . import auth
+        from . import auth  # imports the key model too: same reason
 
         auth.install()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collectors_module.core.auth import digest_secret
+from collectors_module.core.errors import not_found
+
 from .models import CaptureGrant, Key, User
 
 
@@ -35,8 +38,6 @@ def key_for_api(user, key_id: str, *, allow_secret: bool = True) -> Key:
     callers that get the id from a URL path of a non-destructive request pass
     allow_secret=False, so a live secret is never invited into access logs.
     """
-    from collectors_module.core.auth import digest_secret
-    from collectors_module.core.errors import not_found
 
     keys = api_keys_of_user(user)
     key = keys.filter(public_id=key_id).first() if key_id else None

@@ -28,6 +28,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from collectors_module.api.descriptors import all_rpcs
 from collectors_module.api.dispatch import implemented
+from collectors_module.api.rest.transport import route_table
 
 OPENAPI_VERSION = "3.1.0"
 REQUEST_INLINE_DEPTH = 3  # request -> inputs -> data -> image: deep enough for every real field
@@ -212,7 +213,6 @@ def _query_parameters(request_desc: Descriptor, template: str) -> list[dict]:
 
 def build_openapi() -> dict[str, Any]:
     """The document for the RPCs implemented in this process (see module doc)."""
-    from collectors_module.api.rest.transport import route_table
 
     done = implemented()
     specs = all_rpcs()

@@ -6,6 +6,7 @@ class ApplicationsConfig(AppConfig):
     label = "applications"
 
     def ready(self) -> None:
+        # Inside ready(): these import models, which load only once the app registry is ready.
         from collectors_module.core import generations
 
         from .models import App

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError, RestrictedError
+from google.protobuf import json_format
 
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.ids import validate_id
+from collectors_module.core.patching import (
+    apply_to_dict,
+    check_fields,
+    check_metadata,
+    patch_action,
+)
+from collectors_module.inputs.services import app_blobs_purge_on_commit
 
 from .models import App, Visibility
 
@@ -33,7 +41,6 @@ def app_create(
 
 def app_delete(*, app: App) -> None:
     """Delete an app and everything in it (inputs and their blobs, models, workflows, collectors)."""
-    from collectors_module.inputs.services import app_blobs_purge_on_commit
 
     try:
         with transaction.atomic():
@@ -66,9 +73,6 @@ def app_patch(*, app: App, app_pb, action: str, metadata_action: str = "") -> Ap
 
 def _patched_app(app: App, pb, action: str, metadata_action: str) -> dict:
     """The new column values of `app` for one patch (validated; nothing written)."""
-    from google.protobuf import json_format
-
-    from collectors_module.core.patching import apply_to_dict, check_fields, check_metadata
 
     given = check_fields(
         pb,
@@ -129,7 +133,6 @@ def apps_patch(*, owner, patches: list, action: str, metadata_action: str = "") 
     (given fields are cleared, metadata keys removed); `metadata_action` (merge / overwrite /
     remove) overrides the action for metadata. All or none; CONN_INVALID_REQUEST for unknown
     actions and for fields that cannot change."""
-    from collectors_module.core.patching import patch_action
 
     action = patch_action(action, code=SC.CONN_INVALID_REQUEST, what="apps")
     if metadata_action:

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
+from collectors_module.collectors.selectors import collectors_of_app
 from collectors_module.core.errors import ApiError
 from collectors_module.core.htmx import HtmxHttpRequest
 from collectors_module.inputs.selectors import annotations_of_inputs, inputs_of_app
@@ -53,7 +54,6 @@ def app_create_view(request: HttpRequest) -> HttpResponse:
 
 
 def _collector_ids(app) -> list[str]:
-    from collectors_module.collectors.selectors import collectors_of_app
 
     return sorted(collectors_of_app(app).values_list("public_id", flat=True)[:200])
 

@@ -9,6 +9,7 @@ class CaptureConfig(AppConfig):
     label = "capture"
 
     def ready(self) -> None:
+        # Inside ready(): the hook and the chores import models, which load only once the registry is ready.
         from collectors_module.inference.hooks import register_after_predict
 
         from . import checks, counters, limits, matching

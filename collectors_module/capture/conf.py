@@ -80,7 +80,6 @@ def agent_poll_seconds() -> float:
     return max(0.001, float(_get("COLLECTORS_AGENT_POLL_SECONDS")))
 
 
-
 def cache_check_seconds() -> float:
     return float(_get("CACHE_CHECK_SECONDS"))
 

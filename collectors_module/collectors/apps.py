@@ -6,6 +6,7 @@ class CollectorsConfig(AppConfig):
     label = "collectors"
 
     def ready(self) -> None:
+        # Inside ready(): these import models, which load only once the app registry is ready.
         from collectors_module.core import generations
         from collectors_module.inference.hooks import register_model_users
 

@@ -6,12 +6,15 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from clarifai_grpc.grpc.api import resources_pb2
 from django import forms
 from django.urls import NoReverseMatch, reverse
 
 from collectors_module.api.descriptors import get_rpc
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.ids import is_valid_id
+
+from .services import post_inputs_scopes
 
 COLLECTOR_ACTIVE = 52001
 COLLECTOR_INACTIVE = 52002
@@ -108,7 +111,6 @@ class KeyChoice:
 
 def key_choices(keys, *, app, source_model=None) -> list[KeyChoice]:
     """Mark each usable key: can it post inputs to `app`, and read `source_model` (if known)?"""
-    from .services import post_inputs_scopes
 
     post_scopes = post_inputs_scopes()
     read_scopes = read_model_scopes()
@@ -276,7 +278,6 @@ class CollectorForm(forms.Form):
 
     def to_pb(self):
         """The Clarifai Collector message this form describes (cleaned data required)."""
-        from clarifai_grpc.grpc.api import resources_pb2
 
         data = self.cleaned_data
         ref = self.source_ref

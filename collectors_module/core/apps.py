@@ -13,6 +13,7 @@ class CoreConfig(AppConfig):
 
 
 def _install_triggers(sender, using="default", **kwargs) -> None:
+    # generations imports core.models, which cannot load while apps.py itself is imported.
     from .generations import install_triggers
 
     install_triggers(using)

@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection, connections, transaction
 from django.db.models.signals import post_delete, post_save
 
 log = logging.getLogger("collectors.generations")
@@ -382,7 +382,6 @@ def _trigger_sql(vendor: str, w: Watch, columns: list[str]) -> list[str]:
 
 def install_triggers(using: str = "default") -> None:
     """(Re)create the triggers of every watched table; idempotent (run after every migrate)."""
-    from django.db import connections
 
     conn = connections[using]
     tables = set(conn.introspection.table_names())

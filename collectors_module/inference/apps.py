@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db import connections
 from django.db.models.signals import post_migrate
 
 
@@ -7,6 +8,7 @@ class InferenceConfig(AppConfig):
     label = "inference"
 
     def ready(self) -> None:
+        # Inside ready(): these import models, which load only once the app registry is ready.
         from collectors_module.core import generations
 
         from .models import Model, ModelVersion
@@ -22,8 +24,8 @@ class InferenceConfig(AppConfig):
 
 
 def _seed_after_migrate(sender, using="default", **kwargs) -> None:
-    from django.db import connections
 
+    # The seed module imports models: resolved when post_migrate fires, not at import.
     from .seed import ensure_builtin_models
 
     tables = connections[using].introspection.table_names()

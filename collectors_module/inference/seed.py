@@ -129,6 +129,7 @@ def seed_aliases(User, App, Model, ModelVersion) -> None:
 
 def ensure_builtin_models(**_kwargs) -> None:
     """post_migrate receiver (and a helper for the quick start): make sure builtin/main is seeded."""
+    # Also run from data migrations and post_migrate: models resolved at call time.
     from django.contrib.auth import get_user_model
 
     from collectors_module.applications.models import App

@@ -24,6 +24,14 @@ from google.protobuf import json_format
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.ids import new_hex_id, validate_id
 from collectors_module.core.images import validate_image
+from collectors_module.core.patching import (
+    apply_to_dict,
+    check_fields,
+    check_metadata,
+    merge_dict,
+    patch_action,
+    remove_keys,
+)
 from collectors_module.core.protojson import to_dict
 
 from . import conf
@@ -517,7 +525,6 @@ def _annotation_data(data: resources_pb2.Data, *, base: dict | None = None) -> d
 
 
 def _annotation_info(pb: resources_pb2.Annotation) -> dict:
-    from collectors_module.core.patching import check_metadata
 
     if not pb.annotation_info.fields:
         return {}
@@ -637,7 +644,6 @@ def _merge_by_id(stored: list, given: list) -> list:
 
 
 def _patched_data(action: str, stored: dict, given: dict) -> dict:
-    from collectors_module.core.patching import merge_dict, remove_keys
 
     if action == "overwrite":
         return given
@@ -677,12 +683,6 @@ def annotations_patch(
     """PatchAnnotations with action merge / overwrite / remove, all or none. Only `data` and
     `annotation_info` change; id, input_id, user_id and model_version_id name the annotation
     and cannot. Returns (patched rows, ids deleted because their data became empty)."""
-    from collectors_module.core.patching import (
-        apply_to_dict,
-        check_fields,
-        check_metadata,
-        patch_action,
-    )
 
     action = patch_action(
         action, code=SC.ANNOTATION_INVALID_ARGUMENT, allowed=ANNOTATION_ACTIONS, what="annotations"

@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from collectors_module.accounts.auth import authenticate
 from collectors_module.applications.models import App
 from collectors_module.applications.selectors import app_for_user
 from collectors_module.core.errors import SC, ApiError
@@ -211,7 +212,6 @@ def _media_user(request: HttpRequest):
     header = request.META.get("HTTP_AUTHORIZATION")
     if header is None:
         return request.user if request.user.is_authenticated else None
-    from collectors_module.accounts.auth import authenticate
 
     try:
         key = authenticate(header)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
 from collectors_module.api.descriptors import get_rpc
@@ -86,6 +87,5 @@ def installation_access(
 
 
 def _authorize_url(app, inst) -> str:
-    from django.urls import reverse
 
     return reverse("modules:authorize", args=[app.public_id, inst.slug])

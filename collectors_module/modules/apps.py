@@ -1,4 +1,8 @@
+from importlib import import_module
+
 from django.apps import AppConfig
+from django.apps import apps as global_apps
+from django.db import connections
 from django.db.models.signals import post_migrate
 
 
@@ -15,13 +19,9 @@ class ModulesConfig(AppConfig):
 
 
 def _seed_after_migrate(sender, using="default", apps=None, **kwargs) -> None:
-    from importlib import import_module
-
-    from django.db import connections
 
     if "modules_module" not in connections[using].introspection.table_names():
         return
     seed = import_module("collectors_module.modules.migrations.0002_seed_collector_module").seed
-    from django.apps import apps as global_apps
 
     seed(apps or global_apps, None)

@@ -37,11 +37,14 @@ from typing import Any
 from clarifai_grpc.grpc.api import resources_pb2
 
 from collectors_module.core.errors import SC, ApiError
+from collectors_module.inference.services import prepare_inputs, run_model_version
 
 from . import conf
 from .model_types import OPERATOR_TYPES
+from .models import WorkflowNode
 from .operators import registry, sampling
 from .operators.registry import CompiledOperator
+from .selectors import relation_tuples_of_app
 
 Data = resources_pb2.Data
 _EMPTY = Data()
@@ -171,8 +174,6 @@ def topological_order(node_ids: Sequence[str], parents: dict[str, Sequence[str]]
 
 def build_plan(workflow) -> Plan:
     """Compile a workflow (nodes with their versions loaded, or loaded here) into a Plan."""
-    from .models import WorkflowNode
-    from .selectors import relation_tuples_of_app
 
     prefetched = getattr(workflow, "_prefetched_objects_cache", {})
     if "nodes" in prefetched:
@@ -396,7 +397,6 @@ def run_workflow(
     `precomputed[model_version_pk]` is a Data (for a single input) or a list aligned with
     `inputs`. `seed_keys` gives each input its own stable key (default: `seed_key`, suffixed
     with the input's index when there are several; empty means a digest of the input)."""
-    from collectors_module.inference.services import run_model_version
 
     plan = get_plan(workflow)
     n = len(inputs)
@@ -511,7 +511,6 @@ def run_on_inputs(workflow, inputs: list[resources_pb2.Input]) -> list[WorkflowR
     """PostWorkflowResults and the builder's "try it": prepare the inputs as the predict path does
     (bytes validated, URLs fetched safely), run the workflow on those that are fine, and return one
     WorkflowRun per input, or the ApiError of an input that could not be prepared. Writes nothing."""
-    from collectors_module.inference.services import prepare_inputs
 
     prepared = prepare_inputs(list(inputs))
     ok = [i for i, p in enumerate(prepared) if not isinstance(p, ApiError)]

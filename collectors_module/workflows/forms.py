@@ -9,6 +9,8 @@ the API accepts.
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 
 from collectors_module.core.errors import ApiError
@@ -224,7 +226,6 @@ class TryForm(forms.Form):
     )
 
     def clean_metadata(self) -> dict:
-        import json
 
         raw = (self.cleaned_data.get("metadata") or "").strip()
         if not raw:

@@ -12,11 +12,14 @@ ENUM, JSON, ARRAY_OF_CONCEPTS_WITH_THRESHOLD, ...).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from clarifai_grpc.grpc.api import resources_pb2
 from google.protobuf import struct_pb2
+
+from collectors_module.core.errors import SC, ApiError
 
 PARAMS = "output_info.params."
 CONCEPTS = "output_info.data.concepts"
@@ -394,7 +397,6 @@ def parse_form_value(f: FieldSpec, raw: str) -> Any:
     """A form's text for field `f` as the JSON value `output_info` holds; ApiError(field=path)
     when it does not fit. Concepts with thresholds are written one per line as `id` or
     `id: value` (or `id=value`); empty text gives the field's default."""
-    from collectors_module.core.errors import SC, ApiError
 
     def bad(details: str) -> ApiError:
         return ApiError(SC.MODEL_INVALID_ARGUMENT, f"{f.name}: {details}", field=f.path)
@@ -422,8 +424,6 @@ def parse_form_value(f: FieldSpec, raw: str) -> Any:
                 return opt.id
         raise bad("choose one of " + ", ".join(o.id for o in f.options))
     if f.type == "JSON":
-        import json
-
         try:
             return json.loads(text)
         except ValueError as exc:
@@ -471,7 +471,6 @@ def output_info_from_form(spec: ModelTypeSpec, form: dict[str, str]) -> dict:
 
 def form_value(f: FieldSpec, output_info: dict | None) -> str:
     """The text a form shows for field `f` of a stored `output_info` (inverse of parse_form_value)."""
-    import json
 
     info = output_info or {}
     if f.is_param:

@@ -17,12 +17,26 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from google.protobuf import json_format
 
-from collectors_module.core.errors import SC, ApiError
+from collectors_module.core.errors import SC, ApiError, not_found
 from collectors_module.core.ids import is_valid_id, new_hex_id, validate_id
+from collectors_module.core.patching import (
+    apply_to_dict,
+    check_fields,
+    check_metadata,
+    patch_action,
+)
+from collectors_module.core.protojson import from_dict
+from collectors_module.inference import selectors as models
+from collectors_module.inference.models import Model
+from collectors_module.inference.runners.builtin import BUILTIN_APP_ID, BUILTIN_USER_ID, CATALOG
+from collectors_module.inference.runners.registry import is_runnable
+from collectors_module.inference.services import model_create
 
 from . import conf, executor
 from .models import Concept, ConceptRelation, Predicate, Workflow, WorkflowNode, WorkflowVersion
 from .operators import registry
+from .recipes import DEFAULT_SOURCE_MODEL, get_recipe
+from .selectors import workflow_for_app
 
 MAX_DESCRIPTION = 512
 MAX_CONCEPT_ID = 256
@@ -68,7 +82,6 @@ def _override_dict(node_pb: resources_pb2.WorkflowNode) -> dict:
 
 def _resolve_model_version(app, node_id: str, model_pb: resources_pb2.Model):
     """The version a node names, as the app's owner may see it; else WORKFLOW_INVALID_GRAPH."""
-    from collectors_module.inference import selectors as models
 
     model_id, version_id = model_pb.id, model_pb.model_version.id
     if not model_id:
@@ -116,7 +129,6 @@ def _resolve_model_version(app, node_id: str, model_pb: resources_pb2.Model):
 
 
 def _check_runnable(node_id: str, model_version, override: dict) -> None:
-    from collectors_module.inference.runners.registry import is_runnable
 
     if executor.is_operator_version(model_version):
         type_id = executor.operator_type_of(model_version)
@@ -400,7 +412,6 @@ def _patched_nodes(action: str, stored: list[NodeSpec], given: list) -> list:
 
 def _plan_patch(app, workflow: Workflow, pb: resources_pb2.Workflow, action: str) -> dict:
     """Validate one workflow patch; returns the new values (nothing is written)."""
-    from collectors_module.core.patching import apply_to_dict, check_fields, check_metadata
 
     given = check_fields(
         pb,
@@ -453,9 +464,6 @@ def workflows_patch(
     given nodes (by id) are taken out, the given metadata keys removed, a given description
     cleared. The resulting graph is validated as on create (WORKFLOW_INVALID_GRAPH); fields that
     cannot change (id, app_id, user_id, or unsupported ones) are refused by name."""
-    from collectors_module.core.patching import patch_action
-
-    from .selectors import workflow_for_app
 
     action = patch_action(
         action, code=SC.WORKFLOW_INVALID_REQUEST, allowed=WORKFLOW_ACTIONS, what="workflows"
@@ -495,6 +503,7 @@ def workflows_patch(
 
 
 def _users_of(workflows) -> list[str]:
+    # collectors.models imports workflows.models (a collector names its workflows): a cycle.
     from collectors_module.collectors.models import Collector
 
     return list(
@@ -700,7 +709,6 @@ def _concept_batch(concept_pbs) -> None:
 
 def concepts_create(*, app, concept_pbs: list[resources_pb2.Concept]) -> list[Concept]:
     """PostConcepts: all or none. DATABASE_DUPLICATE_KEY for an id the app already has."""
-    from collectors_module.core.patching import check_fields
 
     _concept_batch(concept_pbs)
     rows = []
@@ -744,7 +752,6 @@ def concepts_create(*, app, concept_pbs: list[resources_pb2.Concept]) -> list[Co
 def concepts_patch(*, app, concept_pbs: list[resources_pb2.Concept], action: str) -> list[Concept]:
     """PatchConcepts with action 'overwrite' (Clarifai's only action here): a concept's name
     changes; its id, app and user cannot. All or none; 11101 names a missing concept."""
-    from collectors_module.core.patching import check_fields, patch_action
 
     patch_action(action, code=SC.CONCEPTS_INVALID_REQUEST, allowed=("overwrite",), what="concepts")
     _concept_batch(concept_pbs)
@@ -787,14 +794,8 @@ def concepts_patch(*, app, concept_pbs: list[resources_pb2.Concept], action: str
 
 
 def _recipe_model_ref(app, workflow_id: str, rn, source_model_version) -> dict:
-    from collectors_module.inference.runners.builtin import BUILTIN_APP_ID, BUILTIN_USER_ID, CATALOG
-    from collectors_module.inference.services import model_create
-
-    from .recipes import DEFAULT_SOURCE_MODEL
 
     if rn.model_type_id:
-        from collectors_module.inference.models import Model
-
         base = f"{workflow_id}-{rn.node_id}"[:120]
         model_id, n = base, 1
         while Model.objects.filter(app=app, public_id=model_id).exists():
@@ -832,10 +833,6 @@ def workflow_create_from_recipe(
     workflow, all or none.
     `source_model_version` fills the recipe's source node (default: a built-in classifier).
     Raises 11101 for an unknown recipe, else like `workflow_create` / `model_create`."""
-    from collectors_module.core.errors import not_found
-    from collectors_module.core.protojson import from_dict
-
-    from .recipes import get_recipe
 
     recipe = get_recipe(recipe_id)
     if recipe is None:
@@ -865,7 +862,6 @@ def workflow_create_from_recipe(
 
 def _free_model_id(app, base: str) -> str:
     """`base`, or `base-2`, `base-3`... when the app already has a model of that id."""
-    from collectors_module.inference.models import Model
 
     base = base[:120]
     model_id, n = base, 1
@@ -885,8 +881,6 @@ def workflow_save_from_builder(*, app, workflow_id: str, nodes: list[dict], new:
     operator model cannot be made fails with `ApiError(field=<node id>)`; otherwise errors are
     those of `workflow_create` / `workflow_overwrite`.
     """
-    from collectors_module.core.protojson import from_dict
-    from collectors_module.inference.services import model_create
 
     node_ids = {n["id"] for n in nodes}
     with transaction.atomic():

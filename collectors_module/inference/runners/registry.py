@@ -14,6 +14,8 @@ from typing import Any
 from collectors_module.core.errors import SC, ApiError
 
 from .base import Runner
+from .builtin import BY_NAME
+from .remote import make_remote_runner
 
 MAX_REMOTE_RUNNERS = 256  # distinct remote configs kept; older ones are rebuilt on demand
 
@@ -30,15 +32,11 @@ def _cache_key(runner: str, config: dict[str, Any]) -> tuple[str, str]:
 def _build(runner: str, config: dict[str, Any]) -> Runner:
     kind, _, name = runner.partition(":")
     if kind == "builtin":
-        from .builtin import BY_NAME
-
         spec = BY_NAME.get(name)
         if spec is None:
             raise ApiError(SC.MODEL_INVALID_ARGUMENT, f"Unknown built-in runner '{runner}'")
         return spec.load()
     if kind == "remote":
-        from .remote import make_remote_runner
-
         return make_remote_runner(name, dict(config or {}))
     if kind == "operator":
         raise ApiError(

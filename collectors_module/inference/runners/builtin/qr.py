@@ -27,6 +27,7 @@ class QrCodeRunner(PerInputRunner):
     display_name = "qr-code"
 
     def predict_image(self, raw: bytes, params: dict[str, Any]) -> resources_pb2.Data:
+        # Heavy dependency: loaded on first use, not when this module is imported.
         import cv2
 
         img = open_image(raw, max_side=MAX_SIDE).convert("L")

@@ -35,6 +35,7 @@ class SentimentRunner(PerInputRunner):
 
     def __init__(self, config: dict[str, Any] | None = None):
         super().__init__(config)
+        # Heavy dependency: loaded on first use, not when this module is imported.
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         self._analyzer = SentimentIntensityAnalyzer()
