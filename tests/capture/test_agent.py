@@ -273,8 +273,9 @@ def test_a_second_agent_waits_as_a_standby_and_takes_over(
     c = make_collector(alice)
     first = capture_agents.start()
     standby = capture_agents.start(wait=False)
-    time.sleep(1.0)
-    assert "waiting for the lock" in standby.log()
+    # Its Django start-up takes a moment (longer on a loaded machine) before it reaches the lock.
+    assert wait_for(lambda: "waiting for the lock" in standby.log(), timeout=30), standby.log()
+    time.sleep(0.5)
     assert "serving" not in standby.log()
     first.kill()
     standby.wait_serving()
