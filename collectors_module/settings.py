@@ -335,6 +335,9 @@ COLLECTORS_SWEEP_LIMIT = env.int("COLLECTORS_SWEEP_LIMIT", 5000)
 
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # Kombu's Redis transport, except that an ack that fails while Redis is away frees its
+    # prefetch slot (otherwise the consumer can stall for good after a broker restart).
+    CELERY_BROKER_TRANSPORT = "collectors_module.capture.redis_transport:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
         "socket_connect_timeout": 2,
