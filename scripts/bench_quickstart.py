@@ -4,7 +4,8 @@ agent and a solo worker, as `scripts/quickstart.sh` runs them (in a temporary fo
 
     COLLECTORS_DEV=1 .venv/bin/python scripts/bench_quickstart.py [--rounds 4] [--per-block 200]
 
-Sequential predictions on the colour model with the demo collector off and on, in blocks whose
+Sequential predictions on the demo collector's source model (general-image-recognition, the path
+`seed_demo` prints) with the demo collector off and on, in blocks whose
 order is shuffled per round (seeded), with an off/off A/A control; each block after the worker
 has ingested everything captured so far. Then the time from a prediction to its input in the
 demo app's gallery (the collector's ingested count), idle, one at a time.
@@ -89,8 +90,9 @@ def main() -> int:
     procs = []
     for name, cmd in (
         ("web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]),
-        ("agent", [sys.executable, "manage.py", "captureagent"]),
-        ("worker", [sys.executable, "-m", "celery", "-A", "collectors_module", "worker", "-B",
+        # At the quick start's lower priority (scripts/quickstart.sh runs them under nice -n 10).
+        ("agent", ["nice", "-n", "10", sys.executable, "manage.py", "captureagent"]),
+        ("worker", ["nice", "-n", "10", sys.executable, "-m", "celery", "-A", "collectors_module", "worker", "-B",
                     "--pool", "solo", "--loglevel", "WARNING", "-s",
                     str(work / "celerybeat-schedule")]),
     ):  # fmt: skip
@@ -99,7 +101,11 @@ def main() -> int:
                 subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
             )
     base = f"http://127.0.0.1:{port}"
-    predict_url = f"{base}/v2/users/builtin/apps/main/models/color-recognition/outputs"
+    # The model the demo collector watches, on the path seed_demo prints.
+    predict_path = next(
+        line.split(":", 1)[1].strip() for line in seed.splitlines() if line.startswith("predict:")
+    )
+    predict_url = f"{base}{predict_path}"
     collector_url = f"{base}/v2/users/demo/apps/demo-app/collectors"
     stats_url = f"{base}/api/v2/users/demo/apps/demo-app/collectors/demo-collector/stats"
     image = png()
@@ -179,7 +185,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     print(
         f"\nquick start servers (runserver, SQLite, folder broker, capture agent, solo worker), "
-        f"colour model, 8x8 PNG; {args.rounds} rounds x {args.per_block} sequential predictions, "
+        f"{predict_path.split('/models/')[1].split('/')[0]}, 8x8 PNG; {args.rounds} rounds x {args.per_block} sequential predictions, "
         f"random order (seed {args.seed}); {os.cpu_count()} cores"
     )
     ratio_table(samples, per_round, base="off-a", control="off-b")

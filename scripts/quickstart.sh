@@ -123,12 +123,15 @@ say "Starting the gRPC server (TLS) on localhost:$GRPC_PORT (log: var/log/grpc.l
   --key "$VAR/certs/server.key" >"$LOG_DIR/grpc.log" 2>&1 &
 PIDS+=("$!")
 
+# The agent and the worker run at a lower CPU priority than the servers: on one machine, the
+# post-queue workflows (a caption is a classifier and an OCR pass) would otherwise take the cores
+# from the predictions they capture; the worker catches up whenever the servers are idle.
 say "Starting the capture agent (log: var/log/agent.log)"
-"$VPY" manage.py captureagent >"$LOG_DIR/agent.log" 2>&1 &
+nice -n 10 "$VPY" manage.py captureagent >"$LOG_DIR/agent.log" 2>&1 &
 PIDS+=("$!")
 
 say "Starting a Celery worker with the sweeper schedule (log: var/log/worker.log)"
-"$ROOT/.venv/bin/celery" -A collectors_module worker -B --pool solo --loglevel INFO \
+nice -n 10 "$ROOT/.venv/bin/celery" -A collectors_module worker -B --pool solo --loglevel INFO \
   -s "$VAR/celerybeat-schedule" >"$LOG_DIR/worker.log" 2>&1 &
 PIDS+=("$!")
 set +m  # back to one process group: Ctrl-C reaches this script, whose trap stops the children
