@@ -1,0 +1,24 @@
+from django.urls import path
+
+from . import views
+
+app_name = "datasets"
+
+_BASE = "apps/<str:app_id>/datasets/"
+
+urlpatterns = [
+    path(_BASE, views.dataset_list_view, name="list"),
+    path(_BASE + "<str:dataset_id>/", views.dataset_detail_view, name="detail"),
+    path(_BASE + "<str:dataset_id>/add-inputs/", views.dataset_add_inputs_view, name="add_inputs"),
+    path(_BASE + "<str:dataset_id>/versions/", views.version_create_view, name="version_create"),
+    path(
+        _BASE + "<str:dataset_id>/versions/<str:version_id>/exports/",
+        views.export_create_view,
+        name="export_create",
+    ),
+    path(
+        _BASE + "<str:dataset_id>/versions/<str:version_id>/exports/<slug:fmt>.zip",
+        views.export_download_view,
+        name="download",
+    ),
+]
