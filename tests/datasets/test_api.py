@@ -78,7 +78,8 @@ def test_dataset_crud_and_patch(api, alice):
     gone = api.delete(base(alice) + "/datasets", {"dataset_ids": ["ds1"]}, key=alice.secret)
     assert gone["status"]["code"] == 10000
     missing = api.get(base(alice) + "/datasets/ds1", key=alice.secret)
-    assert missing["status"]["code"] == 11101 and missing["_http"] == 404
+    assert missing["status"]["code"] == 11101
+    assert missing["_http"] == 404
 
 
 def test_dataset_inputs_and_frozen_version(api, alice):
@@ -126,7 +127,8 @@ def test_dataset_inputs_and_frozen_version(api, alice):
         {"exports": [{"format": "COCO"}]},
         key=alice.secret,
     )
-    assert early["status"]["code"] == 64005 and early["_http"] == 400, early
+    assert early["status"]["code"] == 64005
+    assert early["_http"] == 400, early
     version = DatasetVersion.objects.get(public_id="v1")
     assert services.version_build(version.pk) == "ready"
     assert services.version_build(version.pk) == "skipped"  # done: a second run does nothing
@@ -144,7 +146,8 @@ def test_dataset_inputs_and_frozen_version(api, alice):
     frozen = DatasetVersionInput.objects.filter(version=version)
     assert sorted(frozen.values_list("input_public_id", flat=True)) == ["i1", "i2"]
     i1 = frozen.get(input_public_id="i1")
-    assert i1.text == "text i1" and i1.data["concepts"][0]["id"] == "cat"
+    assert i1.text == "text i1"
+    assert i1.data["concepts"][0]["id"] == "cat"
 
     versions = api.get(base(alice) + "/datasets/ds/versions", key=alice.secret)
     assert [x["id"] for x in versions["dataset_versions"]] == ["v1"]
@@ -176,7 +179,8 @@ def test_export_request_bad_input(api, alice):
         {"exports": []},
     ):
         r = api.call("PUT", url, body, key=alice.secret)
-        assert r["_http"] < 500 and r["status"]["code"] != 10000, (body, r)
+        assert r["_http"] < 500, (body, r)
+        assert r["status"]["code"] != 10000, (body, r)
     assert (
         api.call(
             "PUT",
@@ -219,14 +223,16 @@ def test_another_tenants_dataset_does_not_exist(api, alice, bob, make_key):
     ]
     for method, path, body in calls:
         r = api.call(method.upper(), path, body, key=bob.secret)
-        assert r["status"]["code"] == 11101 and r["_http"] == 404, (method, path, r)
+        assert r["status"]["code"] == 11101, (method, path, r)
+        assert r["_http"] == 404, (method, path, r)
     # Bob's own app, naming Alice's dataset: it does not exist there either.
     r = api.get(base(bob) + "/datasets/secret-ds", key=bob.secret)
     assert r["status"]["code"] == 11101
     # A key without the Datasets scopes.
     weak = make_key(alice.user, scopes=["Inputs:Get"])
     r = api.get(base(alice) + "/datasets", key=weak.secret)
-    assert r["status"]["code"] == 11007 and r["_http"] == 403
+    assert r["status"]["code"] == 11007
+    assert r["_http"] == 403
 
 
 def test_collector_dataset_extension(api, alice, bob, make_collector):
@@ -235,7 +241,8 @@ def test_collector_dataset_extension(api, alice, bob, make_collector):
     path = f"/api/v2/users/{alice.user.username}/apps/{alice.app.public_id}/collectors/c1/dataset"
     assert api.get(path, key=alice.secret)["dataset_id"] == ""
     r = api.call("PUT", path, {"dataset_id": "dest"}, key=alice.secret)
-    assert r["status"]["code"] == 10000 and r["dataset_id"] == "dest", r
+    assert r["status"]["code"] == 10000
+    assert r["dataset_id"] == "dest", r
     assert api.get(path, key=alice.secret)["dataset_id"] == "dest"
     assert (
         api.call("PUT", path, {"dataset_id": "nope"}, key=alice.secret)["status"]["code"] == 11101
