@@ -28,6 +28,16 @@ def datasets_of_app(app):
     )
 
 
+def datasets_of_owner(user):
+    """Every dataset in the user's own apps (the user-level ListDatasets)."""
+    return (
+        Dataset.objects.filter(app__owner=user)
+        .select_related("app__owner")
+        .annotate(inputs_total=Count("members", distinct=True))
+        .order_by("-created_at", "-pk")
+    )
+
+
 def dataset_for_app(app, dataset_id: str) -> Dataset:
     """One dataset of THIS app (21xxx-style 'does not exist' for any other tenant's)."""
     row = datasets_of_app(app).filter(public_id=dataset_id).first() if dataset_id else None

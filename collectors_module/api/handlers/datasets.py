@@ -110,8 +110,12 @@ def post_datasets(ctx, req: service_pb2.PostDatasetsRequest):
 
 @rpc("ListDatasets")
 def list_datasets(ctx, req: service_pb2.ListDatasetsRequest):
-    app = ctx.app(write=True)
-    rows = selectors.datasets_of_app(app)
+    if ctx.app_id:
+        rows = selectors.datasets_of_app(ctx.app(write=True))
+    elif ctx.owner_user_id == ctx.user.username:
+        rows = selectors.datasets_of_owner(ctx.user)  # every app of the caller's own
+    else:  # datasets are private: another user's are "does not exist", as their apps' are
+        raise ApiError(SC.CONN_DOES_NOT_EXIST, f"User '{ctx.owner_user_id[:128]}' has no datasets")
     if req.id:
         rows = rows.filter(public_id__icontains=req.id[:128])
     if req.search:
@@ -119,7 +123,7 @@ def list_datasets(ctx, req: service_pb2.ListDatasetsRequest):
     if req.sort_ascending:
         rows = rows.order_by("created_at", "pk")
     return service_pb2.MultiDatasetResponse(
-        datasets=[dataset_to_pb(r, app) for r in paginate(rows, req.page, req.per_page)]
+        datasets=[dataset_to_pb(r, r.app) for r in paginate(rows, req.page, req.per_page)]
     )
 
 
