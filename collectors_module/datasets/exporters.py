@@ -74,7 +74,13 @@ def item_data(item: DatasetVersionInput, app) -> resources_pb2.Data:
     if item.text:
         data.text.raw = item.text
     if item.image_name:
-        data.image.url = media_url(SimpleNamespace(app=app, public_id=item.input_public_id))
+        url = media_url(SimpleNamespace(app=app, public_id=item.input_public_id))
+        data.image.url = url
+        # Clarifai's hosted form, which the SDK's export downloader reads: prefix/orig/suffix
+        # (the `inputs/<id>/orig/media` alias of the media view, datasets/urls.py).
+        data.image.hosted.prefix = url.removesuffix("/media")
+        data.image.hosted.suffix = "media"
+        data.image.hosted.sizes.append("orig")
     elif item.image_url:
         data.image.url = item.image_url
     return data

@@ -244,6 +244,17 @@ def dataset_inputs_add(*, app, dataset, input_ids: list[str]) -> list[str]:
     return wanted
 
 
+def dataset_inputs_add_rows(*, dataset, input_pks: list[int]) -> None:
+    """Add inputs (rows of the dataset's app, already checked by the caller) to the dataset."""
+    if input_pks:
+        now = timezone.now()
+        DatasetInput.objects.bulk_create(
+            [DatasetInput(dataset=dataset, input_id=pk, created_at=now) for pk in input_pks],
+            ignore_conflicts=True,
+        )
+        _touch(dataset)
+
+
 def dataset_inputs_add_matching(*, app, dataset, collector_id: str = "") -> int:
     """Add every input of the app that the gallery filter shows (all, or those captured by
     `collector_id`) with one INSERT ... SELECT; returns how many were new."""
