@@ -132,7 +132,7 @@ def _copy_image(zf: zipfile.ZipFile, item: DatasetVersionInput) -> tuple[str, in
             with Image.open(handle) as img:  # reads the header only
                 width, height = img.size
                 ext = IMAGE_EXTENSIONS.get(img.format or "", ".img")
-        except (UnidentifiedImageError, OSError, ValueError):
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
             return None
         handle.seek(0)
         name = f"images/{_safe_name(item.input_public_id)}{ext}"

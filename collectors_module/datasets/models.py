@@ -91,7 +91,7 @@ class DatasetVersionInput(models.Model):
     version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="items")
     input_public_id = models.CharField(max_length=128)
     data = models.JSONField(default=dict)  # the input's `Data` (snake_case), without media
-    image_name = models.CharField(max_length=255, blank=True)  # blob storage name
+    image_name = models.CharField(max_length=255, blank=True, db_index=True)  # blob name
     image_url = models.URLField(max_length=2048, blank=True)
     text = models.TextField(blank=True)
     # [{"id", "data", "model_version_id", "model_ref", "user_id"}...] as they were.

@@ -7,6 +7,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from collectors_module.core.errors import SC, ApiError
+from collectors_module.inputs.models import Input
 
 from .models import (
     EXPORT_IN_PROGRESS,
@@ -131,3 +132,20 @@ def datasets_of_collectors(collectors) -> dict[int, str]:
         "collector_id", "dataset__public_id"
     )
     return dict(rows)
+
+
+def blob_in_use(name: str) -> bool:
+    """True while a frozen version refers to this blob (inputs' blob purge asks)."""
+    return DatasetVersionInput.objects.filter(image_name=name).exists()
+
+
+def orphaned_blobs(versions) -> set[str]:
+    """Blobs of these versions that no input refers to any more (deleted after the version)."""
+    rows = (
+        DatasetVersionInput.objects.filter(version__in=versions)
+        .exclude(image_name="")
+        .exclude(image_name__in=Input.objects.values("image"))
+        .values_list("image_name", flat=True)
+        .distinct()
+    )
+    return set(rows)

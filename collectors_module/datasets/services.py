@@ -30,7 +30,7 @@ from collectors_module.core.patching import (
     patch_action,
 )
 from collectors_module.inputs.selectors import annotations_of_inputs, inputs_of_app
-from collectors_module.inputs.services import annotations_import_pending
+from collectors_module.inputs.services import annotations_import_pending, blobs_release_on_commit
 
 from . import selectors
 from .models import (
@@ -203,8 +203,10 @@ def datasets_delete(*, app, dataset_ids: list[str]) -> int:
             .exclude(storage_name="")
             .values_list("storage_name", flat=True)
         )
+        blobs = selectors.orphaned_blobs(DatasetVersion.objects.filter(dataset__in=rows))
         Dataset.objects.filter(pk__in=[r.pk for r in rows]).delete()
         transaction.on_commit(lambda: _purge_archives(names))
+        blobs_release_on_commit(blobs)
     return len(rows)
 
 
@@ -401,8 +403,10 @@ def versions_delete(*, app, dataset, version_ids: list[str]) -> int:
             .exclude(storage_name="")
             .values_list("storage_name", flat=True)
         )
+        blobs = selectors.orphaned_blobs(rows)
         DatasetVersion.objects.filter(pk__in=[r.pk for r in rows]).delete()
         transaction.on_commit(lambda: _purge_archives(names))
+        blobs_release_on_commit(blobs)
     return len(rows)
 
 

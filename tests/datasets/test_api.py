@@ -4,7 +4,10 @@ Celery task calls); the worker-driven path is in test_capture_export.py."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from django.core.files.storage import default_storage
 
 from collectors_module.datasets import services
 from collectors_module.datasets.models import (
@@ -12,6 +15,8 @@ from collectors_module.datasets.models import (
     DatasetVersionExport,
     DatasetVersionInput,
 )
+from collectors_module.inputs.models import Input
+from tests.datasets.support import qr_png
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -250,3 +255,48 @@ def test_collector_dataset_extension(api, alice, bob, make_collector):
     assert api.call("PUT", path, {"dataset_id": "dest"}, key=bob.secret)["status"]["code"] == 11101
     cleared = api.call("PUT", path, {"dataset_id": ""}, key=alice.secret)
     assert cleared["dataset_id"] == ""
+
+
+def test_a_version_keeps_the_image_of_a_deleted_input_until_it_is_deleted(api, alice, media_root):
+    raw = qr_png("keep-me")
+    body = {
+        "inputs": [{"id": "img", "data": {"image": {"base64": base64.b64encode(raw).decode()}}}]
+    }
+    assert api.post(base(alice) + "/inputs", body, key=alice.secret)["status"]["code"] == 10000
+    name = Input.objects.get(public_id="img").image.name
+    api.post(base(alice) + "/datasets", {"datasets": [{"id": "ds"}]}, key=alice.secret)
+    api.post(
+        base(alice) + "/datasets/ds/inputs",
+        {"dataset_inputs": [{"input": {"id": "img"}}]},
+        key=alice.secret,
+    )
+    api.post(
+        base(alice) + "/datasets/ds/versions",
+        {"dataset_versions": [{"id": "v1"}]},
+        key=alice.secret,
+    )
+    assert services.version_build(DatasetVersion.objects.get(public_id="v1").pk) == "ready"
+
+    assert (
+        api.delete(base(alice) + "/inputs", {"ids": ["img"]}, key=alice.secret)["status"]["code"]
+        == 10000
+    )
+    assert default_storage.exists(name)  # the frozen version still refers to it
+    assert DatasetVersionInput.objects.get().image_name == name
+    r = api.delete(
+        base(alice) + "/datasets/ds/versions", {"dataset_version_ids": ["v1"]}, key=alice.secret
+    )
+    assert r["status"]["code"] == 10000
+    assert not default_storage.exists(name)  # nothing refers to it any more
+
+
+def test_post_inputs_with_dataset_ids(api, alice):
+    api.post(base(alice) + "/datasets", {"datasets": [{"id": "ds"}]}, key=alice.secret)
+    body = {"inputs": [{"id": "t1", "data": {"text": {"raw": "x"}}, "dataset_ids": ["ds"]}]}
+    assert api.post(base(alice) + "/inputs", body, key=alice.secret)["status"]["code"] == 10000
+    listed = api.get(base(alice) + "/datasets/ds/inputs", key=alice.secret)
+    assert [d["input"]["id"] for d in listed["dataset_inputs"]] == ["t1"]
+    # An unknown dataset: refused before anything is stored.
+    body = {"inputs": [{"id": "t2", "data": {"text": {"raw": "x"}}, "dataset_ids": ["nope"]}]}
+    assert api.post(base(alice) + "/inputs", body, key=alice.secret)["status"]["code"] == 11101
+    assert api.get(base(alice) + "/inputs/t2", key=alice.secret)["status"]["code"] != 10000
