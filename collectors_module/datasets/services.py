@@ -22,6 +22,7 @@ from django.utils import timezone
 from google.protobuf import json_format
 
 from collectors_module.core.errors import SC, ApiError
+from collectors_module.core.faults import fault_point
 from collectors_module.core.ids import new_hex_id, validate_id
 from collectors_module.core.patching import (
     apply_to_dict,
@@ -525,6 +526,7 @@ def _freeze(version, token: int, inputs: list, count: int, regions: int) -> tupl
     with transaction.atomic():
         _renew(DatasetVersion, version.pk, token, VERSION_IN_PROGRESS, inputs_count=count)
         DatasetVersionInput.objects.bulk_create(rows)
+    fault_point("dataset_version_batch")
     return count + len(rows), regions
 
 

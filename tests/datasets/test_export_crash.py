@@ -14,7 +14,11 @@ from clarifai_grpc.grpc.api import resources_pb2
 from django.conf import settings as django_settings
 
 from collectors_module.datasets import services
-from collectors_module.datasets.models import DatasetVersion, DatasetVersionExport
+from collectors_module.datasets.models import (
+    DatasetVersion,
+    DatasetVersionExport,
+    DatasetVersionInput,
+)
 
 from .support import download, version_path, wait_for
 
@@ -109,3 +113,46 @@ def test_killed_export_is_not_successful_and_restarts_to_a_complete_archive(
     row.refresh_from_db()
     assert row.attempts == 2
     assert len(_archives()) == len(before) + 1
+
+
+def test_killed_version_build_is_rebuilt_whole(api, alice, celery_workers):
+    base = f"/v2/users/{alice.user.username}/apps/{alice.app.public_id}"
+    api.post(base + "/datasets", {"datasets": [{"id": "big"}]}, key=alice.secret)
+    ids = [f"b{i:03d}" for i in range(N)]
+    body = {
+        "inputs": [{"id": i, "data": {"text": {"raw": i}}, "dataset_ids": ["big"]} for i in ids]
+    }
+    assert api.post(base + "/inputs", body, key=alice.secret)["status"]["code"] == 10000
+    # Killed after its second batch of four had committed.
+    first = celery_workers.start(
+        pool="solo",
+        env={**SLOW, "COLLECTORS_FAULTS": "dataset_version_batch:kill@2"},
+    )
+    api.post(
+        base + "/datasets/big/versions", {"dataset_versions": [{"id": "v1"}]}, key=alice.secret
+    )
+    assert first.wait_exit(30) is not None, first.log()
+    version = DatasetVersion.objects.get(public_id="v1")
+    assert version.status_code == 64010  # in progress, never ready
+    partial = DatasetVersionInput.objects.filter(version=version).count()
+    assert 0 < partial < N
+    vpath = version_path(alice, "big", "v1")
+    early = api.call("PUT", vpath + "/exports", {"exports": [{"format": "COCO"}]}, key=alice.secret)
+    assert early["status"]["code"] == 64010  # an export of a version being built: refused
+    time.sleep(2.5)  # its lease expires; the next read of the version sends the build again
+    second = celery_workers.start(pool="solo", env={"DATASET_EXPORT_BATCH_SIZE": "4"})
+    assert api.get(vpath, key=alice.secret)["status"]["code"] == 10000
+    wait_for(
+        lambda: api.get(vpath, key=alice.secret)["dataset_version"]["status"]["code"] == 64015,
+        what="the rebuilt version",
+        log=second.log,
+    )
+    version.refresh_from_db()
+    assert version.attempts == 2
+    assert version.inputs_count == N
+    frozen = list(
+        DatasetVersionInput.objects.filter(version=version).values_list(
+            "input_public_id", flat=True
+        )
+    )
+    assert sorted(frozen) == ids  # whole, each input once
