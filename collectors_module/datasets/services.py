@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from celery import current_app
+from clarifai_grpc.grpc.api import resources_pb2
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -549,8 +550,11 @@ def version_kick(version) -> None:
 
 def parse_format(value) -> str:
     """The format name for an enum number or name; CONN_INVALID_REQUEST for anything else."""
-    names = {1: "CLARIFAI_DATA_PROTOBUF", 2: "CLARIFAI_DATA_JSON", 3: "COCO"}
-    name = names.get(value, value) if isinstance(value, int) else str(value or "").upper()
+    enum = resources_pb2.DatasetVersionExportFormat
+    if isinstance(value, int):
+        name = enum.Name(value) if value in enum.values() else str(value)
+    else:
+        name = str(value or "").upper()
     if name not in FORMATS:
         raise ApiError(
             SC.CONN_INVALID_REQUEST,

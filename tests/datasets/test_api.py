@@ -204,6 +204,14 @@ def test_export_request_bad_input(api, alice):
     )
     assert len(r2["exports"]) == 1
     assert DatasetVersionExport.objects.count() == 1
+    # Each format by name or by its enum number (PROTOBUF 1, COCO 2, JSON 3) is that format.
+    for body, stored, number in (
+        ({"format": "CLARIFAI_DATA_JSON"}, "CLARIFAI_DATA_JSON", 3),
+        ({"format": 1}, "CLARIFAI_DATA_PROTOBUF", 1),
+    ):
+        r = api.call("PUT", url, {"exports": [body]}, key=alice.secret)
+        assert r["exports"][0]["format"] == number, r
+        assert DatasetVersionExport.objects.filter(format=stored).count() == 1
 
 
 def test_another_tenants_dataset_does_not_exist(api, alice, bob, make_key):

@@ -156,3 +156,54 @@ def test_killed_version_build_is_rebuilt_whole(api, alice, celery_workers):
         )
     )
     assert sorted(frozen) == ids  # whole, each input once
+
+
+def test_failed_export_says_why_and_starts_over_when_asked_again(
+    api, client, alice, celery_workers
+):
+    base = f"/v2/users/{alice.user.username}/apps/{alice.app.public_id}"
+    api.post(base + "/datasets", {"datasets": [{"id": "ds"}]}, key=alice.secret)
+    body = {"inputs": [{"id": "t1", "data": {"text": {"raw": "x"}}, "dataset_ids": ["ds"]}]}
+    assert api.post(base + "/inputs", body, key=alice.secret)["status"]["code"] == 10000
+    api.post(base + "/datasets/ds/versions", {"dataset_versions": [{"id": "v1"}]}, key=alice.secret)
+    assert services.version_build(DatasetVersion.objects.get(public_id="v1").pk) == "ready"
+    before = _archives()
+    # Blob storage fails just before the archive would be saved.
+    first = celery_workers.start(
+        pool="solo", env={"COLLECTORS_FAULTS": "dataset_export_before_save:raise"}
+    )
+    vpath = version_path(alice, "ds", "v1")
+    exports = {"exports": [{"format": "CLARIFAI_DATA_JSON"}]}
+    api.call("PUT", vpath + "/exports", exports, key=alice.secret)
+    row = wait_for(
+        lambda: DatasetVersionExport.objects.filter(status_code=64202).first(),
+        what="a failed export",
+        log=first.log,
+    )
+    assert "InjectedFault" in row.status_details
+    got = api.get(vpath, key=alice.secret)
+    info = got["dataset_version"]["export_info"]["clarifai_data_json"]
+    assert info["status"]["code"] == 64202
+    assert "InjectedFault" in info["status"]["details"]
+    assert not info["url"]
+    assert _archives() == before
+    first.stop()
+
+    second = celery_workers.start(pool="solo")
+    again = api.call("PUT", vpath + "/exports", exports, key=alice.secret)
+    assert again["exports"][0]["status"]["code"] == 64201  # started over
+    row = wait_for(
+        lambda: DatasetVersionExport.objects.filter(status_code=64200).first(),
+        what="the export, second try",
+        log=second.log,
+    )
+    assert row.attempts == 2
+    code, blob, _ = download(
+        client,
+        api.get(vpath, key=alice.secret)["dataset_version"]["export_info"]["clarifai_data_json"][
+            "url"
+        ],
+        alice.secret,
+    )
+    assert code == 200
+    assert "all/batch-00000_n1.json" in zipfile.ZipFile(io.BytesIO(blob)).namelist()

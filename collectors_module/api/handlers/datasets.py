@@ -21,7 +21,7 @@ from collectors_module.collectors import selectors as collector_selectors
 from collectors_module.core.errors import SC, ApiError, make_status
 from collectors_module.core.pagination import paginate
 from collectors_module.datasets import selectors, services
-from collectors_module.datasets.models import EXPORT_IN_PROGRESS, FORMATS
+from collectors_module.datasets.models import EXPORT_IN_PROGRESS
 from collectors_module.inputs import conf as inputs_conf
 from collectors_module.inputs.convert import input_to_pb
 
@@ -59,7 +59,9 @@ def download_url(app, dataset, version, fmt: str) -> str:
 
 
 def export_to_pb(export, app, dataset, version) -> resources_pb2.DatasetVersionExport:
-    pb = resources_pb2.DatasetVersionExport(format=FORMATS.index(export.format) + 1)
+    pb = resources_pb2.DatasetVersionExport(
+        format=resources_pb2.DatasetVersionExportFormat.Value(export.format)
+    )
     details = export.status_details
     if export.status_code == EXPORT_IN_PROGRESS:
         details = f"{export.processed} of {export.total} done"
