@@ -13,7 +13,6 @@ import logging
 from collections.abc import Iterable
 from datetime import timedelta
 
-from celery import current_app
 from clarifai_grpc.grpc.api import resources_pb2
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -22,6 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from google.protobuf import json_format
 
+from collectors_module.celery import app as celery_app
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.faults import fault_point
 from collectors_module.core.ids import new_hex_id, validate_id
@@ -61,6 +61,15 @@ MAX_DESCRIPTION = 512
 PATCHABLE = ("description", "notes", "metadata")
 IGNORED_ON_CREATE = ("app_id", "user_id", "visibility", "created_at", "modified_at")
 
+_FAST_BROKER = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+    "socket_connect_timeout": 1,
+    "socket_timeout": 2,
+}
+
 BUILD_TASK = "datasets.build_version"
 EXPORT_TASK = "datasets.export"
 
@@ -78,7 +87,10 @@ def _send(task: str, pk: int) -> None:
 
     def publish() -> None:
         try:
-            current_app.send_task(task, kwargs={"pk": pk})
+            # Fail fast (short timeouts, no retry loop): the request thread never hangs on a
+            # broker that is down.
+            with celery_app.connection_for_write(transport_options=_FAST_BROKER) as connection:
+                celery_app.send_task(task, kwargs={"pk": pk}, connection=connection, retry=False)
         except Exception:  # the broker is down: the next request or page poll sends it again
             log.exception("could not publish %s for %s", task, pk)
 
