@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from collectors_module.collectors.services import collector_flag
 from collectors_module.core.errors import SC, ApiError, code_name
+from collectors_module.core.faults import fault_point
 from collectors_module.datasets.services import add_ingested_inputs
 from collectors_module.inputs.services import NewInput, inputs_create_bulk
 
@@ -91,6 +92,7 @@ def ingest(ds: list[Decision], *, careful: bool) -> None:
                 if not isinstance(result, ApiError)
             ]
         )
+        fault_point("in_ingest_transaction")
 
 
 def _updates_for(d: Decision, now) -> dict:
