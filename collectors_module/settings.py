@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "collectors_module.collectors",
     "collectors_module.capture",
     "collectors_module.modules",
+    "collectors_module.datasets",
     "collectors_module.api",
 ]
 
@@ -332,6 +333,13 @@ COLLECTORS_SWEEP_SECONDS = env.float("COLLECTORS_SWEEP_SECONDS", 15.0)
 COLLECTORS_SWEEP_MIN_AGE_SECONDS = env.float("COLLECTORS_SWEEP_MIN_AGE_SECONDS", 5.0)
 COLLECTORS_SWEEP_ACCEPTED_AGE_SECONDS = env.float("COLLECTORS_SWEEP_ACCEPTED_AGE_SECONDS", 30.0)
 COLLECTORS_SWEEP_LIMIT = env.int("COLLECTORS_SWEEP_LIMIT", 5000)
+
+# Datasets (collectors_module/datasets): version snapshots and export archives.
+DATASET_EXPORT_BATCH_SIZE = env.int("DATASET_EXPORT_BATCH_SIZE", 500)
+DATASET_EXPORT_LEASE_SECONDS = env.float("DATASET_EXPORT_LEASE_SECONDS", 120.0)
+DATASET_EXPORT_TIME_LIMIT = env.int("DATASET_EXPORT_TIME_LIMIT", 3600)
+DATASET_EXPORT_TMP_DIR = env.str("DATASET_EXPORT_TMP_DIR", "") or None
+DATASET_MAX_VERSION_INPUTS = env.int("DATASET_MAX_VERSION_INPUTS", 1_000_000)
 
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):

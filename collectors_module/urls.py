@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("collectors_module.workflows.urls")),
     path("", include("collectors_module.collectors.urls")),
     path("", include("collectors_module.modules.urls")),
+    path("", include("collectors_module.datasets.urls")),
 ]

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from collectors_module.collectors.selectors import collectors_of_app
 from collectors_module.core.errors import ApiError
 from collectors_module.core.htmx import HtmxHttpRequest
+from collectors_module.datasets import selectors as dataset_selectors
 from collectors_module.inputs.selectors import annotations_of_inputs, inputs_of_app
 from collectors_module.inputs.services import annotations_import_pending
 from collectors_module.inputs.views import input_card, own_app_or_404
@@ -66,6 +67,10 @@ def app_detail_view(request: HtmxHttpRequest, app_id: str) -> HttpResponse:
     inputs = inputs_of_app(app)
     if collector:
         inputs = inputs.filter(data__metadata__collector__collector_id=collector)
+    dataset = request.GET.get("dataset", "").strip()[:MAX_FILTER_LENGTH]
+    if dataset:
+        row = dataset_selectors.datasets_of_app(app).filter(public_id=dataset).first()
+        inputs = inputs.filter(pk__in=dataset_selectors.input_ids_in_dataset(row) if row else [])
     annotations_import_pending(app=app)
     page = Paginator(inputs, GALLERY_PER_PAGE).get_page(request.GET.get("page"))
     shown = list(page.object_list)
@@ -76,6 +81,10 @@ def app_detail_view(request: HtmxHttpRequest, app_id: str) -> HttpResponse:
         "cards": [input_card(i, app, annotations.get(i.pk, [])) for i in shown],
         "collector": collector,
         "collector_ids": _collector_ids(app),
+        "dataset": dataset,
+        "dataset_ids": list(
+            dataset_selectors.datasets_of_app(app).values_list("public_id", flat=True)[:200]
+        ),
         "total": page.paginator.count,
     }
     if request.htmx and request.htmx.target == "gallery":

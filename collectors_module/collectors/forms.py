@@ -212,6 +212,11 @@ class CollectorForm(forms.Form):
         required=False,
         help_text="Store the source model's outputs as annotations with the input.",
     )
+    dataset_id = forms.ChoiceField(
+        label="Destination dataset",
+        required=False,
+        help_text="Every input the collector ingests is also added to this dataset of the app.",
+    )
     max_per_minute = forms.IntegerField(
         label="Max captures per minute", min_value=0, required=False, initial=0
     )
@@ -231,8 +236,11 @@ class CollectorForm(forms.Form):
 
     LIMIT_FIELDS = ("max_per_minute", "max_per_hour", "max_per_day", "max_pending")
 
-    def __init__(self, *args, workflows=(), key_choices_=(), editing: bool = False, **kwargs):
+    def __init__(
+        self, *args, workflows=(), key_choices_=(), editing: bool = False, datasets=(), **kwargs
+    ):
         super().__init__(*args, **kwargs)
+        self.fields["dataset_id"].choices = [("", "— none —")] + [(d, d) for d in datasets]
         wf_choices = [("", "— none —")] + [(w.public_id, w.public_id) for w in workflows]
         self.fields["pre_queue_workflow_id"].choices = wf_choices
         self.fields["post_queue_workflow_id"].choices = wf_choices

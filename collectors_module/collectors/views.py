@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,6 +21,8 @@ from collectors_module.capture import selectors as capture_selectors
 from collectors_module.core.errors import ApiError
 from collectors_module.core.htmx import HtmxHttpRequest
 from collectors_module.core.ids import is_valid_id
+from collectors_module.datasets import selectors as dataset_selectors
+from collectors_module.datasets import services as dataset_services
 from collectors_module.inference.selectors import model_version_for_user
 from collectors_module.modules.access import installation_access, scopes_for
 from collectors_module.workflows.selectors import workflows_of_app
@@ -104,6 +107,7 @@ def _build_form(request, access, *, data=None, initial=None, editing=False):
             keys_of_user(request.user), app=app, source_model=source_mv.model if source_mv else None
         ),
         editing=editing,
+        datasets=dataset_selectors.datasets_of_app(app).values_list("public_id", flat=True)[:500],
     )
     return form, source_mv, source_error
 
@@ -113,15 +117,24 @@ def _save(request, access, form, *, collector=None) -> object | None:
     if not form.is_valid():
         return None
     try:
-        if collector is None:
-            return services.collector_create(
-                app=access.app, actor=request.user, collector_pb=form.to_pb(), limits=form.limits()
+        with transaction.atomic():  # the collector and its destination dataset, or neither
+            if collector is None:
+                saved = services.collector_create(
+                    app=access.app,
+                    actor=request.user,
+                    collector_pb=form.to_pb(),
+                    limits=form.limits(),
+                )
+            else:
+                pb = form.to_pb()
+                pb.id = collector.public_id
+                saved = services.collector_overwrite(
+                    app=access.app, actor=request.user, collector_pb=pb, limits=form.limits()
+                )
+            dataset_services.collector_dataset_set(
+                app=access.app, collector=saved, dataset_id=form.cleaned_data.get("dataset_id", "")
             )
-        pb = form.to_pb()
-        pb.id = collector.public_id
-        return services.collector_overwrite(
-            app=access.app, actor=request.user, collector_pb=pb, limits=form.limits()
-        )
+            return saved
     except ApiError as exc:
         form.add_api_error(exc)
         return None
@@ -167,6 +180,8 @@ def update(request: HtmxHttpRequest, app_id: str, inst_slug: str, collector_id: 
         return access
     collector = _collector_or_404(access.app, collector_id)
     initial = initial_from_collector(collector)
+    destination = dataset_selectors.dataset_of_collector(collector)
+    initial["dataset_id"] = destination.public_id if destination else ""
     if request.method == "POST":
         form, source_mv, source_error = _build_form(
             request, access, data=request.POST, initial=initial, editing=True
@@ -224,15 +239,23 @@ def _rows(collectors):
     collectors = list(collectors)
     stats = capture_selectors.collectors_stats(collectors)
     timelines = capture_selectors.capture_timelines(collectors, minutes=TIMELINE_MINUTES)
-    return [_row(c, stats[c.pk], timelines[c.pk]) for c in collectors]
+    datasets = dataset_selectors.datasets_of_collectors(collectors)
+    return [_row(c, stats[c.pk], timelines[c.pk], datasets.get(c.pk, "")) for c in collectors]
 
 
-def _row(collector, stats=None, timeline=None):
+def _row(collector, stats=None, timeline=None, dataset_id=None):
+    if dataset_id is None:
+        dataset_id = dataset_selectors.datasets_of_collectors([collector]).get(collector.pk, "")
     if stats is None:
         stats = capture_selectors.collector_stats(collector)
     if timeline is None:
         timeline = capture_selectors.capture_timeline(collector, minutes=TIMELINE_MINUTES)
-    return {"collector": collector, "stats": stats, "chart": sparkline(timeline)}
+    return {
+        "collector": collector,
+        "stats": stats,
+        "chart": sparkline(timeline),
+        "dataset_id": dataset_id,
+    }
 
 
 def sparkline(timeline, *, width: int = 180, height: int = 36) -> dict:

@@ -386,11 +386,32 @@ def _post_one(app, pb: resources_pb2.Input, resolution: int) -> Input:
     raise _duplicate(app, prepared.public_id)
 
 
+# Other holders of blob names (e.g. frozen dataset versions): fn(name) -> True while in use.
+_BLOB_USERS: list = []
+
+
+def register_blob_users(fn) -> None:
+    """`fn(name) -> bool` says whether something besides an input still refers to a blob."""
+    if fn not in _BLOB_USERS:
+        _BLOB_USERS.append(fn)
+
+
+def blobs_release_on_commit(names) -> None:
+    """Call inside a transaction that drops references to blobs: after it commits, the blobs
+    nothing refers to any more are deleted."""
+    names = {n for n in names if n}
+    if names:
+        transaction.on_commit(lambda: _purge_blobs(names))
+
+
 def _purge_blobs(names: set[str]) -> None:
-    """Delete blobs no input refers to any more (runs after commit; storage errors are logged)."""
+    """Delete blobs nothing refers to any more (runs after commit; storage errors are logged)."""
     for name in names:
         try:
-            if not Input.objects.filter(image=name).exists():
+            in_use = Input.objects.filter(image=name).exists() or any(
+                fn(name) for fn in _BLOB_USERS
+            )
+            if not in_use:
                 default_storage.delete(name)
         except Exception:
             log.exception("could not delete blob %s", name)

@@ -38,7 +38,7 @@ def test_missing_scope_is_insufficient_scopes(api, alice, make_key):
 
 
 def test_unimplemented_rpc_answers_not_implemented(api, alice):
-    r = api.get("/v2/users/alice/apps/app1/datasets", key=alice.secret)
+    r = api.get("/v2/users/alice/apps/app1/tasks", key=alice.secret)
     assert r["status"]["code"] == 10040
 
 

@@ -34,7 +34,9 @@ WORKFLOW = "alice-secret-workflow"
 COLLECTOR = "alice-secret-collector"
 CONCEPT = "alice-secret-concept"
 ANNOTATION = "alice-secret-annotation"
-SECRET_IDS = (APP, INPUT, MODEL, WORKFLOW, COLLECTOR, CONCEPT, ANNOTATION)
+DATASET = "alice-secret-dataset"
+DATASET_VERSION = "alice-secret-version"
+SECRET_IDS = (APP, INPUT, MODEL, WORKFLOW, COLLECTOR, CONCEPT, ANNOTATION, DATASET)
 
 DOES_NOT_EXIST = {
     SC.CONN_DOES_NOT_EXIST,
@@ -164,6 +166,17 @@ class World:
                 ]
             },
         )
+        self._make("dataset", f"{base}/datasets", {"datasets": [{"id": DATASET}]})
+        self._make(
+            "dataset_input",
+            f"{base}/datasets/{DATASET}/inputs",
+            {"dataset_inputs": [{"input": {"id": INPUT}}]},
+        )
+        self._make(
+            "dataset_version",
+            f"{base}/datasets/{DATASET}/versions",
+            {"dataset_versions": [{"id": DATASET_VERSION}]},
+        )
         self._make(
             "relation",
             f"{base}/concepts/{CONCEPT}/relations",
@@ -197,6 +210,8 @@ class World:
             "key_id": self.pat.public_id,
             "concept_id": CONCEPT,
             "annotation_id": ANNOTATION,
+            "dataset_id": DATASET,
+            "dataset_version_id": DATASET_VERSION,
             "model_type_id": "text-classifier",
             "id": "alice-deployment",
         }.get(leaf, "alice-object")
@@ -224,6 +239,17 @@ class World:
             body["ids"] = ids
         if "delete_all" in fields:
             body["delete_all"] = True
+        for name, value in (
+            ("dataset_ids", [DATASET]),
+            ("dataset_version_ids", [DATASET_VERSION]),
+            ("input_ids", [INPUT]),
+            ("dataset_inputs", [{"input": {"id": INPUT}}]),
+            ("exports", [{"format": "COCO"}]),
+            ("dataset_versions", [{"id": "bob-intruder-version"}]),
+            ("dataset_id", DATASET),
+        ):
+            if name in fields and name not in body:
+                body[name] = value
         if "action" in fields:
             body["action"] = "overwrite"
         creating = rpc_name.startswith("Post")
@@ -237,6 +263,7 @@ class World:
             "concept_relations",
             "concepts",
             "annotations",
+            "datasets",
         ):
             if plural not in fields:
                 continue
@@ -280,6 +307,10 @@ class World:
             f"{base}/annotations",
             f"{base}/workflows/{WORKFLOW}/versions",
             f"/v2/users/{ALICE}",
+            f"{base}/datasets",
+            f"{base}/datasets/{DATASET}/inputs",
+            f"{base}/datasets/{DATASET}/versions",
+            f"/api/v2/users/{ALICE}/apps/{APP}/collectors/{COLLECTOR}/dataset",
         ]
         state = {}
         for path in paths:
@@ -441,6 +472,9 @@ def _web_value(world, name: str) -> str:
         "relation_id": world.relation_id,
         "inst_slug": "collector",
         "node_id": "n1",
+        "dataset_id": DATASET,
+        "version_id": DATASET_VERSION,
+        "fmt": "coco",
     }.get(name, "alice-object")
 
 

@@ -14,6 +14,7 @@ FAMILIES = (
     "concepts",
     "collectors",
     "collector_ext",
+    "datasets",
 )
 
 for _family in FAMILIES:

@@ -12,6 +12,8 @@ from clarifai_grpc.grpc.api.status import status_pb2
 from collectors_module.api.dispatch import rpc
 from collectors_module.core.errors import SC, ApiError, make_status
 from collectors_module.core.pagination import paginate
+from collectors_module.datasets import selectors as dataset_selectors
+from collectors_module.datasets import services as dataset_services
 from collectors_module.inputs import selectors, services
 from collectors_module.inputs.convert import input_to_pb
 
@@ -40,9 +42,22 @@ def post_inputs(ctx, req: service_pb2.PostInputsRequest):
         raise ApiError(
             SC.INPUT_INVALID_REQUEST, "inputs must hold at least one input", field="inputs"
         )
+    # Input.dataset_ids: the datasets must exist before anything is written (11101 otherwise).
+    datasets = {
+        d: dataset_selectors.dataset_for_app(app, d) for pb in req.inputs for d in pb.dataset_ids
+    }
     results = services.inputs_post(
         app=app, inputs=list(req.inputs), id_conflict_resolution=req.input_id_conflict_resolution
     )
+    for dataset_id, dataset in datasets.items():
+        dataset_services.dataset_inputs_add_rows(
+            dataset=dataset,
+            input_pks=[
+                r.pk
+                for pb, r in zip(req.inputs, results, strict=True)
+                if not isinstance(r, ApiError) and dataset_id in pb.dataset_ids
+            ],
+        )
     response = service_pb2.MultiInputResponse()
     codes: list[int] = []
     errors: list[ApiError] = []

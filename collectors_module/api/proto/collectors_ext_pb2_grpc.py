@@ -59,6 +59,16 @@ class CollectorExtensionsStub(object):
                 request_serializer=collectors__ext__pb2.DeactivateCollectorRequest.SerializeToString,
                 response_deserializer=collectors__ext__pb2.DeactivateCollectorResponse.FromString,
                 _registered_method=True)
+        self.GetCollectorDataset = channel.unary_unary(
+                '/collectors.ext.v1.CollectorExtensions/GetCollectorDataset',
+                request_serializer=collectors__ext__pb2.GetCollectorDatasetRequest.SerializeToString,
+                response_deserializer=collectors__ext__pb2.SingleCollectorDatasetResponse.FromString,
+                _registered_method=True)
+        self.PutCollectorDataset = channel.unary_unary(
+                '/collectors.ext.v1.CollectorExtensions/PutCollectorDataset',
+                request_serializer=collectors__ext__pb2.PutCollectorDatasetRequest.SerializeToString,
+                response_deserializer=collectors__ext__pb2.SingleCollectorDatasetResponse.FromString,
+                _registered_method=True)
 
 
 class CollectorExtensionsServicer(object):
@@ -99,6 +109,20 @@ class CollectorExtensionsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCollectorDataset(self, request, context):
+        """The collector's destination dataset ("" when none): every input it ingests is added to it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutCollectorDataset(self, request, context):
+        """Sets the destination dataset (a dataset of the collector's app; "" clears it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectorExtensionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +150,16 @@ def add_CollectorExtensionsServicer_to_server(servicer, server):
                     servicer.DeactivateCollector,
                     request_deserializer=collectors__ext__pb2.DeactivateCollectorRequest.FromString,
                     response_serializer=collectors__ext__pb2.DeactivateCollectorResponse.SerializeToString,
+            ),
+            'GetCollectorDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCollectorDataset,
+                    request_deserializer=collectors__ext__pb2.GetCollectorDatasetRequest.FromString,
+                    response_serializer=collectors__ext__pb2.SingleCollectorDatasetResponse.SerializeToString,
+            ),
+            'PutCollectorDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutCollectorDataset,
+                    request_deserializer=collectors__ext__pb2.PutCollectorDatasetRequest.FromString,
+                    response_serializer=collectors__ext__pb2.SingleCollectorDatasetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +297,60 @@ class CollectorExtensions(object):
             '/collectors.ext.v1.CollectorExtensions/DeactivateCollector',
             collectors__ext__pb2.DeactivateCollectorRequest.SerializeToString,
             collectors__ext__pb2.DeactivateCollectorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCollectorDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collectors.ext.v1.CollectorExtensions/GetCollectorDataset',
+            collectors__ext__pb2.GetCollectorDatasetRequest.SerializeToString,
+            collectors__ext__pb2.SingleCollectorDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutCollectorDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collectors.ext.v1.CollectorExtensions/PutCollectorDataset',
+            collectors__ext__pb2.PutCollectorDatasetRequest.SerializeToString,
+            collectors__ext__pb2.SingleCollectorDatasetResponse.FromString,
             options,
             channel_credentials,
             insecure,

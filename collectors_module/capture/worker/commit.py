@@ -20,6 +20,8 @@ from django.utils import timezone
 
 from collectors_module.collectors.services import collector_flag
 from collectors_module.core.errors import SC, ApiError, code_name
+from collectors_module.core.faults import fault_point
+from collectors_module.datasets.services import add_ingested_inputs
 from collectors_module.inputs.services import NewInput, inputs_create_bulk
 
 from .. import conf, relay
@@ -82,6 +84,15 @@ def ingest(ds: list[Decision], *, careful: bool) -> None:
                 _refused(d, result)
             else:
                 d.state, d.reason = CaptureState.INGESTED, ""
+        # The collector's destination dataset, in this same transaction (datasets.md).
+        add_ingested_inputs(
+            [
+                (d.collector_id, result.pk)
+                for d, result in zip(group, results, strict=True)
+                if not isinstance(result, ApiError)
+            ]
+        )
+        fault_point("in_ingest_transaction")
 
 
 def _updates_for(d: Decision, now) -> dict:

@@ -41,14 +41,14 @@ def test_other_tenant_app_does_not_exist(stub, alice, bob):
 
 
 def test_unimplemented_unary_rpc_says_so_in_status(stub, alice):
-    r = stub.ListDatasets(
-        service_pb2.ListDatasetsRequest(
+    r = stub.ListTasks(
+        service_pb2.ListTasksRequest(
             user_app_id=resources_pb2.UserAppIDSet(user_id="alice", app_id="app1")
         ),
         metadata=md(alice.secret),
     )
     assert r.status.code == SC.NOT_IMPLEMENTED
-    assert "ListDatasets" in r.status.details
+    assert "ListTasks" in r.status.details
 
 
 def test_streaming_rpc_is_unimplemented(stub, alice):
