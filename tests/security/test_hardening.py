@@ -1,0 +1,93 @@
+"""Regression tests for the security review of issue 15, one section per finding class."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from collectors_module.api.descriptors import all_rpcs
+from collectors_module.api.dispatch import implemented
+from collectors_module.api.rest.transport import route_table
+from collectors_module.core.errors import SC
+
+SENTIMENT_VERSION = "996e3c70d6372b1e7e3c10875ebd2b8b"
+
+
+def builtin_collector(collector_id: str, key_id: str, caller: str = "alice") -> dict:
+    return {
+        "id": collector_id,
+        "pre_queue_random_sample": 1.0,
+        "collector_source": {
+            "api_post_model_outputs_collector_source": {
+                "model_user_id": "builtin",
+                "model_app_id": "main",
+                "model_id": "sentiment",
+                "model_version_id": SENTIMENT_VERSION,
+                "post_inputs_key_id": key_id,
+                "caller_user_id": caller,
+            }
+        },
+    }
+
+
+# -- 10. page and per_page are bounded on every list route ---------------------------------------
+
+
+def _paged_get_routes():
+    done = implemented()
+    for template, verbs in sorted(route_table().items()):
+        name = verbs.get("get", ("", ""))[0]
+        if name in done and "page" in all_rpcs()[name].request_cls.DESCRIPTOR.fields_by_name:
+            yield template, name
+
+
+PAGED = list(_paged_get_routes())
+
+
+def test_every_paged_route_is_found():
+    names = {name for _t, name in PAGED}
+    assert {"ListCollectorCaptures", "ListInputs", "ListModels", "ListKeys"} <= names
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"page": "4294967295", "per_page": "1000"},
+        {"page": "100001"},
+        {"page": "1", "per_page": "4294967295"},
+        {"page": "999999999999999999"},
+    ],
+)
+def test_huge_pages_are_invalid_requests_never_500(api, alice, params):
+    r = api.post(
+        "/v2/users/alice/apps/app1/collectors",
+        {"collectors": [builtin_collector("paged", alice.key.public_id)]},
+        key=alice.secret,
+    )
+    assert r["status"]["code"] == SC.SUCCESS, r
+    for template, name in PAGED:
+        path = template.replace("{user_app_id.user_id}", "alice")
+        path = path.replace("{user_app_id.app_id}", "app1").replace("{collector_id}", "paged")
+        path = re.sub(r"\{[^}]+\}", "nothing-here", path)
+        r = api.get(path, params, key=alice.secret)
+        assert r["_http"] in (400, 404), (name, path, r)
+        if r["_http"] == 400:
+            assert r["status"]["code"] in (SC.CONN_INVALID_REQUEST, SC.CONN_BAD_REQUEST_FORMAT)
+        else:
+            assert "nothing-here" in path, (name, path, r)
+
+
+def test_capture_log_pages_within_bounds_still_work(api, alice):
+    api.post(
+        "/v2/users/alice/apps/app1/collectors",
+        {"collectors": [builtin_collector("paged", alice.key.public_id)]},
+        key=alice.secret,
+    )
+    base = "/api/v2/users/alice/apps/app1/collectors/paged/captures"
+    r = api.get(base, {"page": "100000", "per_page": "1000"}, key=alice.secret)
+    assert r["_http"] == 200, r
+    assert r.get("captures", []) == []
+    r = api.get(base, {"page": "100001"}, key=alice.secret)
+    assert r["status"]["code"] == SC.CONN_INVALID_REQUEST
+    assert "page may be at most" in r["status"]["details"]
