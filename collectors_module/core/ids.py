@@ -9,7 +9,8 @@ import uuid
 from .errors import SC, ApiError
 
 # Clarifai ids: letters, digits, '_' and '-', must start with a letter or digit; no NUL, no '/'.
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+# Full matches only (fullmatch / \Z): `$` would also accept a trailing newline.
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 
 def new_hex_id() -> str:
@@ -23,7 +24,7 @@ def new_secret(prefix: str = "clct_") -> str:
 
 
 def is_valid_id(value: str) -> bool:
-    return bool(_ID_RE.match(value or ""))
+    return bool(_ID_RE.fullmatch(value or ""))
 
 
 def validate_id(

@@ -13,7 +13,7 @@ from collectors_module.core.errors import SC, ApiError, not_found
 
 from .models import Installation, Module
 
-_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 PLAN_MESSAGE = (
     "Modules such as Collectors are available on the Professional and Enterprise plans. "
     "Upgrade your plan to install and use them."
@@ -31,7 +31,7 @@ def validate_install_slug(slug: str) -> str:
     slug = (slug or "").strip().lower()
     if not slug:
         raise ApiError(SC.MODULE_INVALID_ARGUMENT, "Choose a destination URL", field="slug")
-    if not _SLUG_RE.match(slug):
+    if not _SLUG_RE.fullmatch(slug):
         raise ApiError(
             SC.MODULE_INVALID_ARGUMENT,
             "Use 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit",

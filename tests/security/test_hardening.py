@@ -91,3 +91,51 @@ def test_capture_log_pages_within_bounds_still_work(api, alice):
     r = api.get(base, {"page": "100001"}, key=alice.secret)
     assert r["status"]["code"] == SC.CONN_INVALID_REQUEST
     assert "page may be at most" in r["status"]["details"]
+
+
+# -- 11. ids are full matches: a trailing newline (or any control character) is refused ---------
+
+
+@pytest.mark.parametrize("bad", ["ok-id\n", "ok-id\r\n", "ok\nid", "ok-id\x00", "\nok-id"])
+def test_id_validation_is_a_full_match(bad):
+    from collectors_module.core.ids import is_valid_id
+
+    assert not is_valid_id(bad)
+    assert is_valid_id("ok-id")
+
+
+def test_pattern_helpers_refuse_a_trailing_newline():
+    from collectors_module.collectors.forms import _SOURCE_RES
+    from collectors_module.modules.selectors import _BARE_SLUG_RE, _MODULE_PATH_RE
+    from collectors_module.modules.services import _SLUG_RE
+
+    path = "/users/alice/apps/app1/models/m1"
+    assert all(p.match(path + "\n") is None for p in _SOURCE_RES)
+    assert any(p.match(path) for p in _SOURCE_RES)
+    assert _MODULE_PATH_RE.search("/modules/collectors\n") is None
+    assert _MODULE_PATH_RE.search("/modules/collectors")
+    assert not _SLUG_RE.fullmatch("slug\n")
+    assert not _BARE_SLUG_RE.fullmatch("slug\n")
+
+
+@pytest.mark.parametrize("suffix", ["\n", "\r", "\t", "\x7f"])
+def test_api_refuses_ids_with_control_characters(api, alice, suffix):
+    base = "/v2/users/alice/apps/app1"
+    r = api.post(f"{base}/concepts", {"concepts": [{"id": "c" + suffix}]}, key=alice.secret)
+    assert r["_http"] == 400, r
+    r = api.post(
+        f"{base}/models",
+        {"model": {"id": "m" + suffix, "model_type_id": "text-classifier"}},
+        key=alice.secret,
+    )
+    assert r["_http"] == 400, r
+    r = api.post(
+        f"{base}/collectors",
+        {"collectors": [builtin_collector("c" + suffix, alice.key.public_id)]},
+        key=alice.secret,
+    )
+    assert r["_http"] == 400, r
+    r = api.post("/v2/users/alice/apps", {"apps": [{"id": "a" + suffix}]}, key=alice.secret)
+    assert r["_http"] == 400, r
+    listed = api.get(f"{base}/concepts", key=alice.secret)
+    assert all(c["id"] != "c" + suffix for c in listed.get("concepts", []))
