@@ -379,7 +379,11 @@ LOG_LEVEL = env.str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every handler scrubs key secrets from what it writes (core/logscrub.py).
+    "filters": {"scrub_secrets": {"()": "collectors_module.core.logscrub.ScrubSecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["scrub_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("ROOT_LOG_LEVEL", "WARNING")},
     "loggers": {"collectors": {"level": LOG_LEVEL}},
 }

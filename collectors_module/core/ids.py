@@ -18,9 +18,16 @@ def new_hex_id() -> str:
     return uuid.uuid4().hex
 
 
-def new_secret(prefix: str = "clct_") -> str:
+SECRET_PREFIX = "clct_"  # every key secret starts with it (logs are scrubbed for it)
+
+
+def new_secret(prefix: str = SECRET_PREFIX) -> str:
     """A key secret: >=256 bits from the OS CSPRNG behind a recognisable prefix."""
     return prefix + secrets.token_urlsafe(32)
+
+
+def looks_like_secret(value: str) -> bool:
+    return (value or "").startswith(SECRET_PREFIX)
 
 
 def is_valid_id(value: str) -> bool:

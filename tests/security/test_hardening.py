@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import re
 
 import pytest
@@ -139,3 +142,65 @@ def test_api_refuses_ids_with_control_characters(api, alice, suffix):
     assert r["_http"] == 400, r
     listed = api.get(f"{base}/concepts", key=alice.secret)
     assert all(c["id"] != "c" + suffix for c in listed.get("concepts", []))
+
+
+# -- 9. secrets never in URL paths; log lines are scrubbed of anything shaped like one ----------
+
+
+def test_delete_and_get_key_refuse_a_secret_in_the_path(api, alice, make_key):
+    other = make_key(alice.user, scopes=["Predict"])
+    for method in (api.delete, api.get):
+        r = method(f"/v2/users/alice/keys/{other.secret}", key=alice.secret)
+        assert r["_http"] == 400, r
+        assert r["status"]["code"] == SC.CONN_INVALID_REQUEST
+        assert other.secret not in json.dumps(r)
+    assert api.get("/v2/myscopes", key=other.secret)["status"]["code"] == SC.SUCCESS
+    r = api.delete(f"/v2/users/alice/keys/{other.key.public_id}", key=alice.secret)
+    assert r["status"]["code"] == SC.SUCCESS
+
+
+def test_no_route_takes_a_secret_in_any_path_variable(api, alice):
+    for path in (
+        f"/v2/users/alice/apps/{alice.secret}/inputs",
+        f"/v2/users/{alice.secret}/apps",
+        f"/v2/users/alice/apps/app1/models/{alice.secret}",
+    ):
+        r = api.get(path, key=alice.secret)
+        assert r["_http"] == 400, (path, r)
+        assert "never accepted in a URL path" in r["status"]["details"]
+
+
+def _scrubbing_handler():
+    from collectors_module.core.logscrub import ScrubSecretsFilter
+
+    handlers = [
+        h
+        for h in logging.getLogger().handlers
+        if any(isinstance(f, ScrubSecretsFilter) for f in h.filters)
+    ]
+    assert handlers, "settings.LOGGING installs the scrubbing filter on the root handler"
+    return handlers[0]
+
+
+def test_log_lines_never_carry_a_key_secret(api, alice, make_key):
+    other = make_key(alice.user, scopes=["Predict"])
+    handler = _scrubbing_handler()
+    stream = io.StringIO()
+    old = handler.setStream(stream)
+    try:
+        api.delete(f"/v2/users/alice/keys/{other.secret}", key=alice.secret)
+        log = logging.getLogger("collectors.test")
+        log.warning("header was Authorization: Key %s", other.secret)
+        log.warning("odd key %s in %s", other.secret[:20], {"authorization": "Bearer abc123"})
+        try:
+            raise ValueError(f"bad value {other.secret}")
+        except ValueError:
+            log.exception("failed")
+    finally:
+        handler.setStream(old)
+    out = stream.getvalue()
+    assert "keys/clct_[REDACTED]" in out  # Django's "Bad Request: <path>" line, scrubbed
+    assert other.secret not in out
+    assert other.secret[:20] not in out
+    assert "abc123" not in out
+    assert "ValueError: bad value clct_[REDACTED]" in out

@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from collectors_module.api.descriptors import all_rpcs, get_rpc
 from collectors_module.api.dispatch import dispatch, error_response, implemented
 from collectors_module.core.errors import SC, ApiError, http_status_for, make_status
+from collectors_module.core.ids import looks_like_secret
 from collectors_module.core.protojson import from_dict, query_to_dict, set_path, to_dict
 
 _VAR_RE = re.compile(r"\{([^}=]+)\}")
@@ -94,6 +95,13 @@ def make_view(template: str, verbs: dict[str, tuple[str, str]]):
             resp["Allow"] = ", ".join(v.upper() for v in verbs)
             return resp
         rpc_name, body_rule = verbs[verb]
+        if any(looks_like_secret(value) for value in kwargs.values()):
+            return _error(
+                rpc_name,
+                SC.CONN_INVALID_REQUEST,
+                "A key secret is never accepted in a URL path: name objects by their public ids "
+                "and send the secret only in the Authorization header",
+            )
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
