@@ -124,6 +124,9 @@ class KeySpec:
     expires_at: object | None = None  # aware datetime or None (never expires)
 
 
+KEYS_DELETE_SCOPE = "Keys:Delete"
+
+
 def check_grantable(*, granting_scopes: list[str], scopes: list[str]) -> None:
     """A key may only hand out scopes it holds itself (`All` holds everything); raises 11007."""
     have = set(granting_scopes or [])
@@ -176,11 +179,15 @@ def key_update(
     scopes: list[str] | None = None,
     expires_at=_UNSET,
     granting_scopes: list[str] | None = None,
+    acting_key: Key | None = None,
 ) -> Key:
     """Change a live key's description, scopes or expiry (transactional).
 
     action: 'overwrite' replaces what is given, 'merge' adds scopes, 'remove' drops scopes.
     A revoked or another user's key is 11101; a key keeps at least one scope.
+    An expiry may be set or brought forward, never extended or removed. With `acting_key`
+    (the API key making the change), changing another key needs at least that key's scopes
+    plus Keys:Delete: whoever could delete a key may cut it, nobody else (11007).
     """
     if action not in ("overwrite", "merge", "remove"):
         raise ApiError(
@@ -196,6 +203,10 @@ def key_update(
         )
         if key is None:
             raise ApiError(SC.CONN_DOES_NOT_EXIST, f"Key '{key_public_id[:64]}' does not exist")
+        if acting_key is not None and acting_key.pk != key.pk:
+            check_grantable(
+                granting_scopes=acting_key.scopes, scopes=[*key.scopes, KEYS_DELETE_SCOPE]
+            )
         if scopes:
             if action == "remove":
                 new_scopes = [s for s in key.scopes if s not in set(scopes)]
@@ -217,6 +228,13 @@ def key_update(
             if expires_at is not None and expires_at <= timezone.now():
                 raise ApiError(
                     SC.CONN_INVALID_REQUEST, "expires_at must be in the future", field="expires_at"
+                )
+            if key.expires_at is not None and (expires_at is None or expires_at > key.expires_at):
+                raise ApiError(
+                    SC.CONN_INVALID_REQUEST,
+                    "A key's expiry can only be brought forward, never extended or removed; "
+                    "create a new key instead",
+                    field="expires_at",
                 )
             key.expires_at = expires_at
         key.save(update_fields=["scopes", "description", "expires_at"])

@@ -6,8 +6,10 @@ import io
 import json
 import logging
 import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from collectors_module.api.descriptors import all_rpcs
 from collectors_module.api.dispatch import implemented
@@ -204,3 +206,67 @@ def test_log_lines_never_carry_a_key_secret(api, alice, make_key):
     assert other.secret[:20] not in out
     assert "abc123" not in out
     assert "ValueError: bad value clct_[REDACTED]" in out
+
+
+# -- 3. PatchKeys: expiries only come forward; changing another key needs its scopes + delete -----
+
+KEYS = "/v2/users/alice/keys"
+
+
+def _expiring_key(make_key, user, scopes, days=7):
+    from collectors_module.accounts.models import Key
+
+    k = make_key(user, scopes=scopes)
+    expiry = timezone.now() + timedelta(days=days)
+    Key.objects.filter(pk=k.key.pk).update(expires_at=expiry)
+    k.key.refresh_from_db()
+    return k
+
+
+def test_a_key_cannot_clear_or_extend_its_own_expiry(api, alice, make_key):
+    k = _expiring_key(make_key, alice.user, ["Keys:Add", "Keys:Get"])
+    before = k.key.expires_at
+    attempts = [
+        {"action": "overwrite", "keys": [{"id": k.key.public_id, "description": "no expiry"}]},
+        {
+            "action": "merge",
+            "keys": [{"id": k.key.public_id, "expires_at": "9999-12-31T00:00:00Z"}],
+        },
+        {
+            "action": "overwrite",
+            "keys": [{"id": k.key.public_id, "expires_at": "1970-01-01T00:00:00Z"}],
+        },
+    ]
+    codes = [api.patch(KEYS, body, key=k.secret)["status"]["code"] for body in attempts]
+    # The plain overwrite succeeds but keeps the expiry; the other two are refused.
+    assert codes == [SC.SUCCESS, SC.CONN_INVALID_REQUEST, SC.CONN_INVALID_REQUEST]
+    k.key.refresh_from_db()
+    assert k.key.expires_at == before
+    assert k.key.description == "no expiry"
+    sooner = (before - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {"action": "merge", "keys": [{"id": k.key.public_id, "expires_at": sooner}]}
+    assert api.patch(KEYS, body, key=k.secret)["status"]["code"] == SC.SUCCESS
+    k.key.refresh_from_db()
+    assert k.key.expires_at < before
+
+
+def test_changing_another_key_needs_its_scopes_and_keys_delete(api, alice, make_key):
+    victim = make_key(alice.user, scopes=["Predict", "Inputs:Get"])
+    weak = make_key(alice.user, scopes=["Keys:Add", "Keys:Get"])
+    no_delete = make_key(alice.user, scopes=["Keys:Add", "Keys:Get", "Predict", "Inputs:Get"])
+    strong = make_key(
+        alice.user, scopes=["Keys:Add", "Keys:Get", "Keys:Delete", "Predict", "Inputs:Get"]
+    )
+    cut = {"action": "remove", "keys": [{"id": victim.key.public_id, "scopes": ["Inputs:Get"]}]}
+    soon = (timezone.now() + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    expire = {"action": "merge", "keys": [{"id": victim.key.public_id, "expires_at": soon}]}
+    for actor in (weak, no_delete):
+        for body in (cut, expire):
+            r = api.patch(KEYS, body, key=actor.secret)
+            assert r["status"]["code"] == SC.CONN_INSUFFICIENT_SCOPES, r
+    victim.key.refresh_from_db()
+    assert victim.key.scopes == ["Predict", "Inputs:Get"]
+    assert victim.key.expires_at is None
+    assert api.patch(KEYS, cut, key=strong.secret)["status"]["code"] == SC.SUCCESS
+    victim.key.refresh_from_db()
+    assert victim.key.scopes == ["Predict"]

@@ -178,7 +178,9 @@ def patch_keys(ctx, req: service_pb2.PatchKeysRequest):
                     "only description, scopes and expires_at of a key can be changed",
                 )
             kwargs = {}
-            if k.HasField("expires_at") or action == "overwrite":
+            # An overwrite that leaves out expires_at keeps the expiry (a patch never removes
+            # one); an explicit empty expires_at asks for removal, which the service refuses.
+            if k.HasField("expires_at"):
                 kwargs["expires_at"] = _expires_at(k)
             updated.append(
                 services.key_update(
@@ -188,6 +190,7 @@ def patch_keys(ctx, req: service_pb2.PatchKeysRequest):
                     description=k.description if (k.description or action == "overwrite") else None,
                     scopes=list(k.scopes) or None,
                     granting_scopes=ctx.key.scopes,
+                    acting_key=ctx.key,
                     **kwargs,
                 )
             )
