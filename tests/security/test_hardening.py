@@ -270,3 +270,102 @@ def test_changing_another_key_needs_its_scopes_and_keys_delete(api, alice, make_
     assert api.patch(KEYS, cut, key=strong.secret)["status"]["code"] == SC.SUCCESS
     victim.key.refresh_from_db()
     assert victim.key.scopes == ["Predict"]
+
+
+# -- 1. the acting key's own access governs collector create/change ------------------------------
+
+
+def _model(api, secret, app_id, model_id="src-model") -> dict:
+    body = {
+        "model": {
+            "id": model_id,
+            "model_type_id": "text-classifier",
+            "model_version": {"metadata": {"runner": "builtin:sentiment"}},
+        }
+    }
+    r = api.post(f"/v2/users/alice/apps/{app_id}/models", body, key=secret)
+    assert r["status"]["code"] == SC.SUCCESS, r
+    return r["model"]
+
+
+def _source_collector(collector_id, model, app_id, key_ref, caller="alice") -> dict:
+    return {
+        "id": collector_id,
+        "pre_queue_random_sample": 1.0,
+        "collector_source": {
+            "api_post_model_outputs_collector_source": {
+                "model_user_id": "alice",
+                "model_app_id": app_id,
+                "model_id": model["id"],
+                "model_version_id": model["model_version"]["id"],
+                "post_inputs_key_id": key_ref,
+                "caller_user_id": caller,
+            }
+        },
+    }
+
+
+@pytest.fixture
+def two_apps(api, alice, make_app, make_key):
+    make_app(alice.user, "other-app")
+    private = _model(api, alice.secret, "other-app", "private-model")
+    own = _model(api, alice.secret, "app1", "own-model")
+    app_key = make_key(alice.user, scopes=["All"], app=alice.app)
+    return type("W", (), {"private": private, "own": own, "app_key": app_key})
+
+
+def test_app_key_cannot_collect_from_a_model_it_cannot_read(api, alice, two_apps):
+    url = "/v2/users/alice/apps/app1/collectors"
+    w = two_apps
+    for ref in (alice.key.public_id, alice.secret, w.app_key.key.public_id):
+        body = {"collectors": [_source_collector("steal", w.private, "other-app", ref)]}
+        r = api.post(url, body, key=w.app_key.secret)
+        assert r["status"]["code"] == SC.MODEL_DOES_NOT_EXIST, (ref, r)
+    assert api.get(f"{url}/steal", key=alice.secret)["_http"] == 404
+    # The owner's PAT may (it reads both apps).
+    body = {"collectors": [_source_collector("fine", w.private, "other-app", alice.key.public_id)]}
+    assert api.post(url, body, key=alice.secret)["status"]["code"] == SC.SUCCESS
+
+
+def test_app_key_cannot_change_a_collector_to_a_model_it_cannot_read(api, alice, two_apps):
+    url = "/v2/users/alice/apps/app1/collectors"
+    w = two_apps
+    body = {"collectors": [_source_collector("mine", w.own, "app1", alice.key.public_id)]}
+    assert api.post(url, body, key=alice.secret)["status"]["code"] == SC.SUCCESS
+    moved = _source_collector("mine", w.private, "other-app", "")
+    r = api.patch(url, {"action": "overwrite", "collectors": [moved]}, key=w.app_key.secret)
+    assert r["status"]["code"] == SC.MODEL_DOES_NOT_EXIST, r
+    got = api.get(f"{url}/mine", key=alice.secret)["collector"]["collector_source"]
+    assert got["api_post_model_outputs_collector_source"]["model_app_id"] == "app1"
+
+
+def test_acting_key_names_only_keys_it_could_create_or_was_shown(api, alice, two_apps, make_key):
+    url = "/v2/users/alice/apps/app1/collectors"
+    w = two_apps
+    # An app key cannot name the owner's PAT by its public id (GetCollector shows it) ...
+    body = {"collectors": [_source_collector("c1", w.own, "app1", alice.key.public_id)]}
+    r = api.post(url, body, key=w.app_key.secret)
+    assert r["status"]["code"] == SC.CONN_INSUFFICIENT_SCOPES, r
+    assert "post inputs key" in r["status"]["details"]
+    # ... but may name itself, or a key whose secret it was given.
+    body = {"collectors": [_source_collector("c2", w.own, "app1", w.app_key.key.public_id)]}
+    assert api.post(url, body, key=w.app_key.secret)["status"]["code"] == SC.SUCCESS
+    body = {"collectors": [_source_collector("c3", w.own, "app1", alice.secret)]}
+    assert api.post(url, body, key=w.app_key.secret)["status"]["code"] == SC.SUCCESS
+    # A PAT that could not have created the named key (fewer scopes, or no Keys:Add) cannot.
+    narrow = make_key(
+        alice.user,
+        scopes=[
+            "Apps:Get", "Inputs:Add", "Annotations:Add", "Annotations:Get", "Collectors:Add",
+            "Concepts:Get", "Inputs:Get", "Models:Get", "Predict", "Workflows:Get",
+        ],
+    )  # fmt: skip
+    body = {"collectors": [_source_collector("c4", w.own, "app1", alice.key.public_id)]}
+    r = api.post(url, body, key=narrow.secret)
+    assert r["status"]["code"] == SC.CONN_INSUFFICIENT_SCOPES, r
+    # A PAT holding All could have created any key: it may name one by public id.
+    strong = make_key(alice.user, scopes=["All"])
+    body = {"collectors": [_source_collector("c5", w.own, "app1", alice.key.public_id)]}
+    assert api.post(url, body, key=strong.secret)["status"]["code"] == SC.SUCCESS
+    listed = {c["id"] for c in api.get(url, key=alice.secret)["collectors"]}
+    assert listed == {"c2", "c3", "c5"}
