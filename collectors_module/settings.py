@@ -172,6 +172,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", 40 * 2**20)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 DATA_UPLOAD_MAX_NUMBER_FILES = 20
+# Count limits checked before parsing into protobuf (api/limits.py).
+API_MAX_LIST_ITEMS = env.int("API_MAX_LIST_ITEMS", 1000)
+API_MAX_JSON_VALUES = env.int("API_MAX_JSON_VALUES", 250_000)
 MAX_IMAGE_BYTES = env.int("MAX_IMAGE_BYTES", 20 * 10**6)
 MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", 85_000_000)
 
@@ -286,7 +289,8 @@ WORKFLOW_PLAN_TTL_SECONDS = env.float("WORKFLOW_PLAN_TTL_SECONDS", 10.0)
 
 # --- gRPC server ---------------------------------------------------------------------------
 GRPC_MAX_WORKERS = env.int("GRPC_MAX_WORKERS", 0)  # 0: 4 x cores
-GRPC_MAX_MESSAGE_BYTES = env.int("GRPC_MAX_MESSAGE_BYTES", 128 * 2**20)
+# Capped like REST bodies (MAX_REQUEST_BYTES): the same images must fit, nothing bigger.
+GRPC_MAX_MESSAGE_BYTES = env.int("GRPC_MAX_MESSAGE_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 # --- fault injection (tests and the chaos harness only; inert when empty) --------------------
 COLLECTORS_FAULTS = env.str("COLLECTORS_FAULTS", "")

@@ -20,6 +20,7 @@ from collectors_module.applications.selectors import app_for_request
 from collectors_module.core.errors import SC, ApiError, make_status
 
 from .descriptors import get_rpc
+from .limits import check_message
 
 log = logging.getLogger("collectors.rpc")
 
@@ -125,6 +126,7 @@ def dispatch(name: str, request, authorization: str | None, transport: str, requ
             raise ApiError(
                 SC.CONN_INSUFFICIENT_SCOPES, f"{name} needs the scopes: {', '.join(missing)}"
             )
+        check_message(request)  # every list bounded on every route, whatever the transport
         owner_user_id, app_id = _resolve_user_app(key, request)
         ctx = Context(
             key=key,

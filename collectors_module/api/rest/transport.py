@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from collectors_module.api.descriptors import all_rpcs, get_rpc
 from collectors_module.api.dispatch import dispatch, error_response, implemented
+from collectors_module.api.limits import check_lists, check_raw_body
 from collectors_module.core.errors import SC, ApiError, http_status_for, make_status
 from collectors_module.core.ids import looks_like_secret
 from collectors_module.core.protojson import from_dict, query_to_dict, set_path, to_dict
@@ -61,6 +62,7 @@ def _build_request(rpc_name: str, binding_body: str, request, kwargs: dict):
     if binding_body and request.method != "GET":
         raw = request.body
         if raw.strip():
+            check_raw_body(raw)
             try:
                 body = json.loads(raw)
             except (ValueError, RecursionError) as exc:
@@ -70,6 +72,7 @@ def _build_request(rpc_name: str, binding_body: str, request, kwargs: dict):
             if not _depth_ok(body):
                 raise _BadJson(f"Request body nests deeper than {MAX_JSON_DEPTH} levels")
             data.update(body)
+    check_lists(data)  # counts on the parsed JSON, before any protobuf is built
     for name, value in kwargs.items():
         set_path(data, name.replace("__", "."), value)
     return from_dict(data, spec.request_cls)
