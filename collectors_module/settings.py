@@ -254,6 +254,7 @@ COLLECTORS_PUBLIC_URL = env.str("COLLECTORS_PUBLIC_URL", "")
 # --- inference -----------------------------------------------------------------------------
 MAX_PREDICT_INPUTS = env.int("MAX_PREDICT_INPUTS", 128)
 PREDICT_FETCH_WORKERS = env.int("PREDICT_FETCH_WORKERS", 8)
+PREDICT_FETCH_DEADLINE_SECONDS = env.float("PREDICT_FETCH_DEADLINE_SECONDS", 20.0)
 MAX_TEXT_BYTES = env.int("MAX_TEXT_BYTES", 1_000_000)
 OCR_MAX_SIDE = env.int("OCR_MAX_SIDE", 960)
 # How long a process trusts its cached keys and model versions before it checks the change

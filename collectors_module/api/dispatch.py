@@ -126,7 +126,7 @@ def dispatch(name: str, request, authorization: str | None, transport: str, requ
             raise ApiError(
                 SC.CONN_INSUFFICIENT_SCOPES, f"{name} needs the scopes: {', '.join(missing)}"
             )
-        check_message(request)  # every list bounded on every route, whatever the transport
+        check_message(name, request)  # every list bounded on every route, whatever the transport
         owner_user_id, app_id = _resolve_user_app(key, request)
         ctx = Context(
             key=key,

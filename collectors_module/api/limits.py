@@ -8,8 +8,9 @@ Every list a request carries is bounded on every route, before any handler runs:
 - every transport: `check_message` bounds the top-level repeated fields of the request message in
   `dispatch` (gRPC messages arrive parsed, already bounded by GRPC_MAX_MESSAGE_BYTES).
 
-`inputs` lists are bounded by INPUTS_MAX_PER_REQUEST (Clarifai's 128), every other list by
-API_MAX_LIST_ITEMS; handlers may still apply tighter limits of their own.
+`inputs` lists are bounded by the RPC's own input limit (INPUTS_MAX_PER_REQUEST,
+MAX_PREDICT_INPUTS, WORKFLOW_MAX_RESULT_INPUTS), every other list by API_MAX_LIST_ITEMS;
+handlers may still apply tighter limits of their own.
 """
 
 from __future__ import annotations
@@ -18,10 +19,19 @@ from django.conf import settings
 
 from collectors_module.core.errors import SC, ApiError
 
+# RPCs whose `inputs` have a limit (and a status code) of their own; the rest use PostInputs'.
+_INPUT_LIMITS = {
+    "PostModelOutputs": ("MAX_PREDICT_INPUTS", SC.PREDICT_INVALID_REQUEST),
+    "PostWorkflowResults": ("WORKFLOW_MAX_RESULT_INPUTS", SC.WORKFLOW_INVALID_REQUEST),
+}
 
-def _cap(field: str) -> tuple[int, int]:
+
+def _cap(rpc_name: str, field: str) -> tuple[int, int]:
     if field == "inputs":
-        return int(settings.INPUTS_MAX_PER_REQUEST), SC.INPUT_INVALID_REQUEST
+        setting, code = _INPUT_LIMITS.get(
+            rpc_name, ("INPUTS_MAX_PER_REQUEST", SC.INPUT_INVALID_REQUEST)
+        )
+        return int(getattr(settings, setting)), code
     return int(settings.API_MAX_LIST_ITEMS), SC.CONN_INVALID_REQUEST
 
 
@@ -41,20 +51,20 @@ def check_raw_body(raw: bytes) -> None:
         )
 
 
-def check_lists(data: dict) -> None:
+def check_lists(rpc_name: str, data: dict) -> None:
     for field, value in data.items():
         if isinstance(value, list):
-            cap, code = _cap(field)
+            cap, code = _cap(rpc_name, field)
             if len(value) > cap:
                 raise _too_many(field, len(value), cap, code)
 
 
-def check_message(message) -> None:
+def check_message(rpc_name: str, message) -> None:
     for descriptor, value in message.ListFields():
         is_map = descriptor.message_type is not None and (
             descriptor.message_type.GetOptions().map_entry
         )
         if descriptor.is_repeated and not is_map:
-            cap, code = _cap(descriptor.name)
+            cap, code = _cap(rpc_name, descriptor.name)
             if len(value) > cap:
                 raise _too_many(descriptor.name, len(value), cap, code)

@@ -17,6 +17,11 @@ def fetch_workers() -> int:
     return int(settings.PREDICT_FETCH_WORKERS)
 
 
+def fetch_deadline_seconds() -> float:
+    """One deadline for every URL fetched by one request (each fetch also has its own 15 s)."""
+    return float(settings.PREDICT_FETCH_DEADLINE_SECONDS)
+
+
 def max_text_bytes() -> int:
     """Largest text input (text.raw or fetched text.url), in bytes."""
     return int(settings.MAX_TEXT_BYTES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ from collectors_module.applications.models import Visibility
 from collectors_module.core.errors import SC, ApiError, make_status
 from collectors_module.core.ids import is_valid_id, new_hex_id, validate_id
 from collectors_module.core.images import max_image_bytes, validate_image
-from collectors_module.core.safe_fetch import fetch
+from collectors_module.core.safe_fetch import fetch, request_deadline
 from collectors_module.workflows.model_types import OPERATOR_TYPES
 from collectors_module.workflows.models import WorkflowNode
 
@@ -293,14 +294,14 @@ def model_delete(*, app, model_id: str) -> None:
 # --- inputs ---------------------------------------------------------------------------------
 
 
-def _prepare_one(inp: resources_pb2.Input) -> resources_pb2.Data | ApiError:
+def _prepare_one(inp: resources_pb2.Input, deadline: float) -> resources_pb2.Data | ApiError:
     data = inp.data
     try:
         if data.image.base64:
             validate_image(data.image.base64)
             return data
         if data.image.url:
-            result = fetch(data.image.url, max_bytes=max_image_bytes())
+            result = fetch(data.image.url, max_bytes=max_image_bytes(), deadline=deadline)
             validate_image(result.content)
             prepared = resources_pb2.Data()
             prepared.CopyFrom(data)
@@ -313,7 +314,7 @@ def _prepare_one(inp: resources_pb2.Input) -> resources_pb2.Data | ApiError:
                 )
             return data
         if data.text.url:
-            result = fetch(data.text.url, max_bytes=conf.max_text_bytes())
+            result = fetch(data.text.url, max_bytes=conf.max_text_bytes(), deadline=deadline)
             prepared = resources_pb2.Data()
             prepared.CopyFrom(data)
             prepared.text.raw = result.content.decode("utf-8", errors="replace")
@@ -328,7 +329,10 @@ def _prepare_one(inp: resources_pb2.Input) -> resources_pb2.Data | ApiError:
 
 def prepare_inputs(inputs: list[resources_pb2.Input]) -> list[resources_pb2.Data | ApiError]:
     """Validate bytes, fetch URLs through the SSRF-safe fetcher (in parallel), pass text through.
-    Never raises for one bad input: its slot holds the ApiError."""
+    Never raises for one bad input: its slot holds the ApiError. All fetches of the request share
+    one deadline (PREDICT_FETCH_DEADLINE_SECONDS): slow URLs cannot add up."""
+    deadline = request_deadline(conf.fetch_deadline_seconds())
+    prepare = functools.partial(_prepare_one, deadline=deadline)
     url_count = sum(
         1
         for i in inputs
@@ -337,8 +341,8 @@ def prepare_inputs(inputs: list[resources_pb2.Input]) -> list[resources_pb2.Data
     )
     if url_count > 1:
         with ThreadPoolExecutor(max_workers=min(conf.fetch_workers(), url_count)) as pool:
-            return list(pool.map(_prepare_one, inputs))
-    return [_prepare_one(i) for i in inputs]
+            return list(pool.map(prepare, inputs))
+    return [prepare(i) for i in inputs]
 
 
 # --- running ----------------------------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import http.server
 import io
 import json
 import logging
 import re
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -423,3 +426,70 @@ def test_grpc_message_cap_follows_the_rest_body_cap(settings):
     from django.conf import settings as conf
 
     assert conf.GRPC_MAX_MESSAGE_BYTES <= conf.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+# -- 7. one deadline per request for all its URL fetches ------------------------------------------
+
+
+class _Drip(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        try:
+            for _ in range(1000):  # one byte a second: 1000 s if nobody stops reading
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(1.0)
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def drip_origin(settings):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Drip)
+    srv.daemon_threads = True
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    settings.SAFE_FETCH_ALLOWED_HOSTS = [f"127.0.0.1:{srv.server_address[1]}"]
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_slow_urls_share_one_request_deadline(drip_origin, settings):
+    from clarifai_grpc.grpc.api import resources_pb2
+
+    from collectors_module.inference.services import prepare_inputs
+
+    settings.PREDICT_FETCH_DEADLINE_SECONDS = 2.0
+    settings.PREDICT_FETCH_WORKERS = 4
+    inputs = []
+    for i in range(12):  # three waves of four: 3 x 15 s with per-fetch timeouts alone
+        inp = resources_pb2.Input()
+        inp.data.text.url = f"{drip_origin}/slow/{i}"
+        inputs.append(inp)
+    started = time.monotonic()
+    results = prepare_inputs(inputs)
+    elapsed = time.monotonic() - started
+    assert all(getattr(r, "code", None) == SC.INPUT_CONNECTION_FAILED for r in results), results
+    assert all("time limit" in r.details for r in results)
+    # The shared deadline is 2 s; a per-fetch 15 s would take 45 s. Generous margin for load.
+    assert elapsed < 8, elapsed
+
+
+def test_fetch_deadline_argument_bounds_a_single_fetch(drip_origin):
+    from collectors_module.core.safe_fetch import FetchError, fetch, request_deadline
+
+    started = time.monotonic()
+    with pytest.raises(FetchError) as caught:
+        fetch(f"{drip_origin}/one", timeout=15.0, deadline=request_deadline(1.0))
+    assert caught.value.reason == "timeout"
+    assert time.monotonic() - started < 5
+    with pytest.raises(FetchError):  # a deadline already passed: no connection at all
+        fetch(f"{drip_origin}/two", deadline=request_deadline(-1))

@@ -72,7 +72,7 @@ def _build_request(rpc_name: str, binding_body: str, request, kwargs: dict):
             if not _depth_ok(body):
                 raise _BadJson(f"Request body nests deeper than {MAX_JSON_DEPTH} levels")
             data.update(body)
-    check_lists(data)  # counts on the parsed JSON, before any protobuf is built
+    check_lists(rpc_name, data)  # counts on the parsed JSON, before any protobuf is built
     for name, value in kwargs.items():
         set_path(data, name.replace("__", "."), value)
     return from_dict(data, spec.request_cls)
