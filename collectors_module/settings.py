@@ -209,6 +209,22 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # Redis used for shared counters and rate limits (not the broker itself).
 REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# Throttles for guessing (accounts/throttle.py, django-ratelimit): failures only, in a cache
+# every process shares. Rates are "count/period" (s, m, h, d; e.g. 10/15m).
+THROTTLE_REDIS_URL = env.str("THROTTLE_REDIS_URL", "") or REDIS_URL
+THROTTLE_LOGIN_FAILURES_PER_ACCOUNT = env.str("THROTTLE_LOGIN_FAILURES_PER_ACCOUNT", "10/15m")
+THROTTLE_LOGIN_FAILURES_PER_ADDRESS = env.str("THROTTLE_LOGIN_FAILURES_PER_ADDRESS", "30/15m")
+THROTTLE_BAD_KEYS_PER_ADDRESS = env.str("THROTTLE_BAD_KEYS_PER_ADDRESS", "60/m")
+THROTTLE_CLIENT_ADDRESS_HEADER = env.str("THROTTLE_CLIENT_ADDRESS_HEADER", "")
+CACHES["throttle"] = {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": THROTTLE_REDIS_URL,
+    "KEY_PREFIX": "throttle",
+    "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+}
+RATELIMIT_USE_CACHE = "throttle"
+RATELIMIT_FAIL_OPEN = True
+
 # Celery: settings follow the reliability bar (acks late, reject on worker lost, prefetch 1).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
 CELERY_TASK_ACKS_LATE = True

@@ -493,3 +493,72 @@ def test_fetch_deadline_argument_bounds_a_single_fetch(drip_origin):
     assert time.monotonic() - started < 5
     with pytest.raises(FetchError):  # a deadline already passed: no connection at all
         fetch(f"{drip_origin}/two", deadline=request_deadline(-1))
+
+
+# -- 8. throttled guessing: sign-ins per account and per address, bad keys per address ----------
+
+
+@pytest.fixture
+def low_throttles(settings):
+    from django.core.cache import caches
+
+    settings.THROTTLE_LOGIN_FAILURES_PER_ACCOUNT = "5/15m"
+    settings.THROTTLE_LOGIN_FAILURES_PER_ADDRESS = "8/15m"
+    settings.THROTTLE_BAD_KEYS_PER_ADDRESS = "10/m"
+    caches["throttle"].clear()  # this worktree's own Redis database (REDIS_URL)
+    yield
+    caches["throttle"].clear()
+
+
+def _login(client, username, password, address):
+    return client.post("/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def test_wrong_passwords_then_the_right_one_is_still_refused(client, alice, low_throttles):
+    for _ in range(5):
+        assert _login(client, "alice", "wrong", "198.51.100.7").status_code == 400
+    r = _login(client, "alice", "pw-for-tests-123", "198.51.100.7")
+    assert r.status_code == 429
+    assert b"Too many failed sign-ins" in r.content
+    assert "_auth_user_id" not in client.session
+    # Per account: another address does not help.
+    assert _login(client, "alice", "pw-for-tests-123", "203.0.113.9").status_code == 429
+    assert _login(client, "ALICE", "pw-for-tests-123", "203.0.113.9").status_code == 429
+
+
+def test_failed_sign_ins_are_throttled_per_address(client, make_user, low_throttles):
+    for i in range(8):  # eight accounts, one failure each: only the address is over
+        make_user(f"spray{i}")
+        assert _login(client, f"spray{i}", "wrong", "198.51.100.8").status_code == 400
+    make_user("victim")
+    assert _login(client, "victim", "pw-for-tests-123", "198.51.100.8").status_code == 429
+    r = _login(client, "victim", "pw-for-tests-123", "198.51.100.99")
+    assert r.status_code == 302  # the account itself is fine from elsewhere
+
+
+def test_bad_keys_are_throttled_per_address_and_valid_keys_never_are(
+    api, alice, low_throttles, settings
+):
+    codes = []
+    for i in range(12):
+        r = api.get("/v2/myscopes", key=f"clct_guess{i:04d}", headers={"X": "1"})
+        codes.append(r["status"]["code"])
+    assert codes[:10] == [SC.CONN_KEY_INVALID] * 10
+    assert codes[10:] == [SC.CONN_THROTTLED] * 2
+    r = api.get("/v2/myscopes", key="clct_guess-more")
+    assert r["_http"] == 429
+    assert "valid key" in r["status"]["details"]
+    # The same address with a valid key: served at once, every time.
+    for _ in range(20):
+        assert api.get("/v2/myscopes", key=alice.secret)["status"]["code"] == SC.SUCCESS
+    # Another address is not throttled.
+    r = api.client.get("/v2/myscopes", HTTP_AUTHORIZATION="Key nope", REMOTE_ADDR="192.0.2.44")
+    assert r.json()["status"]["code"] == SC.CONN_KEY_INVALID
+
+
+def test_grpc_peer_addresses_are_parsed():
+    from collectors_module.accounts.throttle import grpc_peer_address
+
+    assert grpc_peer_address("ipv4:10.1.2.3:5555") == "10.1.2.3"
+    assert grpc_peer_address("ipv6:[2001:db8::1]:5555") == "2001:db8::1"
+    assert grpc_peer_address("unix:/tmp/sock") == ""

@@ -15,6 +15,7 @@ from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+from collectors_module.accounts.throttle import client_address
 from collectors_module.api.descriptors import all_rpcs, get_rpc
 from collectors_module.api.dispatch import dispatch, error_response, implemented
 from collectors_module.api.limits import check_lists, check_raw_body
@@ -135,6 +136,7 @@ def make_view(template: str, verbs: dict[str, tuple[str, str]]):
             request.META.get("HTTP_AUTHORIZATION"),
             transport="rest",
             request_id=request.META.get("HTTP_X_REQUEST_ID", "")[:64],
+            client_address=client_address(request.META),
         )
         return _json_response(response)
 
