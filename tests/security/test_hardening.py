@@ -511,7 +511,9 @@ def low_throttles(settings):
 
 
 def _login(client, username, password, address):
-    return client.post("/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR=address)
+    return client.post(
+        "/accounts/login/", {"username": username, "password": password}, REMOTE_ADDR=address
+    )
 
 
 def test_wrong_passwords_then_the_right_one_is_still_refused(client, alice, low_throttles):
