@@ -101,7 +101,46 @@ def grant_capture(*, grantor: User, grantee: User) -> CaptureGrant:
     grant = CaptureGrant.objects.filter(
         grantor=grantor, grantee=grantee, revoked_at__isnull=True
     ).first()
-    return grant or CaptureGrant.objects.create(grantor=grantor, grantee=grantee)
+    if grant is None:
+        grant = CaptureGrant.objects.create(grantor=grantor, grantee=grantee)
+        generations.changed(CaptureGrant._meta.db_table)
+    return grant
+
+
+def capture_grant_create(*, grantor: User, grantee_user_id: str) -> CaptureGrant:
+    """The account page's and the API's grant: GRANTEE's collectors may capture `grantor`'s
+    predictions. Raises ApiError (field grantee_user_id) for an unknown user or oneself."""
+    field = "grantee_user_id"
+    grantee_user_id = (grantee_user_id or "").strip()
+    if not grantee_user_id:
+        raise ApiError(SC.CONN_INVALID_REQUEST, "Name the user to grant capture to", field=field)
+    validate_id(grantee_user_id, "grantee_user_id", field=field)
+    if grantee_user_id == grantor.username:
+        raise ApiError(
+            SC.CONN_INVALID_REQUEST,
+            "Your own collectors capture your predictions without a grant",
+            field=field,
+        )
+    grantee = User.objects.filter(username=grantee_user_id, is_active=True).first()
+    if grantee is None:
+        raise ApiError(
+            SC.CONN_DOES_NOT_EXIST, f"User '{grantee_user_id[:64]}' does not exist", field=field
+        )
+    with transaction.atomic():
+        return grant_capture(grantor=grantor, grantee=grantee)
+
+
+def capture_grant_revoke(*, grantor: User, grantee_user_id: str) -> int:
+    grantee = User.objects.filter(username=(grantee_user_id or "")[:150]).first()
+    if grantee is None:
+        raise ApiError(SC.CONN_DOES_NOT_EXIST, f"User '{grantee_user_id[:64]}' does not exist")
+    n = revoke_capture_grant(grantor=grantor, grantee=grantee)
+    if not n:
+        raise ApiError(
+            SC.CONN_DOES_NOT_EXIST,
+            f"You have not granted capture to '{grantee_user_id[:64]}'",
+        )
+    return n
 
 
 def revoke_capture_grant(*, grantor: User, grantee: User) -> int:

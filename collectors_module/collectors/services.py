@@ -187,8 +187,9 @@ def _resolve_caller(*, owner, mv, caller_user_id: str):
             return None  # any caller of the owner's own model
         raise ApiError(
             SC.CONN_INVALID_REQUEST,
-            "caller_user_id may be left blank (collect from every caller) only for your own models; "
-            "name the caller whose predictions you want to collect",
+            "caller_user_id may be left blank only for your own models (it collects your own "
+            "predictions, and every caller's only if the model opts in); name the caller whose "
+            "predictions you want to collect",
             field=field,
         )
     if caller_user_id in ("me", owner.username):
@@ -198,7 +199,8 @@ def _resolve_caller(*, owner, mv, caller_user_id: str):
         raise ApiError(
             SC.CONN_INVALID_REQUEST,
             f"User '{caller_user_id[:64]}' does not exist or has not allowed you to collect their "
-            "predictions (they can grant capture to you from their account)",
+            "predictions (they can grant capture to you on their account's Capture grants page, "
+            "/accounts/capture-grants/, or with PostCaptureGrants)",
             field=field,
         )
     return caller

@@ -14,6 +14,7 @@ from django.utils import timezone
 from google.protobuf import json_format
 
 from collectors_module.applications.models import Visibility
+from collectors_module.core import generations
 from collectors_module.core.errors import SC, ApiError, make_status
 from collectors_module.core.ids import is_valid_id, new_hex_id, validate_id
 from collectors_module.core.images import max_image_bytes, validate_image
@@ -22,7 +23,7 @@ from collectors_module.workflows.model_types import OPERATOR_TYPES
 from collectors_module.workflows.models import WorkflowNode
 
 from . import conf, hooks
-from .convert import model_ref_pb
+from .convert import CAPTURE_ALL_CALLERS, model_ref_pb
 from .models import Model, ModelVersion
 from .runners.builtin import BY_NAME as BUILTINS
 from .runners.registry import get_runner, is_runnable
@@ -104,16 +105,40 @@ def _output_info_dict(pb: resources_pb2.OutputInfo) -> dict:
     return info
 
 
+def _capture_flag(value) -> bool:
+    if not isinstance(value, bool):
+        raise ApiError(
+            SC.MODEL_INVALID_ARGUMENT,
+            f"metadata.{CAPTURE_ALL_CALLERS} must be true or false",
+            field=f"metadata.{CAPTURE_ALL_CALLERS}",
+        )
+    return value
+
+
+def model_set_capture_all_callers(*, app, model_id: str, value: bool) -> Model:
+    """The owner's opt-in that collectors with a blank caller capture every caller's predictions
+    on this model (off: only the owner's own). Callers see it in GetModel and predict outputs."""
+    with transaction.atomic():
+        model = Model.objects.select_for_update().filter(app=app, public_id=model_id).first()
+        if model is None:
+            raise ApiError(SC.MODEL_DOES_NOT_EXIST, f"Model '{model_id[:128]}' does not exist")
+        model.capture_all_callers = bool(value)
+        model.save(update_fields=["capture_all_callers", "modified_at"])
+    # The capture index reads the flag: every process rebuilds it (generations of the table).
+    generations.changed(Model._meta.db_table)
+    return model
+
+
 def model_create(*, app, model_pb: resources_pb2.Model) -> Model:
     """Create a model and its first version in one transaction. Raises ApiError on bad ids,
     an unknown/not-allowed runner or a duplicate model id (MODEL_INVALID_REQUEST, 'duplicate')."""
     model_id = validate_id(model_pb.id, "model id", SC.MODEL_INVALID_ARGUMENT, field="id")
     # The runner comes from model.model_version.metadata (or, failing that, model.metadata).
     metadata = _struct_to_dict(model_pb.model_version.metadata)
-    if "runner" not in metadata:
-        alt = _struct_to_dict(model_pb.metadata)
-        if "runner" in alt:
-            metadata = alt
+    model_meta = _struct_to_dict(model_pb.metadata)
+    capture_all_callers = _capture_flag(model_meta.pop(CAPTURE_ALL_CALLERS, False))
+    if "runner" not in metadata and "runner" in model_meta:
+        metadata = model_meta
     model_type_id, runner, config = _resolve_runner(model_pb.model_type_id, metadata)
     if not model_type_id:
         raise ApiError(
@@ -153,6 +178,7 @@ def model_create(*, app, model_pb: resources_pb2.Model) -> Model:
                 model_type_id=model_type_id,
                 visibility=visibility,
                 output_info=output_info,
+                capture_all_callers=capture_all_callers,
             )
             ModelVersion.objects.create(
                 model=model,

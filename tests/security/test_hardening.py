@@ -564,3 +564,86 @@ def test_grpc_peer_addresses_are_parsed():
     assert grpc_peer_address("ipv4:10.1.2.3:5555") == "10.1.2.3"
     assert grpc_peer_address("ipv6:[2001:db8::1]:5555") == "2001:db8::1"
     assert grpc_peer_address("unix:/tmp/sock") == ""
+
+
+# -- 2. consent: grants (page and API) and the model's opt-in, visible to callers ---------------
+
+
+def test_capture_grants_api_grant_list_revoke(api, alice, bob, make_key):
+    base = "/api/v2/users/bob/capture_grants"
+    r = api.post(base, {"grantee_user_id": "alice"}, key=bob.secret)
+    assert r["status"]["code"] == SC.SUCCESS, r
+    assert [g["grantee_user_id"] for g in r["given"]] == ["alice"]
+    mine = api.get("/api/v2/users/alice/capture_grants", key=alice.secret)
+    assert [g["grantor_user_id"] for g in mine["received"]] == ["bob"]
+    assert api.post(base, {"grantee_user_id": "bob"}, key=bob.secret)["_http"] == 400
+    assert api.post(base, {"grantee_user_id": "nobody"}, key=bob.secret)["_http"] == 404
+    # Only the grantor themselves, with a PAT: not alice, not an app key.
+    assert api.get(base, key=alice.secret)["_http"] == 404
+    app_key = make_key(bob.user, scopes=["All"], app=bob.app)
+    assert api.post(base, {"grantee_user_id": "alice"}, key=app_key.secret)["_http"] in (401, 403)
+    r = api.delete(f"{base}/alice", key=bob.secret)
+    assert r["status"]["code"] == SC.SUCCESS
+    assert r["given"] == []
+    assert api.delete(f"{base}/alice", key=bob.secret)["_http"] == 404
+
+
+def test_capture_grants_page(client, alice, bob):
+    client.force_login(bob.user)
+    page = client.get("/accounts/capture-grants/")
+    assert page.status_code == 200
+    assert b"csrfmiddlewaretoken" in page.content
+    r = client.post("/accounts/capture-grants/", {"grantee_user_id": "nobody-here"})
+    assert r.status_code == 400
+    assert b'id="id_grantee_user_id_error"' in r.content
+    r = client.post("/accounts/capture-grants/", {"grantee_user_id": "alice"}, follow=True)
+    assert b"<code>alice</code>" in r.content
+    from collectors_module.accounts.selectors import has_active_grant
+
+    assert has_active_grant(grantor_id=bob.user.pk, grantee_id=alice.user.pk)
+    client.post("/accounts/capture-grants/alice/revoke/")
+    assert not has_active_grant(grantor_id=bob.user.pk, grantee_id=alice.user.pk)
+    assert b"capture-grants" in client.get("/accounts/account/").content
+
+
+def test_model_opt_in_is_shown_to_callers_and_only_the_owner_sets_it(api, client, alice, bob):
+    from collectors_module.applications.models import App
+
+    App.objects.filter(pk=alice.app.pk).update(visibility=50)
+    body = {
+        "model": {
+            "id": "shared",
+            "model_type_id": "text-classifier",
+            "visibility": {"gettable": 50},
+            "model_version": {"metadata": {"runner": "builtin:sentiment"}},
+        }
+    }
+    assert api.post("/v2/users/alice/apps/app1/models", body, key=alice.secret)["_http"] == 200
+    got = api.get("/v2/users/alice/apps/app1/models/shared", key=bob.secret)
+    assert got["model"]["metadata"] == {"capture_all_callers": False}
+    path = "/api/v2/users/alice/apps/app1/models/shared/capture_consent"
+    r = api.patch(path, {"capture_all_callers": True}, key=bob.secret)
+    assert r["_http"] == 404, r  # not bob's to change
+    client.force_login(bob.user)
+    page = client.get("/users/alice/apps/app1/models/shared/")
+    assert page.status_code == 200
+    assert b"Owner only" in page.content
+    assert b'name="capture_all_callers"' not in page.content
+    assert (
+        client.post(
+            "/users/alice/apps/app1/models/shared/", {"capture_all_callers": "on"}
+        ).status_code
+        == 404
+    )
+    client.force_login(alice.user)
+    client.post("/users/alice/apps/app1/models/shared/", {"capture_all_callers": "on"})
+    got = api.get("/v2/users/alice/apps/app1/models/shared", key=bob.secret)
+    assert got["model"]["metadata"] == {"capture_all_callers": True}
+    client.force_login(bob.user)
+    assert b"Captures every caller" in client.get("/users/alice/apps/app1/models/shared/").content
+    # Set at creation through model.metadata too (and refused when not a boolean).
+    body["model"]["id"], body["model"]["metadata"] = "opted", {"capture_all_callers": True}
+    r = api.post("/v2/users/alice/apps/app1/models", body, key=alice.secret)
+    assert r["model"]["metadata"] == {"capture_all_callers": True}
+    body["model"]["id"], body["model"]["metadata"] = "bad", {"capture_all_callers": "yes"}
+    assert api.post("/v2/users/alice/apps/app1/models", body, key=alice.secret)["_http"] == 400

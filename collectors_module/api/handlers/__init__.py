@@ -14,6 +14,7 @@ FAMILIES = (
     "concepts",
     "collectors",
     "collector_ext",
+    "consent",
 )
 
 for _family in FAMILIES:
