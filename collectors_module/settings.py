@@ -291,11 +291,16 @@ REMOTE_MODEL_RETRIES = env.int("REMOTE_MODEL_RETRIES", 2)
 REMOTE_MODEL_RETRY_BACKOFF = env.float("REMOTE_MODEL_RETRY_BACKOFF", 0.2)
 REMOTE_MODEL_MAX_REPLY_BYTES = env.int("REMOTE_MODEL_MAX_REPLY_BYTES", 4 * 2**20)
 REMOTE_MODEL_CONCURRENCY = env.int("REMOTE_MODEL_CONCURRENCY", 4)
-# Operator-held credentials a remote model version may name with `api_key_env`: every
-# environment variable REMOTE_MODEL_KEY_<NAME>, by its full name.
+# Operator-held credentials: every environment variable REMOTE_MODEL_KEY_<NAME>, by its full
+# name. Tenants never name them: REMOTE_MODEL_CREDENTIAL_ENDPOINTS binds each to one endpoint
+# prefix (NAME=URL prefix, comma-separated), and a remote model whose URL falls under that prefix
+# (and has no API key of its own) is called with it.
 REMOTE_MODEL_KEYS = {
     name: value for name, value in os.environ.items() if name.startswith("REMOTE_MODEL_KEY_")
 }
+REMOTE_MODEL_CREDENTIAL_ENDPOINTS = env.dict("REMOTE_MODEL_CREDENTIAL_ENDPOINTS", {})
+# Fernet keys (newest first) sealing per-model API keys at rest; empty: derived from SECRET_KEY.
+REMOTE_MODEL_SECRET_KEYS = env.list("REMOTE_MODEL_SECRET_KEYS", [])
 
 # --- workflows -----------------------------------------------------------------------------
 WORKFLOW_MAX_NODES = env.int("WORKFLOW_MAX_NODES", 20)

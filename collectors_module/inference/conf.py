@@ -48,6 +48,12 @@ def remote_model_key(name: str) -> str:
     return str((settings.REMOTE_MODEL_KEYS or {}).get(name, ""))
 
 
+def remote_model_credential_endpoints() -> dict[str, str]:
+    """Operator credential name -> the endpoint URL prefix it is bound to."""
+    value = settings.REMOTE_MODEL_CREDENTIAL_ENDPOINTS or {}
+    return {str(k).strip(): str(v).strip() for k, v in value.items() if str(k).strip()}
+
+
 def remote_model_timeout() -> float:
     """Default total seconds for one remote call (a version's config may lower or raise it up to
     REMOTE_MODEL_MAX_TIMEOUT)."""

@@ -19,6 +19,7 @@ from collectors_module.core.errors import SC, ApiError, make_status
 from collectors_module.core.ids import is_valid_id, new_hex_id, validate_id
 from collectors_module.core.images import max_image_bytes, validate_image
 from collectors_module.core.safe_fetch import fetch, request_deadline
+from collectors_module.core.sealed import reseal, seal
 from collectors_module.workflows.model_types import OPERATOR_TYPES
 from collectors_module.workflows.models import WorkflowNode
 
@@ -61,7 +62,15 @@ def _resolve_runner(model_type_id: str, metadata: dict) -> tuple[str, str, dict]
         return model_type_id, f"operator:{model_type_id}", {}
     kind, _, name = runner.partition(":")
     if kind == "remote":
+        if "api_key_sealed" in config:
+            raise ApiError(
+                SC.MODEL_INVALID_ARGUMENT, "api_key_sealed cannot be set", field="api_key_sealed"
+            )
         make_remote_runner(name, dict(config))  # validates kind, url allow-list, model name
+        api_key = config.pop("api_key", "")
+        if api_key:
+            # At rest the model's own key is sealed (core.sealed); it is never shown again.
+            config["api_key_sealed"] = seal(api_key)
         return model_type_id or _REMOTE_DEFAULT_TYPES.get(name, ""), runner, config
     if kind == "builtin":
         spec = BUILTINS.get(name)
@@ -127,6 +136,22 @@ def model_set_capture_all_callers(*, app, model_id: str, value: bool) -> Model:
     # The capture index reads the flag: every process rebuilds it (generations of the table).
     generations.changed(Model._meta.db_table)
     return model
+
+
+def reseal_model_secrets() -> int:
+    """Re-seal every stored remote-model API key with the newest key of
+    REMOTE_MODEL_SECRET_KEYS (key rotation); returns how many were re-sealed."""
+    count = 0
+    for mv in ModelVersion.objects.filter(runner__startswith="remote:").iterator():
+        token = (mv.runner_config or {}).get("api_key_sealed")
+        if not token:
+            continue
+        with transaction.atomic():
+            mv.runner_config = {**mv.runner_config, "api_key_sealed": reseal(token)}
+            mv.save(update_fields=["runner_config"])
+        count += 1
+    generations.changed(ModelVersion._meta.db_table)
+    return count
 
 
 def model_create(*, app, model_pb: resources_pb2.Model) -> Model:

@@ -647,3 +647,146 @@ def test_model_opt_in_is_shown_to_callers_and_only_the_owner_sets_it(api, client
     assert r["model"]["metadata"] == {"capture_all_callers": True}
     body["model"]["id"], body["model"]["metadata"] = "bad", {"capture_all_callers": "yes"}
     assert api.post("/v2/users/alice/apps/app1/models", body, key=alice.secret)["_http"] == 400
+
+
+# -- 4. remote-model credentials: operator-bound only; per-model keys sealed, never returned ------
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: list = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).seen.append((self.path, self.headers.get("Authorization")))
+        body = json.dumps({"choices": [{"message": {"content": "ok"}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def echo_endpoint(settings):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{srv.server_address[1]}"
+    settings.REMOTE_MODEL_ALLOWED_ENDPOINTS = [f"{base}/open/", f"{base}/bound/"]
+    settings.REMOTE_MODEL_KEYS = {"REMOTE_MODEL_KEY_OPERATOR": "sk-operator-secret"}
+    settings.REMOTE_MODEL_CREDENTIAL_ENDPOINTS = {"REMOTE_MODEL_KEY_OPERATOR": f"{base}/bound/"}
+    _Echo.seen = []
+    yield base
+    srv.shutdown()
+    srv.server_close()
+
+
+def _remote_model(model_id, url, **meta):
+    return {
+        "model": {
+            "id": model_id,
+            "model_type_id": "image-to-text",
+            "model_version": {
+                "metadata": {"runner": "remote:openai-chat", "url": url, "model": "m", **meta}
+            },
+        }
+    }
+
+
+def _predict_text(api, secret, model_id):
+    body = {"inputs": [{"data": {"text": {"raw": "hello"}}}]}
+    return api.post(f"/v2/users/alice/apps/app1/models/{model_id}/outputs", body, key=secret)
+
+
+def test_tenants_cannot_name_operator_credentials(api, alice, echo_endpoint):
+    base = "/v2/users/alice/apps/app1/models"
+    for name in ("REMOTE_MODEL_KEY_OPERATOR", "SECRET_KEY", "DATABASE_URL"):
+        body = _remote_model(f"m-{len(name)}", f"{echo_endpoint}/open/chat", api_key_env=name)
+        r = api.post(base, body, key=alice.secret)
+        assert r["_http"] == 400, r
+        assert "api_key_env" in r["status"]["details"]
+    # The operator's credential goes only to the endpoint it is bound to.
+    assert (
+        api.post(base, _remote_model("open", f"{echo_endpoint}/open/chat"), key=alice.secret)[
+            "status"
+        ]["code"]
+        == SC.SUCCESS
+    )
+    assert (
+        api.post(base, _remote_model("bound", f"{echo_endpoint}/bound/chat"), key=alice.secret)[
+            "status"
+        ]["code"]
+        == SC.SUCCESS
+    )
+    assert _predict_text(api, alice.secret, "open")["status"]["code"] == SC.SUCCESS
+    assert _predict_text(api, alice.secret, "bound")["status"]["code"] == SC.SUCCESS
+    assert _Echo.seen == [("/open/chat", None), ("/bound/chat", "Bearer sk-operator-secret")]
+
+
+def test_per_model_api_keys_are_sealed_at_rest_and_never_returned(api, alice, echo_endpoint):
+    from collectors_module.inference.models import ModelVersion
+
+    body = _remote_model("own-key", f"{echo_endpoint}/open/chat", api_key="sk-tenant-own-123")
+    r = api.post("/v2/users/alice/apps/app1/models", body, key=alice.secret)
+    assert r["status"]["code"] == SC.SUCCESS, r
+    assert "sk-tenant-own-123" not in json.dumps(r)
+    stored = ModelVersion.objects.get(model__public_id="own-key").runner_config
+    assert "api_key" not in stored
+    assert stored["api_key_sealed"].startswith("fernet:")
+    assert "sk-tenant-own-123" not in json.dumps(stored)
+    got = api.get("/v2/users/alice/apps/app1/models/own-key", key=alice.secret)
+    assert "sk-tenant-own-123" not in json.dumps(got)
+    assert "api_key_sealed" not in json.dumps(got)
+    assert _predict_text(api, alice.secret, "own-key")["status"]["code"] == SC.SUCCESS
+    assert _Echo.seen[-1] == ("/open/chat", "Bearer sk-tenant-own-123")
+    body = _remote_model("forged", f"{echo_endpoint}/open/chat", api_key_sealed="fernet:x")
+    assert api.post("/v2/users/alice/apps/app1/models", body, key=alice.secret)["_http"] == 400
+
+
+def test_sealing_keys_rotate(settings, api, alice, echo_endpoint):
+    from cryptography.fernet import Fernet
+
+    from collectors_module.core.sealed import SealedError, unseal
+    from collectors_module.inference.models import ModelVersion
+    from collectors_module.inference.services import reseal_model_secrets
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.REMOTE_MODEL_SECRET_KEYS = [old]
+    body = _remote_model("rot", f"{echo_endpoint}/open/chat", api_key="sk-rotating-1")
+    assert api.post("/v2/users/alice/apps/app1/models", body, key=alice.secret)["_http"] == 200
+    settings.REMOTE_MODEL_SECRET_KEYS = [new, old]
+    assert reseal_model_secrets() == 1
+    token = ModelVersion.objects.get(model__public_id="rot").runner_config["api_key_sealed"]
+    settings.REMOTE_MODEL_SECRET_KEYS = [new]
+    assert unseal(token) == "sk-rotating-1"
+    settings.REMOTE_MODEL_SECRET_KEYS = [old]
+    with pytest.raises(SealedError):
+        unseal(token)
+
+
+def test_data_migration_seals_keys_and_drops_api_key_env(alice):
+    import importlib
+
+    from django.apps import apps as django_apps
+
+    from collectors_module.core.sealed import unseal
+    from collectors_module.inference.models import Model, ModelVersion
+
+    model = Model.objects.create(app=alice.app, public_id="legacy", model_type_id="image-to-text")
+    mv = ModelVersion.objects.create(
+        model=model,
+        public_id="a" * 32,
+        runner="remote:openai-chat",
+        runner_config={"url": "http://x/v1", "api_key": "sk-old", "api_key_env": "SECRET_KEY"},
+    )
+    migration = importlib.import_module(
+        "collectors_module.inference.migrations.0005_seal_remote_model_keys"
+    )
+    migration.forwards(django_apps, None)
+    mv.refresh_from_db()
+    assert set(mv.runner_config) == {"url", "api_key_sealed"}
+    assert unseal(mv.runner_config["api_key_sealed"]) == "sk-old"
