@@ -177,6 +177,10 @@ API_MAX_LIST_ITEMS = env.int("API_MAX_LIST_ITEMS", 1000)
 API_MAX_JSON_VALUES = env.int("API_MAX_JSON_VALUES", 250_000)
 MAX_IMAGE_BYTES = env.int("MAX_IMAGE_BYTES", 20 * 10**6)
 MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", 85_000_000)
+# Decode cost (core/images.py): all images of one request together, and full-size decodes
+# running at once in one process (the others wait).
+IMAGE_MAX_PIXELS_PER_REQUEST = env.int("IMAGE_MAX_PIXELS_PER_REQUEST", 2 * MAX_IMAGE_PIXELS)
+IMAGE_DECODE_CONCURRENCY = env.int("IMAGE_DECODE_CONCURRENCY", 2)
 
 # Built-in image models: the ONNX graph built from the packaged EfficientNet-Lite0 weights is
 # cached here (checked by SHA-256, rebuilt when missing or corrupt). One onnxruntime thread per

@@ -17,7 +17,7 @@ from collectors_module.applications.models import Visibility
 from collectors_module.core import generations
 from collectors_module.core.errors import SC, ApiError, make_status
 from collectors_module.core.ids import is_valid_id, new_hex_id, validate_id
-from collectors_module.core.images import max_image_bytes, validate_image
+from collectors_module.core.images import max_image_bytes, max_request_pixels, validate_image
 from collectors_module.core.safe_fetch import fetch, request_deadline
 from collectors_module.core.sealed import reseal, seal
 from collectors_module.workflows.model_types import OPERATOR_TYPES
@@ -345,37 +345,55 @@ def model_delete(*, app, model_id: str) -> None:
 # --- inputs ---------------------------------------------------------------------------------
 
 
-def _prepare_one(inp: resources_pb2.Input, deadline: float) -> resources_pb2.Data | ApiError:
+def _prepare_one(inp: resources_pb2.Input, deadline: float) -> tuple[Any, int]:
+    """(prepared Data or ApiError, pixels of its image)."""
     data = inp.data
     try:
         if data.image.base64:
-            validate_image(data.image.base64)
-            return data
+            info = validate_image(data.image.base64)
+            return data, info.width * info.height
         if data.image.url:
             result = fetch(data.image.url, max_bytes=max_image_bytes(), deadline=deadline)
-            validate_image(result.content)
+            info = validate_image(result.content)
             prepared = resources_pb2.Data()
             prepared.CopyFrom(data)
             prepared.image.base64 = result.content
-            return prepared
+            return prepared, info.width * info.height
         if data.text.raw:
             if len(data.text.raw.encode("utf-8")) > conf.max_text_bytes():
                 raise ApiError(
                     SC.INPUT_INVALID_ARGUMENT, f"text is longer than {conf.max_text_bytes()} bytes"
                 )
-            return data
+            return data, 0
         if data.text.url:
             result = fetch(data.text.url, max_bytes=conf.max_text_bytes(), deadline=deadline)
             prepared = resources_pb2.Data()
             prepared.CopyFrom(data)
             prepared.text.raw = result.content.decode("utf-8", errors="replace")
-            return prepared
+            return prepared, 0
         raise ApiError(
             SC.INPUT_INVALID_ARGUMENT,
             "The input has no data: send data.image.url, data.image.base64 or data.text.raw",
         )
     except ApiError as exc:
-        return exc
+        return exc, 0
+
+
+def _pixel_budget(results: list[tuple[Any, int]]) -> list[resources_pb2.Data | ApiError]:
+    """Images past the request's pixel budget (IMAGE_MAX_PIXELS_PER_REQUEST, in input order)
+    are refused, so one request cannot queue many full-size decodes."""
+    budget, used, out = max_request_pixels(), 0, []
+    for prepared, pixels in results:
+        if pixels and used + pixels > budget:
+            prepared = ApiError(
+                SC.INPUT_INVALID_ARGUMENT,
+                f"The images of this request exceed {budget} pixels together; send this one "
+                "in another request, or smaller",
+            )
+        else:
+            used += pixels
+        out.append(prepared)
+    return out
 
 
 def prepare_inputs(inputs: list[resources_pb2.Input]) -> list[resources_pb2.Data | ApiError]:
@@ -392,8 +410,8 @@ def prepare_inputs(inputs: list[resources_pb2.Input]) -> list[resources_pb2.Data
     )
     if url_count > 1:
         with ThreadPoolExecutor(max_workers=min(conf.fetch_workers(), url_count)) as pool:
-            return list(pool.map(prepare, inputs))
-    return [prepare(i) for i in inputs]
+            return _pixel_budget(list(pool.map(prepare, inputs)))
+    return _pixel_budget([prepare(i) for i in inputs])
 
 
 # --- running ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import http.server
 import io
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -790,3 +791,94 @@ def test_data_migration_seals_keys_and_drops_api_key_env(alice):
     mv.refresh_from_db()
     assert set(mv.runner_config) == {"url", "api_key_sealed"}
     assert unseal(mv.runner_config["api_key_sealed"]) == "sk-old"
+
+
+# -- 5. decode cost: per-request pixel budget, bounded concurrent decodes, peak RSS --------------
+
+# The bound this test sets: 4 concurrent requests of two 9,200 x 9,200 PNGs (the review's image,
+# about 85 MP each) keep the process under 1,000 MB peak RSS (measured ~750 MB with
+# IMAGE_DECODE_CONCURRENCY=2; ~2,630 MB before the fix). It is about base + concurrency x 4 bytes x
+# MAX_IMAGE_PIXELS.
+PEAK_RSS_BOUND_MB = 1000
+
+
+def test_peak_rss_of_concurrent_huge_pngs_stays_under_the_bound():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, str(root / "scripts" / "bench_decode_memory.py"), "4", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+        env={**os.environ, "IMAGE_DECODE_CONCURRENCY": "2", "COLLECTORS_DEV": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(result)
+    assert [o["ok"] for o in result["outcomes"]] == [2, 2, 2, 2]  # the work was really done
+    assert result["peak_rss_after_mb"] < PEAK_RSS_BOUND_MB, result
+
+
+def test_images_past_the_request_pixel_budget_are_refused(settings):
+    from clarifai_grpc.grpc.api import resources_pb2
+    from PIL import Image
+
+    from collectors_module.inference.services import prepare_inputs
+
+    buf = io.BytesIO()
+    Image.new("RGB", (100, 100), (1, 2, 3)).save(buf, "PNG")
+    settings.IMAGE_MAX_PIXELS_PER_REQUEST = 25_000  # two 100x100 images fit, the third not
+    inp = resources_pb2.Input(
+        data=resources_pb2.Data(image=resources_pb2.Image(base64=buf.getvalue()))
+    )
+    text = resources_pb2.Input(data=resources_pb2.Data(text=resources_pb2.Text(raw="hi")))
+    results = prepare_inputs([inp, text, inp, inp])
+    assert [type(r).__name__ for r in results] == ["Data", "Data", "Data", "ApiError"]
+    assert "pixels together" in results[3].details
+
+
+def test_decodes_wait_for_a_slot(settings):
+    from collectors_module.core.images import decode_slot
+
+    settings.IMAGE_DECODE_CONCURRENCY = 1
+    inside, peak, lock = [0], [0], threading.Lock()
+
+    def work():
+        with decode_slot():
+            with lock:
+                inside[0] += 1
+                peak[0] = max(peak[0], inside[0])
+            time.sleep(0.05)
+            with lock:
+                inside[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1
+    settings.IMAGE_DECODE_CONCURRENCY = 3
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 3
+
+
+def test_reduced_decode_keeps_results_sane():
+    from PIL import Image
+
+    from collectors_module.core.images import decode_reduced
+
+    for mode, fmt in (("RGB", "PNG"), ("P", "PNG"), ("RGB", "JPEG"), ("L", "WEBP")):
+        buf = io.BytesIO()
+        Image.new(mode, (2000, 1000)).save(buf, fmt)
+        img = decode_reduced(buf.getvalue(), 256)
+        assert min(img.size) >= 256, (mode, fmt, img.size)
+        assert img.size[0] <= 1000, (mode, fmt, img.size)
