@@ -882,3 +882,62 @@ def test_reduced_decode_keeps_results_sane():
         img = decode_reduced(buf.getvalue(), 256)
         assert min(img.size) >= 256, (mode, fmt, img.size)
         assert img.size[0] <= 1000, (mode, fmt, img.size)
+
+
+# -- fuzzing additions: every REST route with huge pages, oversized counts, control-char ids ------
+
+HOSTILE_SEGMENTS = ["x%0A", "%00", "x%7F", "a%0D%0Ab", "%C2%85"]
+
+
+def _rest_cells():
+    done = implemented()
+    for template, verbs in sorted(route_table().items()):
+        for verb, (name, body_rule) in sorted(verbs.items()):
+            if name in done:
+                yield template, verb, name, body_rule
+
+
+REST_CELLS = list(_rest_cells())
+
+
+def _hostile_body(rpc_name: str) -> dict:
+    desc = all_rpcs()[rpc_name].request_cls.DESCRIPTOR
+    body: dict = {}
+    for f in desc.fields:
+        if f.name == "user_app_id":
+            continue
+        if f.is_repeated and f.type == f.TYPE_STRING:
+            body[f.name] = ["id\n\x00"] * 5000
+        elif (
+            f.is_repeated and f.type == f.TYPE_MESSAGE and not f.message_type.GetOptions().map_entry
+        ):
+            body[f.name] = [{}] * 2000
+        elif f.type == f.TYPE_STRING and not f.is_repeated:
+            body[f.name] = "id\n\x7f"
+        elif f.type == f.TYPE_UINT32:
+            body[f.name] = 2**32 - 1
+    return body
+
+
+@pytest.mark.parametrize(
+    ("template", "verb", "rpc_name", "body_rule"),
+    REST_CELLS,
+    ids=[f"{v} {t}" for t, v, _, _ in REST_CELLS],
+)
+def test_rest_routes_never_500_on_hostile_input(api, alice, template, verb, rpc_name, body_rule):
+    for segment in HOSTILE_SEGMENTS[:2]:
+        path = template.replace("{user_app_id.user_id}", "alice")
+        path = path.replace("{user_app_id.app_id}", "app1")
+        path = re.sub(r"\{[^}]+\}", segment, path)
+        params = "?page=4294967295&per_page=4294967295&page=999999999999999999"
+        body = _hostile_body(rpc_name) if body_rule else None
+        if verb == "get":
+            r = api.client.get(path + params, HTTP_AUTHORIZATION=f"Key {alice.secret}")
+        else:
+            r = getattr(api.client, verb)(
+                path + params,
+                data=json.dumps(body or {}),
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Key {alice.secret}",
+            )
+        assert r.status_code < 500, (verb, path, r.status_code, r.content[:300])
