@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from collectors_module.api.descriptors import all_scope_strings
@@ -94,6 +95,12 @@ def key_revoke(*, owner: User, key_public_id: str) -> Key:
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at"])
     return key
+
+
+def user_logout_everywhere(*, user: User) -> None:
+    """End every session of `user` on every device (their session hashes stop matching)."""
+    User.objects.filter(pk=user.pk).update(session_generation=F("session_generation") + 1)
+    user.refresh_from_db(fields=["session_generation"])
 
 
 def grant_capture(*, grantor: User, grantee: User) -> CaptureGrant:

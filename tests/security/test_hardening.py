@@ -941,3 +941,91 @@ def test_rest_routes_never_500_on_hostile_input(api, alice, template, verb, rpc_
                 HTTP_AUTHORIZATION=f"Key {alice.secret}",
             )
         assert r.status_code < 500, (verb, path, r.status_code, r.content[:300])
+
+
+# -- 13. accounts: password change and reset, session lifetime, log out on every device ----------
+
+
+def test_password_change_ends_other_sessions(alice, make_user):
+    from django.test import Client
+
+    here, other = Client(), Client()
+    for c in (here, other):
+        assert (
+            c.post(
+                "/accounts/login/", {"username": "alice", "password": "pw-for-tests-123"}
+            ).status_code
+            == 302
+        )
+    page = here.get("/accounts/password/")
+    assert page.status_code == 200
+    assert b"csrfmiddlewaretoken" in page.content
+    bad = here.post(
+        "/accounts/password/",
+        {"old_password": "wrong", "new_password1": "x", "new_password2": "y"},
+    )
+    assert bad.status_code == 200
+    assert b'id="id_old_password_error"' in bad.content
+    r = here.post(
+        "/accounts/password/",
+        {
+            "old_password": "pw-for-tests-123",
+            "new_password1": "A-much-better-pass-42",
+            "new_password2": "A-much-better-pass-42",
+        },
+    )
+    assert r.status_code == 302
+    assert here.get("/accounts/account/").status_code == 200  # this device stays signed in
+    assert other.get("/accounts/account/").status_code == 302  # the other one is signed out
+    fresh = Client()
+    ok = fresh.post("/accounts/login/", {"username": "alice", "password": "A-much-better-pass-42"})
+    assert ok.status_code == 302
+
+
+def test_password_reset_by_email(client, make_user, mailoutbox, settings):
+    from collectors_module.accounts.models import User
+
+    user = make_user("resetme")
+    User.objects.filter(pk=user.pk).update(email="resetme@example.test")
+    assert b"Forgot your password?" in client.get("/accounts/login/").content
+    r = client.post("/accounts/password/reset/", {"email": "resetme@example.test"})
+    assert r.status_code == 302
+    client.post("/accounts/password/reset/", {"email": "nobody@example.test"})  # same answer
+    assert len(mailoutbox) == 1
+    link = re.search(r"https?://[^/]+(/accounts/password/reset/\S+)", mailoutbox[0].body)
+    assert link, mailoutbox[0].body
+    form = client.get(link.group(1), follow=True)
+    assert b"Choose a new password" in form.content
+    set_url = form.redirect_chain[-1][0] if form.redirect_chain else link.group(1)
+    done = client.post(
+        set_url, {"new_password1": "Reset-pass-9911", "new_password2": "Reset-pass-9911"}
+    )
+    assert done.status_code == 302
+    again = client.get(link.group(1), follow=True)
+    assert b'id="reset-invalid"' in again.content  # the link works once
+    ok = client.post("/accounts/login/", {"username": "resetme", "password": "Reset-pass-9911"})
+    assert ok.status_code == 302
+
+
+def test_log_out_on_every_device(alice, settings):
+    from django.test import Client
+
+    assert settings.SESSION_COOKIE_AGE > 0
+    devices = [Client() for _ in range(3)]
+    for c in devices:
+        c.post("/accounts/login/", {"username": "alice", "password": "pw-for-tests-123"})
+        assert c.get("/accounts/account/").status_code == 200
+    assert devices[0].get("/accounts/logout-everywhere/").status_code == 405  # POST only
+    r = devices[0].post("/accounts/logout-everywhere/")
+    assert r.status_code == 302
+    for c in devices:
+        assert c.get("/accounts/account/").status_code == 302
+    again = Client()
+    again.post("/accounts/login/", {"username": "alice", "password": "pw-for-tests-123"})
+    assert again.get("/accounts/account/").status_code == 200  # signing in again works
+
+
+def test_session_lifetime_follows_the_setting(client, alice, settings):
+    settings.SESSION_COOKIE_AGE = 600
+    client.post("/accounts/login/", {"username": "alice", "password": "pw-for-tests-123"})
+    assert client.session.get_expiry_age() == 600

@@ -404,8 +404,10 @@ def test_other_tenant_cannot_reach_or_change_alice_objects(
 
 # --------------------------------------------------------------------------- web pages
 
-# URL kwargs that name something global (the module catalogue), not a tenant's object.
-GLOBAL_KWARGS = {"slug"}
+# URL kwargs that name something global (the module catalogue), not a tenant's object; a
+# password-reset link's uid and token are checked by Django's token generator (an invalid one
+# gets the "link is invalid" page), tested in tests/security/test_hardening.py.
+GLOBAL_KWARGS = {"slug", "uidb64", "token"}
 
 
 def _web_cells() -> list[str]:
