@@ -1029,3 +1029,28 @@ def test_session_lifetime_follows_the_setting(client, alice, settings):
     settings.SESSION_COOKIE_AGE = 600
     client.post("/accounts/login/", {"username": "alice", "password": "pw-for-tests-123"})
     assert client.session.get_expiry_age() == 600
+
+
+# -- 12. the module's key: an app key of the installed app, and the page says where it acts ------
+
+
+def test_module_key_is_the_narrowest_that_works(api, alice, make_app, install, alice_client):
+    from django.urls import reverse
+
+    from collectors_module.modules.services import installation_authorize
+
+    make_app(alice.user, "elsewhere")
+    inst = install(alice, authorize=False)
+    page = alice_client.get(reverse("modules:authorize", args=["app1", inst.slug])).content
+    assert b'id="key-reach"' in page
+    assert b"<code>alice/app1</code>" in page
+    assert b"<code>elsewhere</code>" in page  # named as a place it can NOT act
+    created = installation_authorize(installation=inst, user=alice.user)
+    assert created.key.app_id == alice.app.pk
+    assert sorted(created.key.scopes) == sorted(inst.module.required_scopes)
+    assert "All" not in created.key.scopes
+    ok = api.get("/v2/users/alice/apps/app1/collectors", key=created.secret)
+    assert ok["status"]["code"] == SC.SUCCESS, ok
+    other = api.get("/v2/users/alice/apps/elsewhere/collectors", key=created.secret)
+    assert other["_http"] == 404
+    assert api.get("/v2/users/alice/keys", key=created.secret)["_http"] in (401, 403)
