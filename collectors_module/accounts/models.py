@@ -19,7 +19,7 @@ class User(AbstractUser):
 
     plan = models.CharField(max_length=16, choices=Plan.choices, default=Plan.COMMUNITY)
     # Bumped by "log out everywhere": every session signed with the old value stops working.
-    session_generation = models.PositiveIntegerField(default=0)
+    session_generation = models.PositiveIntegerField(default=0, db_default=0)
 
     def get_session_auth_hash(self) -> str:
         """Django checks this hash on every request of a session: it changes with the password

@@ -20,7 +20,7 @@ class Model(models.Model):
     # The owner's opt-in: collectors with a blank caller capture every caller's predictions on
     # this model (off: only the owner's own). Shown to callers in GetModel, on the model's page
     # and in every predict output's model (metadata.capture_all_callers).
-    capture_all_callers = models.BooleanField(default=False)
+    capture_all_callers = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(default=timezone.now)
     modified_at = models.DateTimeField(auto_now=True)
 
