@@ -60,3 +60,20 @@ def test_grant_capture_and_model_opt_in_pages(live_server, page, make_user, make
     assert Model.objects.get(public_id="shared").capture_all_callers
     # The refused grant answers 400 on purpose; nothing else may fail.
     assert [p for p in page.problems if "status of 400" not in p] == [], page.problems
+
+
+def test_authorize_page_says_where_the_module_key_acts(live_server, page, alice, make_app, install):
+    screenshots_dir("security-authorize")
+    make_app(alice.user, "elsewhere")
+    inst = install(alice, authorize=False)
+    base = live_server.url
+    _login(page, base, "alice")
+    page.goto(f"{base}/apps/app1/installed_module_versions/{inst.slug}/authorize/")
+    reach = page.locator("#key-reach")
+    assert "alice/app1" in reach.inner_text()
+    assert "elsewhere" in reach.inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "security-authorize" / "authorize.png"), full_page=True)
+    page.get_by_role("button", name="Authorize").click()
+    inst.refresh_from_db()
+    assert inst.key.app_id == alice.app.pk
+    assert not page.problems, page.problems
