@@ -173,8 +173,15 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", 40 * 2**20)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 2**20
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 DATA_UPLOAD_MAX_NUMBER_FILES = 20
+# Count limits checked before parsing into protobuf (api/limits.py).
+API_MAX_LIST_ITEMS = env.int("API_MAX_LIST_ITEMS", 1000)
+API_MAX_JSON_VALUES = env.int("API_MAX_JSON_VALUES", 250_000)
 MAX_IMAGE_BYTES = env.int("MAX_IMAGE_BYTES", 20 * 10**6)
 MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", 85_000_000)
+# Decode cost (core/images.py): all images of one request together, and full-size decodes
+# running at once in one process (the others wait).
+IMAGE_MAX_PIXELS_PER_REQUEST = env.int("IMAGE_MAX_PIXELS_PER_REQUEST", 2 * MAX_IMAGE_PIXELS)
+IMAGE_DECODE_CONCURRENCY = env.int("IMAGE_DECODE_CONCURRENCY", 2)
 
 # Built-in image models: the ONNX graph built from the packaged EfficientNet-Lite0 weights is
 # cached here (checked by SHA-256, rebuilt when missing or corrupt). One onnxruntime thread per
@@ -190,6 +197,17 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
+# Accounts (issue 15): how long a sign-in lasts, the reset link's life, where email goes.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", 14 * 24 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", False)
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", 3600)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "collectors@localhost")
 USE_TLS = env.bool("USE_TLS", False)
 if USE_TLS:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", True)
@@ -206,6 +224,22 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 
 # Redis used for shared counters and rate limits (not the broker itself).
 REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+# Throttles for guessing (accounts/throttle.py, django-ratelimit): failures only, in a cache
+# every process shares. Rates are "count/period" (s, m, h, d; e.g. 10/15m).
+THROTTLE_REDIS_URL = env.str("THROTTLE_REDIS_URL", "") or REDIS_URL
+THROTTLE_LOGIN_FAILURES_PER_ACCOUNT = env.str("THROTTLE_LOGIN_FAILURES_PER_ACCOUNT", "10/15m")
+THROTTLE_LOGIN_FAILURES_PER_ADDRESS = env.str("THROTTLE_LOGIN_FAILURES_PER_ADDRESS", "30/15m")
+THROTTLE_BAD_KEYS_PER_ADDRESS = env.str("THROTTLE_BAD_KEYS_PER_ADDRESS", "60/m")
+THROTTLE_CLIENT_ADDRESS_HEADER = env.str("THROTTLE_CLIENT_ADDRESS_HEADER", "")
+CACHES["throttle"] = {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": THROTTLE_REDIS_URL,
+    "KEY_PREFIX": "throttle",
+    "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+}
+RATELIMIT_USE_CACHE = "throttle"
+RATELIMIT_FAIL_OPEN = True
 
 # Celery: settings follow the reliability bar (acks late, reject on worker lost, prefetch 1).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
@@ -252,6 +286,7 @@ COLLECTORS_PUBLIC_URL = env.str("COLLECTORS_PUBLIC_URL", "")
 # --- inference -----------------------------------------------------------------------------
 MAX_PREDICT_INPUTS = env.int("MAX_PREDICT_INPUTS", 128)
 PREDICT_FETCH_WORKERS = env.int("PREDICT_FETCH_WORKERS", 8)
+PREDICT_FETCH_DEADLINE_SECONDS = env.float("PREDICT_FETCH_DEADLINE_SECONDS", 20.0)
 MAX_TEXT_BYTES = env.int("MAX_TEXT_BYTES", 1_000_000)
 OCR_MAX_SIDE = env.int("OCR_MAX_SIDE", 960)
 # How long a process trusts its cached keys and model versions before it checks the change
@@ -272,11 +307,16 @@ REMOTE_MODEL_RETRIES = env.int("REMOTE_MODEL_RETRIES", 2)
 REMOTE_MODEL_RETRY_BACKOFF = env.float("REMOTE_MODEL_RETRY_BACKOFF", 0.2)
 REMOTE_MODEL_MAX_REPLY_BYTES = env.int("REMOTE_MODEL_MAX_REPLY_BYTES", 4 * 2**20)
 REMOTE_MODEL_CONCURRENCY = env.int("REMOTE_MODEL_CONCURRENCY", 4)
-# Operator-held credentials a remote model version may name with `api_key_env`: every
-# environment variable REMOTE_MODEL_KEY_<NAME>, by its full name.
+# Operator-held credentials: every environment variable REMOTE_MODEL_KEY_<NAME>, by its full
+# name. Tenants never name them: REMOTE_MODEL_CREDENTIAL_ENDPOINTS binds each to one endpoint
+# prefix (NAME=URL prefix, comma-separated), and a remote model whose URL falls under that prefix
+# (and has no API key of its own) is called with it.
 REMOTE_MODEL_KEYS = {
     name: value for name, value in os.environ.items() if name.startswith("REMOTE_MODEL_KEY_")
 }
+REMOTE_MODEL_CREDENTIAL_ENDPOINTS = env.dict("REMOTE_MODEL_CREDENTIAL_ENDPOINTS", {})
+# Fernet keys (newest first) sealing per-model API keys at rest; empty: derived from SECRET_KEY.
+REMOTE_MODEL_SECRET_KEYS = env.list("REMOTE_MODEL_SECRET_KEYS", [])
 
 # --- workflows -----------------------------------------------------------------------------
 WORKFLOW_MAX_NODES = env.int("WORKFLOW_MAX_NODES", 20)
@@ -287,7 +327,8 @@ WORKFLOW_PLAN_TTL_SECONDS = env.float("WORKFLOW_PLAN_TTL_SECONDS", 10.0)
 
 # --- gRPC server ---------------------------------------------------------------------------
 GRPC_MAX_WORKERS = env.int("GRPC_MAX_WORKERS", 0)  # 0: 4 x cores
-GRPC_MAX_MESSAGE_BYTES = env.int("GRPC_MAX_MESSAGE_BYTES", 128 * 2**20)
+# Capped like REST bodies (MAX_REQUEST_BYTES): the same images must fit, nothing bigger.
+GRPC_MAX_MESSAGE_BYTES = env.int("GRPC_MAX_MESSAGE_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 # --- fault injection (tests and the chaos harness only; inert when empty) --------------------
 COLLECTORS_FAULTS = env.str("COLLECTORS_FAULTS", "")
@@ -387,7 +428,11 @@ LOG_LEVEL = env.str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every handler scrubs key secrets from what it writes (core/logscrub.py).
+    "filters": {"scrub_secrets": {"()": "collectors_module.core.logscrub.ScrubSecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["scrub_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("ROOT_LOG_LEVEL", "WARNING")},
     "loggers": {"collectors": {"level": LOG_LEVEL}},
 }

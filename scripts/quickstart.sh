@@ -65,6 +65,8 @@ export COLLECTORS_VAR_DIR="$VAR"
 export ALLOWED_HOSTS="${ALLOWED_HOSTS:-localhost,127.0.0.1,[::1]}"
 export COLLECTORS_PUBLIC_URL="${COLLECTORS_PUBLIC_URL:-http://$HOST:$PORT}"
 export PYTHONUNBUFFERED=1
+# Password-reset mail is printed on the web server's console.
+export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend}"
 
 say "Migrating var/quickstart.sqlite3"
 "$VPY" manage.py migrate --no-input -v 0

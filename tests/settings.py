@@ -22,3 +22,8 @@ COLLECTORS_CAPTURE_HANDOFF = "inline"
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 # Tests create many users; a slow hasher there only costs time, it proves nothing.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Every test client comes from 127.0.0.1: the guessing throttles would soon trip over tests
+# that send bad keys on purpose. Their own tests set low rates with the `settings` fixture.
+THROTTLE_LOGIN_FAILURES_PER_ACCOUNT = "100000/m"
+THROTTLE_LOGIN_FAILURES_PER_ADDRESS = "100000/m"
+THROTTLE_BAD_KEYS_PER_ADDRESS = "100000/m"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 
 class Plan(models.TextChoices):
@@ -17,6 +18,17 @@ class User(AbstractUser):
     """A person or system account; `username` is the public Clarifai `user_id`."""
 
     plan = models.CharField(max_length=16, choices=Plan.choices, default=Plan.COMMUNITY)
+    # Bumped by "log out everywhere": every session signed with the old value stops working.
+    session_generation = models.PositiveIntegerField(default=0, db_default=0)
+
+    def get_session_auth_hash(self) -> str:
+        """Django checks this hash on every request of a session: it changes with the password
+        (Django's rule) and with session_generation (log out on every device)."""
+        return salted_hmac(
+            "collectors.accounts.User.get_session_auth_hash",
+            f"{self.password}:{self.session_generation}",
+            algorithm="sha256",
+        ).hexdigest()
 
     @property
     def user_id(self) -> str:

@@ -26,6 +26,24 @@ def has_active_grant(*, grantor_id: int, grantee_id: int) -> bool:
     ).exists()
 
 
+def capture_grants_given(user):
+    """Live grants `user` gave: who may capture `user`'s predictions."""
+    return (
+        CaptureGrant.objects.filter(grantor=user, revoked_at__isnull=True)
+        .select_related("grantor", "grantee")
+        .order_by("grantee__username")
+    )
+
+
+def capture_grants_received(user):
+    """Live grants `user` received: whose predictions `user`'s collectors may capture."""
+    return (
+        CaptureGrant.objects.filter(grantee=user, revoked_at__isnull=True)
+        .select_related("grantor", "grantee")
+        .order_by("grantor__username")
+    )
+
+
 def api_keys_of_user(user):
     """The keys the API shows: revoked keys count as deleted (the web keys page still lists them)."""
     return keys_of_user(user).filter(revoked_at__isnull=True)

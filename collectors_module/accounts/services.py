@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from collectors_module.api.descriptors import all_scope_strings
@@ -96,12 +97,57 @@ def key_revoke(*, owner: User, key_public_id: str) -> Key:
     return key
 
 
+def user_logout_everywhere(*, user: User) -> None:
+    """End every session of `user` on every device (their session hashes stop matching)."""
+    User.objects.filter(pk=user.pk).update(session_generation=F("session_generation") + 1)
+    user.refresh_from_db(fields=["session_generation"])
+
+
 def grant_capture(*, grantor: User, grantee: User) -> CaptureGrant:
     """`grantor` consents that `grantee`'s collectors capture their predictions (idempotent)."""
     grant = CaptureGrant.objects.filter(
         grantor=grantor, grantee=grantee, revoked_at__isnull=True
     ).first()
-    return grant or CaptureGrant.objects.create(grantor=grantor, grantee=grantee)
+    if grant is None:
+        grant = CaptureGrant.objects.create(grantor=grantor, grantee=grantee)
+        generations.changed(CaptureGrant._meta.db_table)
+    return grant
+
+
+def capture_grant_create(*, grantor: User, grantee_user_id: str) -> CaptureGrant:
+    """The account page's and the API's grant: GRANTEE's collectors may capture `grantor`'s
+    predictions. Raises ApiError (field grantee_user_id) for an unknown user or oneself."""
+    field = "grantee_user_id"
+    grantee_user_id = (grantee_user_id or "").strip()
+    if not grantee_user_id:
+        raise ApiError(SC.CONN_INVALID_REQUEST, "Name the user to grant capture to", field=field)
+    validate_id(grantee_user_id, "grantee_user_id", field=field)
+    if grantee_user_id == grantor.username:
+        raise ApiError(
+            SC.CONN_INVALID_REQUEST,
+            "Your own collectors capture your predictions without a grant",
+            field=field,
+        )
+    grantee = User.objects.filter(username=grantee_user_id, is_active=True).first()
+    if grantee is None:
+        raise ApiError(
+            SC.CONN_DOES_NOT_EXIST, f"User '{grantee_user_id[:64]}' does not exist", field=field
+        )
+    with transaction.atomic():
+        return grant_capture(grantor=grantor, grantee=grantee)
+
+
+def capture_grant_revoke(*, grantor: User, grantee_user_id: str) -> int:
+    grantee = User.objects.filter(username=(grantee_user_id or "")[:150]).first()
+    if grantee is None:
+        raise ApiError(SC.CONN_DOES_NOT_EXIST, f"User '{grantee_user_id[:64]}' does not exist")
+    n = revoke_capture_grant(grantor=grantor, grantee=grantee)
+    if not n:
+        raise ApiError(
+            SC.CONN_DOES_NOT_EXIST,
+            f"You have not granted capture to '{grantee_user_id[:64]}'",
+        )
+    return n
 
 
 def revoke_capture_grant(*, grantor: User, grantee: User) -> int:
@@ -122,6 +168,9 @@ class KeySpec:
     description: str = ""
     app: object | None = None  # applications.App for an app key, None for a PAT
     expires_at: object | None = None  # aware datetime or None (never expires)
+
+
+KEYS_DELETE_SCOPE = "Keys:Delete"
 
 
 def check_grantable(*, granting_scopes: list[str], scopes: list[str]) -> None:
@@ -176,11 +225,15 @@ def key_update(
     scopes: list[str] | None = None,
     expires_at=_UNSET,
     granting_scopes: list[str] | None = None,
+    acting_key: Key | None = None,
 ) -> Key:
     """Change a live key's description, scopes or expiry (transactional).
 
     action: 'overwrite' replaces what is given, 'merge' adds scopes, 'remove' drops scopes.
     A revoked or another user's key is 11101; a key keeps at least one scope.
+    An expiry may be set or brought forward, never extended or removed. With `acting_key`
+    (the API key making the change), changing another key needs at least that key's scopes
+    plus Keys:Delete: whoever could delete a key may cut it, nobody else (11007).
     """
     if action not in ("overwrite", "merge", "remove"):
         raise ApiError(
@@ -196,6 +249,10 @@ def key_update(
         )
         if key is None:
             raise ApiError(SC.CONN_DOES_NOT_EXIST, f"Key '{key_public_id[:64]}' does not exist")
+        if acting_key is not None and acting_key.pk != key.pk:
+            check_grantable(
+                granting_scopes=acting_key.scopes, scopes=[*key.scopes, KEYS_DELETE_SCOPE]
+            )
         if scopes:
             if action == "remove":
                 new_scopes = [s for s in key.scopes if s not in set(scopes)]
@@ -217,6 +274,13 @@ def key_update(
             if expires_at is not None and expires_at <= timezone.now():
                 raise ApiError(
                     SC.CONN_INVALID_REQUEST, "expires_at must be in the future", field="expires_at"
+                )
+            if key.expires_at is not None and (expires_at is None or expires_at > key.expires_at):
+                raise ApiError(
+                    SC.CONN_INVALID_REQUEST,
+                    "A key's expiry can only be brought forward, never extended or removed; "
+                    "create a new key instead",
+                    field="expires_at",
                 )
             key.expires_at = expires_at
         key.save(update_fields=["scopes", "description", "expires_at"])

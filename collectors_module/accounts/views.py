@@ -18,7 +18,7 @@ from collectors_module.applications.selectors import apps_of_user
 from collectors_module.core.errors import ApiError
 from collectors_module.core.htmx import HtmxHttpRequest
 
-from . import services
+from . import services, throttle
 from .forms import KeyCreateForm, LoginForm, PlanForm, scope_groups
 from .selectors import key_of_user, keys_of_user
 
@@ -40,12 +40,30 @@ def login_view(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated and request.method == "GET":
         return redirect(_safe_next(request) or "applications:home")
     form = LoginForm(request, data=request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
-        login(request, form.get_user())
-        return redirect(_safe_next(request) or "applications:home")
     status = 400 if request.method == "POST" else 200
+    throttled = ""
+    if request.method == "POST":
+        username = request.POST.get("username", "")
+        address = throttle.client_address(request.META)
+        wait = throttle.login_blocked(username, address)
+        if wait:
+            # Checked before the password: while throttled even the right one is refused.
+            form = LoginForm(request, initial={"username": username[:150]})
+            throttled = (
+                "Too many failed sign-ins for this account or from your address. Try again in "
+                f"{throttle.wait_text(wait)}."
+            )
+            status = 429
+        elif form.is_valid():
+            login(request, form.get_user())
+            return redirect(_safe_next(request) or "applications:home")
+        else:
+            throttle.login_failed(username, address)
     return render(
-        request, "accounts/login.html", {"form": form, "next": _safe_next(request)}, status=status
+        request,
+        "accounts/login.html",
+        {"form": form, "next": _safe_next(request), "throttled": throttled},
+        status=status,
     )
 
 

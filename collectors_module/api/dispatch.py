@@ -15,11 +15,13 @@ from typing import Any
 
 from django.db import DataError, close_old_connections
 
+from collectors_module.accounts import throttle
 from collectors_module.accounts.auth import authenticate
 from collectors_module.applications.selectors import app_for_request
 from collectors_module.core.errors import SC, ApiError, make_status
 
 from .descriptors import get_rpc
+from .limits import check_message
 
 log = logging.getLogger("collectors.rpc")
 
@@ -106,7 +108,32 @@ def error_response(rpc_name: str, code: int, details: str = "", description: str
     return response
 
 
-def dispatch(name: str, request, authorization: str | None, transport: str, request_id: str = ""):
+def _authenticate(authorization: str | None, client_address: str):
+    """The key, or CONN_KEY_INVALID; an address sending too many invalid keys is told to wait
+    (CONN_THROTTLED). Valid keys never touch the throttle."""
+    try:
+        return authenticate(authorization)
+    except ApiError as exc:
+        if exc.code != SC.CONN_KEY_INVALID or not authorization:
+            raise
+        wait = throttle.bad_key(client_address)
+        if wait:
+            raise ApiError(
+                SC.CONN_THROTTLED,
+                f"Too many invalid API keys from your address; try again in "
+                f"{throttle.wait_text(wait)}. Requests with a valid key are not affected.",
+            ) from exc
+        raise
+
+
+def dispatch(
+    name: str,
+    request,
+    authorization: str | None,
+    transport: str,
+    request_id: str = "",
+    client_address: str = "",
+):
     """Run RPC `name` for `request`; always returns a response message with a status."""
     _load_handlers()
     request_id = request_id or uuid.uuid4().hex
@@ -115,7 +142,7 @@ def dispatch(name: str, request, authorization: str | None, transport: str, requ
     try:
         if handler is None:
             raise ApiError(SC.NOT_IMPLEMENTED, f"{name} is not implemented by this server")
-        key = authenticate(authorization)
+        key = _authenticate(authorization, client_address)
         if spec.auth_type == "PATAuth" and key.app_id is not None:
             raise ApiError(
                 SC.CONN_INSUFFICIENT_SCOPES, f"{name} needs a personal access token, not an app key"
@@ -125,6 +152,7 @@ def dispatch(name: str, request, authorization: str | None, transport: str, requ
             raise ApiError(
                 SC.CONN_INSUFFICIENT_SCOPES, f"{name} needs the scopes: {', '.join(missing)}"
             )
+        check_message(name, request)  # every list bounded on every route, whatever the transport
         owner_user_id, app_id = _resolve_user_app(key, request)
         ctx = Context(
             key=key,

@@ -44,7 +44,7 @@ class Entry:
     public_id: str
     app_pk: int
     owner_id: int
-    caller_id: int | None  # None = any caller (owner owns the source model)
+    caller_id: int | None  # None = blank: the owner's own, or every caller with the model's opt-in
     model_owner_id: int
     sample: float  # 0 = not set
     pre_queue_workflow: Any  # workflows.models.Workflow with nodes loaded, or None
@@ -53,6 +53,7 @@ class Entry:
     max_per_hour: int
     max_per_day: int
     max_pending: int
+    all_callers: bool = False  # the source model's capture_all_callers opt-in
 
     @property
     def has_rate_limits(self) -> bool:
@@ -145,7 +146,7 @@ def _build() -> dict[int, tuple[Entry, ...]]:
         "pk", "public_id", "app_id", "app__owner_id", "caller_id",
         "source_model_version_id", "source_model_version__model__app__owner_id",
         "pre_queue_random_sample", "pre_queue_workflow_id", "max_per_minute", "max_per_hour",
-        "max_per_day", "max_pending",
+        "max_per_day", "max_pending", "source_model_version__model__capture_all_callers",
     )  # fmt: skip
     rows = list(rows)
     with_workflow = [r[0] for r in rows if r[8] is not None]
@@ -167,7 +168,7 @@ def _build() -> dict[int, tuple[Entry, ...]]:
             workflows[c.pk] = (wf, _inline(wf, c.source_model_version) if wf else False)
     by_mv: dict[int, list[Entry]] = {}
     for (pk, public_id, app_id, owner_id, caller_id, mv_id, model_owner_id, sample, wf_id,
-         per_minute, per_hour, per_day, pending) in rows:  # fmt: skip
+         per_minute, per_hour, per_day, pending, all_callers) in rows:  # fmt: skip
         wf, inline = workflows.get(pk, (None, False)) if wf_id is not None else (None, False)
         by_mv.setdefault(mv_id, []).append(
             Entry(
@@ -184,6 +185,7 @@ def _build() -> dict[int, tuple[Entry, ...]]:
                 max_per_hour=per_hour,
                 max_per_day=per_day,
                 max_pending=pending,
+                all_callers=bool(all_callers),
             )
         )
     return {k: tuple(v) for k, v in by_mv.items()}
@@ -215,10 +217,14 @@ def grant_active(*, grantor_id: int, grantee_id: int) -> bool:
 
 
 def caller_allowed(entry: Entry, caller_id: int) -> bool:
-    """The caller rules of DESIGN.md: the caller named by the collector, who is its owner or has
-    granted capture to the owner; or any caller when the owner owns the source model."""
+    """The caller rules (docs/security.md): the caller named by the collector, who is its owner
+    or has granted capture to the owner; or, with a blank caller on the owner's own model, the
+    owner's own predictions, and every caller's only when the model opts in
+    (capture_all_callers)."""
     if entry.caller_id is None:
-        return entry.model_owner_id == entry.owner_id
+        if entry.model_owner_id != entry.owner_id:
+            return False
+        return caller_id == entry.owner_id or entry.all_callers
     if entry.caller_id != caller_id:
         return False
     if caller_id == entry.owner_id:

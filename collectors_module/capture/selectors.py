@@ -182,8 +182,10 @@ def caller_problem(collector, caller_id: int | None) -> str:
     if caller_id is None:
         return "caller_unknown"
     if collector.caller_id is None:
-        model_owner_id = collector.source_model_version.model.app.owner_id
-        return "" if model_owner_id == owner_id else "caller_not_allowed"
+        model = collector.source_model_version.model
+        if model.app.owner_id != owner_id:
+            return "caller_not_allowed"
+        return "" if caller_id == owner_id or model.capture_all_callers else "caller_not_opted_in"
     if collector.caller_id != caller_id:
         return "caller_not_allowed"
     if caller_id == owner_id:

@@ -27,10 +27,10 @@ _SEG = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}"
 _SOURCE_RES = (
     re.compile(
         rf"^/(?:v2/)?users/(?P<user>{_SEG})/apps/(?P<app>{_SEG})/models/(?P<model>{_SEG})"
-        rf"(?:/versions/(?P<version>{_SEG}))?/?$"
+        rf"(?:/versions/(?P<version>{_SEG}))?/?\Z"
     ),
     re.compile(
-        rf"^/(?P<user>{_SEG})/(?P<app>{_SEG})/models/(?P<model>{_SEG})(?:/versions/(?P<version>{_SEG}))?/?$"
+        rf"^/(?P<user>{_SEG})/(?P<app>{_SEG})/models/(?P<model>{_SEG})(?:/versions/(?P<version>{_SEG}))?/?\Z"
     ),
 )
 
@@ -74,7 +74,7 @@ def parse_source_url(url: str) -> SourceRef:
     if not path.startswith("/"):
         path = "/" + path
     for pattern in _SOURCE_RES:
-        match = pattern.match(path)
+        match = pattern.match(path)  # anchored: ^ ... \Z
         if match:
             return SourceRef(match["user"], match["app"], match["model"], match["version"] or "")
     raise ApiError(

@@ -27,6 +27,7 @@ from collectors_module.core.ids import validate_id
 from collectors_module.inference.selectors import model_version_for_user
 from collectors_module.workflows.models import Workflow
 
+from . import acting
 from .models import COLLECTOR_ACTIVE, COLLECTOR_INACTIVE, Collector
 
 log = logging.getLogger("collectors.services")
@@ -89,8 +90,10 @@ def _resolve_post_inputs_key(*, owner, app, key_ref: str):
         )
     keys = Key.objects.filter(owner=owner).select_related("app")
     key = keys.filter(public_id=key_ref).first() if len(key_ref) <= 32 else None
+    by_secret = False
     if key is None and len(key_ref) <= 512:
         key = keys.filter(digest=digest_secret(key_ref)).first()
+        by_secret = key is not None
     if key is None:
         # Never echo the value: it may be a secret (ours or someone else's).
         raise ApiError(
@@ -120,7 +123,7 @@ def _resolve_post_inputs_key(*, owner, app, key_ref: str):
             description="The post inputs key has insufficient scopes",
             field=field,
         )
-    return key
+    return key, by_secret
 
 
 def _resolve_source(*, owner, app, src) -> object:
@@ -184,8 +187,9 @@ def _resolve_caller(*, owner, mv, caller_user_id: str):
             return None  # any caller of the owner's own model
         raise ApiError(
             SC.CONN_INVALID_REQUEST,
-            "caller_user_id may be left blank (collect from every caller) only for your own models; "
-            "name the caller whose predictions you want to collect",
+            "caller_user_id may be left blank only for your own models (it collects your own "
+            "predictions, and every caller's only if the model opts in); name the caller whose "
+            "predictions you want to collect",
             field=field,
         )
     if caller_user_id in ("me", owner.username):
@@ -195,7 +199,8 @@ def _resolve_caller(*, owner, mv, caller_user_id: str):
         raise ApiError(
             SC.CONN_INVALID_REQUEST,
             f"User '{caller_user_id[:64]}' does not exist or has not allowed you to collect their "
-            "predictions (they can grant capture to you from their account)",
+            "predictions (they can grant capture to you on their account's Capture grants page, "
+            "/accounts/capture-grants/, or with PostCaptureGrants)",
             field=field,
         )
     return caller
@@ -245,7 +250,9 @@ class _Validated:
     fields: dict
 
 
-def _validate(*, app, actor, collector_pb, existing: Collector | None) -> _Validated:
+def _validate(
+    *, app, actor, collector_pb, existing: Collector | None, acting_key=None
+) -> _Validated:
     owner = app.owner
     if actor is not None and actor.pk != owner.pk:
         raise not_found("App", app.public_id)
@@ -282,11 +289,15 @@ def _validate(*, app, actor, collector_pb, existing: Collector | None) -> _Valid
             field="model_id",
         )
     mv = _resolve_source(owner=owner, app=app, src=src)
+    acting.check_reads_source(acting_key, mv)
     if src.post_inputs_key_id or existing is None or existing.post_inputs_key_id is None:
-        key = _resolve_post_inputs_key(owner=owner, app=app, key_ref=src.post_inputs_key_id)
+        key, by_secret = _resolve_post_inputs_key(
+            owner=owner, app=app, key_ref=src.post_inputs_key_id
+        )
+        acting.check_may_name_key(acting_key, key, by_secret=by_secret)
     else:
         # Overwrite without a key keeps the stored key, re-checked like a new one.
-        key = _resolve_post_inputs_key(
+        key, _ = _resolve_post_inputs_key(
             owner=owner, app=app, key_ref=existing.post_inputs_key.public_id
         )
     _key_can_read_model(key, mv)
@@ -319,7 +330,9 @@ def _invalidate() -> None:
 # Writers
 
 
-def collector_create(*, app, actor, collector_pb, limits: dict | None = None) -> Collector:
+def collector_create(
+    *, app, actor, collector_pb, limits: dict | None = None, acting_key=None
+) -> Collector:
     """Validate and create one collector in `app` (active unless status says otherwise).
 
     Transactional; raises ApiError (with `field`) on any invalid value or a duplicate id.
@@ -332,7 +345,9 @@ def collector_create(*, app, actor, collector_pb, limits: dict | None = None) ->
                 f"A collector with id '{collector_pb.id}' already exists in app '{app.public_id}'",
                 field="id",
             )
-        v = _validate(app=app, actor=actor, collector_pb=collector_pb, existing=None)
+        v = _validate(
+            app=app, actor=actor, collector_pb=collector_pb, existing=None, acting_key=acting_key
+        )
         try:
             with transaction.atomic():
                 collector = Collector.objects.create(
@@ -348,18 +363,24 @@ def collector_create(*, app, actor, collector_pb, limits: dict | None = None) ->
     return collector
 
 
-def collectors_create(*, app, actor, collector_pbs, limits: dict | None = None) -> list[Collector]:
+def collectors_create(
+    *, app, actor, collector_pbs, limits: dict | None = None, acting_key=None
+) -> list[Collector]:
     """Create several collectors, all or none (PostCollectors). Raises like collector_create."""
     if not collector_pbs:
         raise ApiError(SC.CONN_INVALID_REQUEST, "collectors must hold at least one collector")
     with transaction.atomic():
         return [
-            collector_create(app=app, actor=actor, collector_pb=pb, limits=limits)
+            collector_create(
+                app=app, actor=actor, collector_pb=pb, limits=limits, acting_key=acting_key
+            )
             for pb in collector_pbs
         ]
 
 
-def collector_overwrite(*, app, actor, collector_pb, limits: dict | None = None) -> Collector:
+def collector_overwrite(
+    *, app, actor, collector_pb, limits: dict | None = None, acting_key=None
+) -> Collector:
     """Replace every field of an existing collector with `collector_pb` (validated as on create).
 
     Status is kept unless given; limits are kept unless `limits` is given; an empty
@@ -380,7 +401,13 @@ def collector_overwrite(*, app, actor, collector_pb, limits: dict | None = None)
                 f"Collector '{collector_pb.id}' does not exist in app '{app.public_id}'",
                 field="id",
             )
-        v = _validate(app=app, actor=actor, collector_pb=collector_pb, existing=existing)
+        v = _validate(
+            app=app,
+            actor=actor,
+            collector_pb=collector_pb,
+            existing=existing,
+            acting_key=acting_key,
+        )
         was_active = existing.status == COLLECTOR_ACTIVE
         for name, value in {**v.fields, **limit_values}.items():
             setattr(existing, name, value)
@@ -397,12 +424,15 @@ def collector_overwrite(*, app, actor, collector_pb, limits: dict | None = None)
     return existing
 
 
-def collectors_overwrite(*, app, actor, collector_pbs) -> list[Collector]:
+def collectors_overwrite(*, app, actor, collector_pbs, acting_key=None) -> list[Collector]:
     """Overwrite several collectors, all or none (PatchCollectors action=overwrite)."""
     if not collector_pbs:
         raise ApiError(SC.CONN_INVALID_REQUEST, "collectors must hold at least one collector")
     with transaction.atomic():
-        return [collector_overwrite(app=app, actor=actor, collector_pb=pb) for pb in collector_pbs]
+        return [
+            collector_overwrite(app=app, actor=actor, collector_pb=pb, acting_key=acting_key)
+            for pb in collector_pbs
+        ]
 
 
 def collector_set_status(*, app, collector_id: str, active: bool) -> Collector:

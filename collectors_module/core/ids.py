@@ -9,7 +9,8 @@ import uuid
 from .errors import SC, ApiError
 
 # Clarifai ids: letters, digits, '_' and '-', must start with a letter or digit; no NUL, no '/'.
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+# Full matches only (fullmatch / \Z): `$` would also accept a trailing newline.
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 
 def new_hex_id() -> str:
@@ -17,13 +18,20 @@ def new_hex_id() -> str:
     return uuid.uuid4().hex
 
 
-def new_secret(prefix: str = "clct_") -> str:
+SECRET_PREFIX = "clct_"  # every key secret starts with it (logs are scrubbed for it)
+
+
+def new_secret(prefix: str = SECRET_PREFIX) -> str:
     """A key secret: >=256 bits from the OS CSPRNG behind a recognisable prefix."""
     return prefix + secrets.token_urlsafe(32)
 
 
+def looks_like_secret(value: str) -> bool:
+    return (value or "").startswith(SECRET_PREFIX)
+
+
 def is_valid_id(value: str) -> bool:
-    return bool(_ID_RE.match(value or ""))
+    return bool(_ID_RE.fullmatch(value or ""))
 
 
 def validate_id(

@@ -1,4 +1,9 @@
-"""`page` / `per_page` as Clarifai defines them (1-based, default 128, at most 1000)."""
+"""`page` / `per_page` as Clarifai defines them (1-based, default 128, at most 1000).
+
+`page` is bounded too (MAX_PAGE): an offset past any real listing is refused with an
+invalid-request status instead of reaching the database (a huge OFFSET is a database error on
+some backends and a full scan on others).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from .errors import SC, ApiError
 
 DEFAULT_PER_PAGE = 128
 MAX_PER_PAGE = 1000
+MAX_PAGE = 100_000
 
 
 def page_bounds(page: int, per_page: int) -> tuple[int, int]:
@@ -14,6 +20,8 @@ def page_bounds(page: int, per_page: int) -> tuple[int, int]:
     per_page = per_page or DEFAULT_PER_PAGE
     if page < 1 or per_page < 1:
         raise ApiError(SC.CONN_INVALID_REQUEST, "page and per_page must be positive")
+    if page > MAX_PAGE:
+        raise ApiError(SC.CONN_INVALID_REQUEST, f"page may be at most {MAX_PAGE}")
     if per_page > MAX_PER_PAGE:
         raise ApiError(SC.CONN_INVALID_REQUEST, f"per_page may be at most {MAX_PER_PAGE}")
     return (page - 1) * per_page, per_page

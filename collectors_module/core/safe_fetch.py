@@ -450,9 +450,21 @@ def _fetch_once(
         conn.close()
 
 
-def fetch(url: str, *, max_bytes: int | None = None, timeout: float = 15.0) -> FetchResult:
-    """GET `url` under the rules in the module doc; raises FetchError (an ApiError)."""
-    deadline = time.monotonic() + float(timeout)
+def request_deadline(seconds: float) -> float:
+    """A deadline (time.monotonic() based) shared by every fetch one request makes."""
+    return time.monotonic() + float(seconds)
+
+
+def fetch(
+    url: str, *, max_bytes: int | None = None, timeout: float = 15.0, deadline: float | None = None
+) -> FetchResult:
+    """GET `url` under the rules in the module doc; raises FetchError (an ApiError).
+
+    `timeout` bounds this fetch; `deadline` (from `request_deadline`) bounds it further by the
+    request's shared deadline, so N slow URLs cost one deadline, not N timeouts.
+    """
+    own = time.monotonic() + float(timeout)
+    deadline = own if deadline is None else min(own, deadline)
     cap = int(max_bytes) if max_bytes is not None else safe_fetch_max_bytes()
     max_redirects = safe_fetch_max_redirects()
     connect_timeout = safe_fetch_connect_timeout()

@@ -17,6 +17,11 @@ def fetch_workers() -> int:
     return int(settings.PREDICT_FETCH_WORKERS)
 
 
+def fetch_deadline_seconds() -> float:
+    """One deadline for every URL fetched by one request (each fetch also has its own 15 s)."""
+    return float(settings.PREDICT_FETCH_DEADLINE_SECONDS)
+
+
 def max_text_bytes() -> int:
     """Largest text input (text.raw or fetched text.url), in bytes."""
     return int(settings.MAX_TEXT_BYTES)
@@ -41,6 +46,12 @@ def remote_model_allowed_endpoints() -> list[str]:
 def remote_model_key(name: str) -> str:
     """The operator-held credential named `name` (REMOTE_MODEL_KEY_<NAME>), or ''."""
     return str((settings.REMOTE_MODEL_KEYS or {}).get(name, ""))
+
+
+def remote_model_credential_endpoints() -> dict[str, str]:
+    """Operator credential name -> the endpoint URL prefix it is bound to."""
+    value = settings.REMOTE_MODEL_CREDENTIAL_ENDPOINTS or {}
+    return {str(k).strip(): str(v).strip() for k, v in value.items() if str(k).strip()}
 
 
 def remote_model_timeout() -> float:

@@ -21,6 +21,14 @@ _PUBLIC_CONFIG_KEYS = ("model",)
 _SECRET_MARKERS = ("key", "token", "secret", "password", "authorization", "header")
 
 
+CAPTURE_ALL_CALLERS = "capture_all_callers"
+
+
+def capture_metadata(model) -> dict:
+    """What every caller is told about capture on this model (Model.metadata)."""
+    return {CAPTURE_ALL_CALLERS: bool(getattr(model, "capture_all_callers", False))}
+
+
 def output_info_to_pb(info: dict) -> resources_pb2.OutputInfo:
     pb = resources_pb2.OutputInfo()
     if info:
@@ -76,6 +84,7 @@ def model_to_pb(model, *, version=None, viewer=None) -> resources_pb2.Model:
     ts(pb.created_at, model.created_at)
     ts(pb.modified_at, model.modified_at)
     pb.output_info.CopyFrom(output_info_to_pb(model.output_info or {}))
+    pb.metadata.update(capture_metadata(model))
     if version is not None:
         pb.model_version.CopyFrom(model_version_to_pb(version, viewer=viewer))
     return pb
@@ -95,5 +104,6 @@ def model_ref_pb(version) -> resources_pb2.Model:
     pb.model_version.id = version.public_id
     pb.model_version.app_id = app.public_id
     pb.model_version.user_id = app.owner.username
+    pb.metadata.update(capture_metadata(model))
     ts(pb.created_at, model.created_at)
     return pb

@@ -17,6 +17,10 @@ class Model(models.Model):
     visibility = models.IntegerField(choices=Visibility.choices, default=Visibility.PRIVATE)
     # Clarifai `OutputInfo` as JSON: {"data": {"concepts": [...]}, "params": {...}}.
     output_info = models.JSONField(default=dict, blank=True)
+    # The owner's opt-in: collectors with a blank caller capture every caller's predictions on
+    # this model (off: only the owner's own). Shown to callers in GetModel, on the model's page
+    # and in every predict output's model (metadata.capture_all_callers).
+    capture_all_callers = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(default=timezone.now)
     modified_at = models.DateTimeField(auto_now=True)
 

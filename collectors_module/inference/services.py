@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,15 +14,17 @@ from django.utils import timezone
 from google.protobuf import json_format
 
 from collectors_module.applications.models import Visibility
+from collectors_module.core import generations
 from collectors_module.core.errors import SC, ApiError, make_status
 from collectors_module.core.ids import is_valid_id, new_hex_id, validate_id
-from collectors_module.core.images import max_image_bytes, validate_image
-from collectors_module.core.safe_fetch import fetch
+from collectors_module.core.images import max_image_bytes, max_request_pixels, validate_image
+from collectors_module.core.safe_fetch import fetch, request_deadline
+from collectors_module.core.sealed import reseal, seal
 from collectors_module.workflows.model_types import OPERATOR_TYPES
 from collectors_module.workflows.models import WorkflowNode
 
 from . import conf, hooks
-from .convert import model_ref_pb
+from .convert import CAPTURE_ALL_CALLERS, model_ref_pb
 from .models import Model, ModelVersion
 from .runners.builtin import BY_NAME as BUILTINS
 from .runners.registry import get_runner, is_runnable
@@ -59,7 +62,15 @@ def _resolve_runner(model_type_id: str, metadata: dict) -> tuple[str, str, dict]
         return model_type_id, f"operator:{model_type_id}", {}
     kind, _, name = runner.partition(":")
     if kind == "remote":
+        if "api_key_sealed" in config:
+            raise ApiError(
+                SC.MODEL_INVALID_ARGUMENT, "api_key_sealed cannot be set", field="api_key_sealed"
+            )
         make_remote_runner(name, dict(config))  # validates kind, url allow-list, model name
+        api_key = config.pop("api_key", "")
+        if api_key:
+            # At rest the model's own key is sealed (core.sealed); it is never shown again.
+            config["api_key_sealed"] = seal(api_key)
         return model_type_id or _REMOTE_DEFAULT_TYPES.get(name, ""), runner, config
     if kind == "builtin":
         spec = BUILTINS.get(name)
@@ -103,16 +114,56 @@ def _output_info_dict(pb: resources_pb2.OutputInfo) -> dict:
     return info
 
 
+def _capture_flag(value) -> bool:
+    if not isinstance(value, bool):
+        raise ApiError(
+            SC.MODEL_INVALID_ARGUMENT,
+            f"metadata.{CAPTURE_ALL_CALLERS} must be true or false",
+            field=f"metadata.{CAPTURE_ALL_CALLERS}",
+        )
+    return value
+
+
+def model_set_capture_all_callers(*, app, model_id: str, value: bool) -> Model:
+    """The owner's opt-in that collectors with a blank caller capture every caller's predictions
+    on this model (off: only the owner's own). Callers see it in GetModel and predict outputs."""
+    with transaction.atomic():
+        model = Model.objects.select_for_update().filter(app=app, public_id=model_id).first()
+        if model is None:
+            raise ApiError(SC.MODEL_DOES_NOT_EXIST, f"Model '{model_id[:128]}' does not exist")
+        model.capture_all_callers = bool(value)
+        model.save(update_fields=["capture_all_callers", "modified_at"])
+    # The capture index reads the flag: every process rebuilds it (generations of the table).
+    generations.changed(Model._meta.db_table)
+    return model
+
+
+def reseal_model_secrets() -> int:
+    """Re-seal every stored remote-model API key with the newest key of
+    REMOTE_MODEL_SECRET_KEYS (key rotation); returns how many were re-sealed."""
+    count = 0
+    for mv in ModelVersion.objects.filter(runner__startswith="remote:").iterator():
+        token = (mv.runner_config or {}).get("api_key_sealed")
+        if not token:
+            continue
+        with transaction.atomic():
+            mv.runner_config = {**mv.runner_config, "api_key_sealed": reseal(token)}
+            mv.save(update_fields=["runner_config"])
+        count += 1
+    generations.changed(ModelVersion._meta.db_table)
+    return count
+
+
 def model_create(*, app, model_pb: resources_pb2.Model) -> Model:
     """Create a model and its first version in one transaction. Raises ApiError on bad ids,
     an unknown/not-allowed runner or a duplicate model id (MODEL_INVALID_REQUEST, 'duplicate')."""
     model_id = validate_id(model_pb.id, "model id", SC.MODEL_INVALID_ARGUMENT, field="id")
     # The runner comes from model.model_version.metadata (or, failing that, model.metadata).
     metadata = _struct_to_dict(model_pb.model_version.metadata)
-    if "runner" not in metadata:
-        alt = _struct_to_dict(model_pb.metadata)
-        if "runner" in alt:
-            metadata = alt
+    model_meta = _struct_to_dict(model_pb.metadata)
+    capture_all_callers = _capture_flag(model_meta.pop(CAPTURE_ALL_CALLERS, False))
+    if "runner" not in metadata and "runner" in model_meta:
+        metadata = model_meta
     model_type_id, runner, config = _resolve_runner(model_pb.model_type_id, metadata)
     if not model_type_id:
         raise ApiError(
@@ -152,6 +203,7 @@ def model_create(*, app, model_pb: resources_pb2.Model) -> Model:
                 model_type_id=model_type_id,
                 visibility=visibility,
                 output_info=output_info,
+                capture_all_callers=capture_all_callers,
             )
             ModelVersion.objects.create(
                 model=model,
@@ -293,42 +345,63 @@ def model_delete(*, app, model_id: str) -> None:
 # --- inputs ---------------------------------------------------------------------------------
 
 
-def _prepare_one(inp: resources_pb2.Input) -> resources_pb2.Data | ApiError:
+def _prepare_one(inp: resources_pb2.Input, deadline: float) -> tuple[Any, int]:
+    """(prepared Data or ApiError, pixels of its image)."""
     data = inp.data
     try:
         if data.image.base64:
-            validate_image(data.image.base64)
-            return data
+            info = validate_image(data.image.base64)
+            return data, info.width * info.height
         if data.image.url:
-            result = fetch(data.image.url, max_bytes=max_image_bytes())
-            validate_image(result.content)
+            result = fetch(data.image.url, max_bytes=max_image_bytes(), deadline=deadline)
+            info = validate_image(result.content)
             prepared = resources_pb2.Data()
             prepared.CopyFrom(data)
             prepared.image.base64 = result.content
-            return prepared
+            return prepared, info.width * info.height
         if data.text.raw:
             if len(data.text.raw.encode("utf-8")) > conf.max_text_bytes():
                 raise ApiError(
                     SC.INPUT_INVALID_ARGUMENT, f"text is longer than {conf.max_text_bytes()} bytes"
                 )
-            return data
+            return data, 0
         if data.text.url:
-            result = fetch(data.text.url, max_bytes=conf.max_text_bytes())
+            result = fetch(data.text.url, max_bytes=conf.max_text_bytes(), deadline=deadline)
             prepared = resources_pb2.Data()
             prepared.CopyFrom(data)
             prepared.text.raw = result.content.decode("utf-8", errors="replace")
-            return prepared
+            return prepared, 0
         raise ApiError(
             SC.INPUT_INVALID_ARGUMENT,
             "The input has no data: send data.image.url, data.image.base64 or data.text.raw",
         )
     except ApiError as exc:
-        return exc
+        return exc, 0
+
+
+def _pixel_budget(results: list[tuple[Any, int]]) -> list[resources_pb2.Data | ApiError]:
+    """Images past the request's pixel budget (IMAGE_MAX_PIXELS_PER_REQUEST, in input order)
+    are refused, so one request cannot queue many full-size decodes."""
+    budget, used, out = max_request_pixels(), 0, []
+    for prepared, pixels in results:
+        if pixels and used + pixels > budget:
+            prepared = ApiError(
+                SC.INPUT_INVALID_ARGUMENT,
+                f"The images of this request exceed {budget} pixels together; send this one "
+                "in another request, or smaller",
+            )
+        else:
+            used += pixels
+        out.append(prepared)
+    return out
 
 
 def prepare_inputs(inputs: list[resources_pb2.Input]) -> list[resources_pb2.Data | ApiError]:
     """Validate bytes, fetch URLs through the SSRF-safe fetcher (in parallel), pass text through.
-    Never raises for one bad input: its slot holds the ApiError."""
+    Never raises for one bad input: its slot holds the ApiError. All fetches of the request share
+    one deadline (PREDICT_FETCH_DEADLINE_SECONDS): slow URLs cannot add up."""
+    deadline = request_deadline(conf.fetch_deadline_seconds())
+    prepare = functools.partial(_prepare_one, deadline=deadline)
     url_count = sum(
         1
         for i in inputs
@@ -337,8 +410,8 @@ def prepare_inputs(inputs: list[resources_pb2.Input]) -> list[resources_pb2.Data
     )
     if url_count > 1:
         with ThreadPoolExecutor(max_workers=min(conf.fetch_workers(), url_count)) as pool:
-            return list(pool.map(_prepare_one, inputs))
-    return [_prepare_one(i) for i in inputs]
+            return _pixel_budget(list(pool.map(prepare, inputs)))
+    return _pixel_budget([prepare(i) for i in inputs])
 
 
 # --- running ----------------------------------------------------------------------------------

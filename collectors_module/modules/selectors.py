@@ -11,9 +11,9 @@ from .models import Installation, Module
 
 # ".../modules/<slug>" optionally followed by "/versions/<id>" or a trailing slash.
 _MODULE_PATH_RE = re.compile(
-    r"(?:^|/)modules/([A-Za-z0-9_-]{1,64})(?:/versions/[A-Za-z0-9_.-]+)?/?$"
+    r"(?:^|/)modules/([A-Za-z0-9_-]{1,64})(?:/versions/[A-Za-z0-9_.-]+)?/?\Z"
 )
-_BARE_SLUG_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_BARE_SLUG_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_MODULE_URL = 2048
 
 
@@ -40,7 +40,7 @@ def module_from_url(url: str) -> Module:
     if len(url) > MAX_MODULE_URL or any(ch in url for ch in "\x00\r\n"):
         raise ApiError(SC.MODULE_INVALID_ARGUMENT, "That is not a module URL", field="module_url")
     slug = ""
-    if _BARE_SLUG_RE.match(url):
+    if _BARE_SLUG_RE.fullmatch(url):
         slug = url
     else:
         try:

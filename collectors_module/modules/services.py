@@ -13,7 +13,7 @@ from collectors_module.core.errors import SC, ApiError, not_found
 
 from .models import Installation, Module
 
-_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_SLUG_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 PLAN_MESSAGE = (
     "Modules such as Collectors are available on the Professional and Enterprise plans. "
     "Upgrade your plan to install and use them."
@@ -31,7 +31,7 @@ def validate_install_slug(slug: str) -> str:
     slug = (slug or "").strip().lower()
     if not slug:
         raise ApiError(SC.MODULE_INVALID_ARGUMENT, "Choose a destination URL", field="slug")
-    if not _SLUG_RE.match(slug):
+    if not _SLUG_RE.fullmatch(slug):
         raise ApiError(
             SC.MODULE_INVALID_ARGUMENT,
             "Use 1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit",
@@ -75,9 +75,11 @@ def installation_is_authorized(installation: Installation) -> bool:
 
 
 def installation_authorize(*, installation: Installation, user) -> CreatedKey:
-    """Create a PAT owned by `user` with the module's required scopes and store it on the
-    installation (a previous key of the installation is revoked). Transactional; only the app
-    owner may authorize (others get 'does not exist')."""
+    """Create the narrowest key that works for the installed module: an app key of the
+    installation's app (it cannot act in the user's other apps) with exactly the module's
+    required scopes, owned by `user`, stored on the installation (a previous key of the
+    installation is revoked). Transactional; only the app owner may authorize (others get
+    'does not exist')."""
     check_plan(user)
     with transaction.atomic():
         inst = (
@@ -91,6 +93,7 @@ def installation_authorize(*, installation: Installation, user) -> CreatedKey:
         created = key_create(
             owner=user,
             scopes=list(inst.module.required_scopes),
+            app=inst.app,
             description=f"{inst.module.title} module installed at {inst.app.public_id}/{inst.slug}",
         )
         if inst.key_id is not None:

@@ -162,8 +162,8 @@ def authorize(request, app_id: str, inst_slug: str):
         created = services.installation_authorize(installation=inst, user=request.user)
         messages.success(
             request,
-            f"Authorized. The module now acts with the personal access token {created.key.public_id}; "
-            "you can revoke it on the Keys page at any time.",
+            f"Authorized. The module now acts with the app key {created.key.public_id}, valid in "
+            f"app {app.public_id} only; you can revoke it on the Keys page at any time.",
         )
         return redirect("collectors:create", app.public_id, inst.slug)
     key = inst.key
@@ -181,6 +181,7 @@ def authorize(request, app_id: str, inst_slug: str):
             "current_app": app,
             "current_installation": inst,
             "scopes": describe_scopes(inst.module.required_scopes),
+            "other_apps": [a.public_id for a in apps_of_user(request.user) if a.pk != app.pk],
             "reason": reason,
             "authorized": services.installation_is_authorized(inst),
         },

@@ -552,7 +552,11 @@ def workflow_delete(*, app, workflow_id: str) -> None:
 
 
 def _concept_id(value: str, field: str) -> str:
-    if not value or len(value) > MAX_CONCEPT_ID or any(ord(ch) < 32 for ch in value):
+    if (
+        not value
+        or len(value) > MAX_CONCEPT_ID
+        or any(ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 for ch in value)
+    ):
         raise ApiError(
             SC.CONCEPTS_INVALID_REQUEST,
             f"{field} must be a concept id of 1-{MAX_CONCEPT_ID} printable characters",

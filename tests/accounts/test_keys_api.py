@@ -110,8 +110,9 @@ def test_another_tenants_key_does_not_exist(api, alice, bob):
     for path in (f"{KEYS}/{bob.key.public_id}", f"/v2/users/bob/keys/{bob.key.public_id}"):
         assert api.get(path, key=alice.secret)["status"]["code"] == 11101
         assert api.delete(path, key=alice.secret)["status"]["code"] == 11101
-    # Not even by its secret.
-    assert api.get(f"{KEYS}/{bob.secret}", key=alice.secret)["status"]["code"] == 11101
+    # Not even by its secret: a secret in a path is refused before any lookup.
+    assert api.get(f"{KEYS}/{bob.secret}", key=alice.secret)["status"]["code"] == 11102
+
     bob.key.refresh_from_db()
     assert bob.key.revoked_at is None
 
@@ -130,11 +131,11 @@ def test_delete_key_revokes_it_and_it_stops_working(api, alice, make_key):
     assert api.delete(f"{KEYS}/{other.key.public_id}", key=alice.secret)["status"]["code"] == 11101
 
 
-def test_delete_key_accepts_the_secret_postkeys_returned(api, alice):
+def test_delete_key_refuses_the_secret_in_the_path(api, alice):
     made = api.post(KEYS, {"keys": [{"scopes": ["Predict"]}]}, key=alice.secret)["keys"][0]
     r = api.delete(f"{KEYS}/{made['id']}", key=alice.secret)
-    assert r["status"]["code"] == 10000
-    assert api.get("/v2/myscopes", key=made["id"])["status"]["code"] == 11008
+    assert r["status"]["code"] == 11102
+    assert api.get("/v2/myscopes", key=made["id"])["status"]["code"] == 10000
 
 
 def test_expired_key_is_refused(api, alice, make_key):
@@ -215,7 +216,7 @@ def test_patch_keys_changes_scopes_and_description(api, alice, make_key):
 def test_get_key_takes_only_the_public_id_so_secrets_stay_out_of_urls(api, alice, make_key):
     other = make_key(alice.user, description="mine")
     r = api.get(f"{KEYS}/{other.secret}", key=alice.secret)
-    assert (r["_http"], r["status"]["code"]) == (404, 11101)
+    assert (r["_http"], r["status"]["code"]) == (400, 11102)
     assert other.secret not in str(r)
     assert (
         api.get(f"{KEYS}/{other.key.public_id}", key=alice.secret)["key"]["description"] == "mine"

@@ -149,7 +149,7 @@ def test_a_named_caller_is_captured_only_while_their_grant_lasts(api, alice, bob
     assert len(captured(c)) == 1
 
 
-def test_blank_caller_on_the_owners_model_captures_every_caller(api, alice, bob, make_collector):
+def test_blank_caller_captures_others_only_with_the_models_opt_in(api, alice, bob, make_collector):
     r = api.post(
         "/v2/users/alice/apps/app1/models",
         {"model": {"id": "pub", "model_type_id": "text-classifier", "visibility": {"gettable": 50},
@@ -164,11 +164,23 @@ def test_blank_caller_on_the_owners_model_captures_every_caller(api, alice, bob,
            "model_version_id": r["model"]["model_version"]["id"]}  # fmt: skip
     c = make_collector(alice, caller_user_id="", source=src)
     assert c.caller_id is None
-    assert (
-        predict_text(api, bob.secret, "bob calls alice's model", source=src)["status"]["code"]
-        == 10000
+    # Without the model's opt-in: only alice's own predictions.
+    r = predict_text(api, bob.secret, "bob calls alice's model", source=src)
+    assert r["status"]["code"] == 10000
+    assert r["outputs"][0]["model"]["metadata"] == {"capture_all_callers": False}
+    predict_text(api, alice.secret, "alice calls it", source=src)
+    assert [x.caller_id for x in captured(c)] == [alice.user.pk]
+    # With it (visible to bob in GetModel and in the predict output): every caller's.
+    r = api.patch(
+        "/api/v2/users/alice/apps/app1/models/pub/capture_consent",
+        {"capture_all_callers": True},
+        key=alice.secret,
     )
-    predict_text(api, alice.secret, "alice calls it too", source=src)
+    assert r["capture_all_callers"] is True, r
+    got = api.get("/v2/users/alice/apps/app1/models/pub", key=bob.secret)
+    assert got["model"]["metadata"] == {"capture_all_callers": True}
+    r = predict_text(api, bob.secret, "bob again, opted in", source=src)
+    assert r["outputs"][0]["model"]["metadata"] == {"capture_all_callers": True}
     assert sorted(x.caller_id for x in captured(c)) == sorted([alice.user.pk, bob.user.pk])
 
 

@@ -3,7 +3,8 @@ and predictions, a prediction is captured by a collector exactly when the collec
 the caller rules allow it:
 
     captured => collector active AND (caller == collector caller, who is the owner or granted
-                capture to the owner; OR blank caller on a model the owner owns)
+                capture to the owner; OR blank caller on a model the owner owns, and the caller
+                is the owner or the model opts in to capture_all_callers)
                 AND key owner == collector owner
 and, with a sample of 1.0, every allowed prediction is captured (so the test cannot pass by
 capturing nothing)."""
@@ -26,7 +27,8 @@ from collectors_module.collectors import services
 from collectors_module.collectors.models import Collector
 from collectors_module.core.errors import ApiError
 from collectors_module.core.protojson import from_dict
-from collectors_module.inference.services import model_create
+from collectors_module.inference.models import Model
+from collectors_module.inference.services import model_create, model_set_capture_all_callers
 from collectors_module.inference.services import predict as predict_service
 
 SENTIMENT_VERSION = "996e3c70d6372b1e7e3c10875ebd2b8b"
@@ -50,6 +52,7 @@ operations = st.lists(
         st.tuples(st.just("grant"), st.integers(0, N_USERS - 1), st.integers(0, N_USERS - 1)),
         st.tuples(st.just("revoke"), st.integers(0, N_USERS - 1), st.integers(0, N_USERS - 1)),
         st.tuples(st.just("toggle"), st.integers(0, 4), st.just(0)),
+        st.tuples(st.just("optin"), st.integers(0, N_USERS - 1), st.just(0)),
     ),
     min_size=1,
     max_size=12,
@@ -87,7 +90,10 @@ def _allowed(collector: Collector, caller: User, model_version) -> bool:
     if collector.post_inputs_key is None or collector.post_inputs_key.owner_id != owner_id:
         return False
     if collector.caller_id is None:
-        return model_version.model.app.owner_id == owner_id
+        model = Model.objects.get(pk=model_version.model_id)  # the flag as stored now
+        if model.app.owner_id != owner_id:
+            return False
+        return caller.pk == owner_id or model.capture_all_callers
     if collector.caller_id != caller.pk:
         return False
     return (
@@ -123,6 +129,19 @@ def _allowed(collector: Collector, caller: User, model_version) -> bool:
         ("predict", 1, 0),
         ("toggle", 0, 0),
         ("predict", 0, 0),
+    ],
+)
+# A blank caller: the owner's own predictions; others' only while the model opts in.
+@example(
+    specs=[(0, 0, None, True)],
+    grants={(1, 0)},
+    ops=[
+        ("predict", 1, 0),
+        ("predict", 0, 0),
+        ("optin", 0, 0),
+        ("predict", 1, 0),
+        ("optin", 0, 0),
+        ("predict", 2, 0),
     ],
 )
 def test_captured_only_when_active_and_the_caller_rules_allow(specs, grants, ops):
@@ -176,6 +195,12 @@ def _run(specs, grants, ops):
             grant_capture(grantor=users[a], grantee=users[b])
         elif op == "revoke":
             revoke_capture_grant(grantor=users[a], grantee=users[b])
+        elif op == "optin":
+            model = versions[a].model
+            model.refresh_from_db()
+            model_set_capture_all_callers(
+                app=apps[a], model_id=model.public_id, value=not model.capture_all_callers
+            )
         elif op == "toggle" and collectors:
             c = collectors[a % len(collectors)]
             c = services.collector_set_status(

@@ -248,7 +248,7 @@ def test_blank_caller_is_refused_on_a_model_the_owner_does_not_own(alice):
     assert "only for your own models" in err.details
 
 
-def test_blank_caller_means_any_caller_on_the_owners_own_model(alice, own_model):
+def test_blank_caller_is_allowed_on_the_owners_own_model(alice, own_model):
     c = create(alice, body(alice.key.public_id, caller="", model=own_model))
     assert c.caller_id is None
 

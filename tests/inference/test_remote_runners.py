@@ -246,14 +246,16 @@ def test_openai_chat_accepts_content_parts(remote):
 
 def test_api_key_is_sent_as_bearer_token(remote, settings):
     settings.REMOTE_MODEL_KEYS = {"REMOTE_MODEL_KEY_TEST": "sk-from-env"}
-    chat(remote, api_key_env="REMOTE_MODEL_KEY_TEST").predict([image_data()], {})
-    chat(remote, api_key="sk-in-config").predict([image_data()], {})
+    settings.REMOTE_MODEL_CREDENTIAL_ENDPOINTS = {"REMOTE_MODEL_KEY_TEST": f"{remote.base}/v1/"}
+    chat(remote).predict([image_data()], {})  # the operator's credential, bound to /v1/
+    chat(remote, api_key="sk-in-config").predict([image_data()], {})  # the model's own wins
     assert [b[2]["Authorization"] for b in remote.bodies] == [
         "Bearer sk-from-env",
         "Bearer sk-in-config",
     ]
-    with pytest.raises(ApiError):
-        chat(remote, api_key_env="SECRET_KEY")  # only REMOTE_MODEL_KEY_* variables may be read
+    for name in ("REMOTE_MODEL_KEY_TEST", "SECRET_KEY"):  # tenants never name credentials
+        with pytest.raises(ApiError):
+            chat(remote, api_key_env=name)
 
 
 def test_many_inputs_get_one_result_each_in_order(remote):

@@ -191,7 +191,7 @@ def test_authorize_shows_scopes_and_creates_a_key_with_them(
     assert key is not None
     assert key.pk not in before
     assert key.owner == alice.user
-    assert key.app is None
+    assert key.app == alice.app  # an app key: the narrowest that works for the installation
     assert key.is_usable
     assert sorted(key.scopes) == sorted(collector_module.required_scopes)
     # visible (and revocable) on the keys page

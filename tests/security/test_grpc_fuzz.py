@@ -201,3 +201,42 @@ def test_server_still_answers_after_the_fuzzing(grpc_target):
     request = service_pb2.ListAppsRequest(user_app_id=resources_pb2.UserAppIDSet(user_id=USER))
     response = call(request.SerializeToString(), metadata=metadata, timeout=30)
     assert response.status.code == SC.SUCCESS  # (the fuzzing may have deleted the app itself)
+
+
+HOSTILE_ID = "id\n\x00\x7f\u0085end"
+
+
+def hostile_message(desc, user_app_id=None):
+    """Oversized counts, huge page numbers and ids with control characters in every top-level
+    field that can hold them (issue 15)."""
+    msg = message_factory.GetMessageClass(desc)()
+    for f in desc.fields:
+        if f.message_type and f.message_type.GetOptions().map_entry:
+            continue
+        if f.type in (F.TYPE_UINT32, F.TYPE_UINT64) and not f.is_repeated:
+            setattr(msg, f.name, 2**32 - 1)
+        elif f.type == F.TYPE_STRING:
+            if f.is_repeated:
+                getattr(msg, f.name).extend([HOSTILE_ID] * 5000)
+            else:
+                setattr(msg, f.name, HOSTILE_ID)
+        elif f.type == F.TYPE_MESSAGE and f.is_repeated:
+            for _ in range(2000):
+                getattr(msg, f.name).add()
+    if user_app_id is not None and "user_app_id" in desc.fields_by_name:
+        msg.user_app_id.CopyFrom(user_app_id)
+    return msg
+
+
+@pytest.mark.parametrize("rpc_name", IMPLEMENTED)
+def test_hostile_counts_pages_and_ids_get_a_status(grpc_target, rpc_name):
+    channel, metadata = grpc_target
+    spec = all_rpcs()[rpc_name]
+    call = _raw_call(channel, rpc_name)
+    for aim in (None, resources_pb2.UserAppIDSet(user_id=USER, app_id=APP)):
+        message = hostile_message(spec.request_cls.DESCRIPTOR, aim)
+        response, error = _invoke(call, message.SerializeToString(), metadata)
+        assert error is None or error.code() in CLEAN_RPC_ERRORS, (rpc_name, error)
+        assert response is not None or error is not None
+        if response is not None:
+            assert response.status.code != SC.INTERNAL_SERVER_ISSUE, (rpc_name, response.status)

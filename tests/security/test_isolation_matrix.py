@@ -339,6 +339,7 @@ def shared_world(django_db_setup, django_db_blocker):
     from django.contrib.auth import get_user_model
     from django.test import Client
 
+    from collectors_module.accounts.services import key_create
     from collectors_module.modules.models import Module
     from collectors_module.modules.services import installation_authorize, installation_create
     from tests.conftest import Api
@@ -349,6 +350,10 @@ def shared_world(django_db_setup, django_db_blocker):
             alice = _tenant(ALICE, "alice-other-app")
             bob = _tenant(BOB, "bob-app")
             world = World(Api(Client()), alice, bob)
+            # An app key of Alice's OTHER app: same owner, but bound to another app (issue 15).
+            world.sibling_app_key = key_create(
+                owner=alice.user, scopes=["All"], app=alice.app, description="sibling app"
+            ).secret
             module = Module.objects.filter(slug="collector").first()
             if module is not None:
                 inst = installation_create(
@@ -430,8 +435,10 @@ def test_other_tenant_cannot_reach_or_change_alice_objects(
 
 # --------------------------------------------------------------------------- web pages
 
-# URL kwargs that name something global (the module catalogue), not a tenant's object.
-GLOBAL_KWARGS = {"slug"}
+# URL kwargs that name something global (the module catalogue), not a tenant's object; a
+# password-reset link's uid and token are checked by Django's token generator (an invalid one
+# gets the "link is invalid" page), tested in tests/security/test_hardening.py.
+GLOBAL_KWARGS = {"slug", "uidb64", "token"}
 
 
 def _web_cells() -> list[str]:
@@ -609,3 +616,37 @@ def test_other_tenant_cannot_reach_alice_objects_over_grpc(
     )
     if writes:
         assert world.snapshot() == before, f"{rpc_name} as Bob over gRPC changed Alice's state"
+
+
+@pytest.mark.parametrize(
+    ("template", "verb", "rpc_name", "body_rule"),
+    CELLS,
+    ids=[f"{v.upper()} {t} {n}" for t, v, n, _ in CELLS],
+)
+def test_app_key_of_another_app_of_the_same_owner_cannot_reach_this_app(
+    world, template, verb, rpc_name, body_rule
+):
+    """Alice's own app key, bound to her other app, on every route naming her private app's
+    objects: "does not exist" (or, for PAT-only RPCs, insufficient scopes), never a change."""
+    path = _VAR.sub(lambda m: world.value_for(m.group(1), rpc_name), template)
+    body = world.body_for(rpc_name) if body_rule and verb != "get" else None
+    before = world.snapshot() if verb != "get" else None
+    r = world.api.call(verb.upper(), path, body=body, key=world.sibling_app_key)
+    http, code = r["_http"], r.get("status", {}).get("code")
+    if before is not None:
+        assert world.snapshot() == before, f"{verb.upper()} {path} with the sibling key changed"
+    text = json.dumps(r)
+    if all_rpcs()[rpc_name].auth_type == "PATAuth":
+        assert code == SC.CONN_INSUFFICIENT_SCOPES, f"{verb.upper()} {path} -> {r.get('status')}"
+        return
+    if "/deployments/" in template:
+        assert 400 <= http < 500, f"{verb.upper()} {path} -> HTTP {http}"
+        return
+    if 200 <= http < 300:
+        leaked = [i for i in SECRET_IDS if i in text and i not in path]
+        assert not leaked, f"{verb.upper()} {path} with the sibling key leaked {leaked}"
+        # Only the sibling app's own (empty) listings may answer 2xx; nothing of APP's objects.
+        assert "app_id}" not in template, f"{verb.upper()} {path} -> HTTP {http}: {text[:300]}"
+    else:
+        assert http == 404, f"{verb.upper()} {path} -> HTTP {http} {r.get('status')}"
+        assert code in DOES_NOT_EXIST, f"{verb.upper()} {path} -> {r.get('status')}"

@@ -15,6 +15,7 @@ FAMILIES = (
     "collectors",
     "collector_ext",
     "datasets",
+    "consent",
 )
 
 for _family in FAMILIES:

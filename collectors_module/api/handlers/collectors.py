@@ -57,7 +57,7 @@ def _reload(app, collectors) -> list:
 def post_collectors(ctx, req: service_pb2.PostCollectorsRequest):
     app = ctx.app(write=True)
     created = services.collectors_create(
-        app=app, actor=ctx.user, collector_pbs=list(req.collectors)
+        app=app, actor=ctx.user, collector_pbs=list(req.collectors), acting_key=ctx.key
     )
     return service_pb2.MultiCollectorResponse(
         collectors=[collector_to_pb(c) for c in _reload(app, created)]
@@ -77,7 +77,7 @@ def patch_collectors(ctx, req: service_pb2.PatchCollectorsRequest):
             field="action",
         )
     changed = services.collectors_overwrite(
-        app=app, actor=ctx.user, collector_pbs=list(req.collectors)
+        app=app, actor=ctx.user, collector_pbs=list(req.collectors), acting_key=ctx.key
     )
     return service_pb2.MultiCollectorResponse(
         collectors=[collector_to_pb(c) for c in _reload(app, changed)]

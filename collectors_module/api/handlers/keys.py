@@ -2,9 +2,10 @@
 
 Ids: PostKeys answers with `id` = the secret (shown once; it is what Clarifai clients keep as
 their token). Every other response carries the key's public id and never the secret. PatchKeys
-(id in the body) and DeleteKey (the key dies with the request) accept either; GetKey takes only
-the public id, so a live secret is never put in a URL that access logs keep. DeleteKey revokes: the row stays (so a collector using it
-can report "key revoked") but the API treats a revoked key as deleted.
+(id in the body) accepts either; GetKey and DeleteKey take the id from the URL path and accept
+only the public id, so a live secret is never invited into a URL that access logs keep (a
+secret there is refused without being looked up). DeleteKey revokes: the row stays (so a
+collector using it can report "key revoked") but the API treats a revoked key as deleted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collectors_module.accounts.models import Key, KeyType
 from collectors_module.api.dispatch import rpc
 from collectors_module.applications.selectors import app_for_user
 from collectors_module.core.errors import SC, ApiError
+from collectors_module.core.ids import looks_like_secret
 from collectors_module.core.pagination import paginate
 
 from .convert import app_to_pb, ts
@@ -47,6 +49,17 @@ def _own_user(ctx) -> None:
     # Keys belong to users; another user's key list "does not exist", like any other tenant.
     if ctx.owner_user_id != ctx.user.username:
         raise ApiError(SC.CONN_DOES_NOT_EXIST, f"User '{ctx.owner_user_id[:64]}' does not exist")
+
+
+def _public_id_only(key_id: str) -> None:
+    if looks_like_secret(key_id):
+        raise ApiError(
+            SC.CONN_INVALID_REQUEST,
+            "Name a key by its public id in a URL (ListKeys shows it); a secret belongs only in "
+            "the Authorization header. If this secret was sent in a URL, treat it as leaked: "
+            "delete the key by its public id and create a new one.",
+            field="key_id",
+        )
 
 
 def _expires_at(key_pb: resources_pb2.Key):
@@ -141,6 +154,7 @@ def list_app_keys(ctx, req: service_pb2.ListAppKeysRequest):
 @rpc("GetKey")
 def get_key(ctx, req: service_pb2.GetKeyRequest):
     _own_user(ctx)
+    _public_id_only(req.key_id)
     key = selectors.key_for_api(ctx.user, req.key_id, allow_secret=False)
     return service_pb2.SingleKeyResponse(key=key_to_pb(key))
 
@@ -164,7 +178,9 @@ def patch_keys(ctx, req: service_pb2.PatchKeysRequest):
                     "only description, scopes and expires_at of a key can be changed",
                 )
             kwargs = {}
-            if k.HasField("expires_at") or action == "overwrite":
+            # An overwrite that leaves out expires_at keeps the expiry (a patch never removes
+            # one); an explicit empty expires_at asks for removal, which the service refuses.
+            if k.HasField("expires_at"):
                 kwargs["expires_at"] = _expires_at(k)
             updated.append(
                 services.key_update(
@@ -174,6 +190,7 @@ def patch_keys(ctx, req: service_pb2.PatchKeysRequest):
                     description=k.description if (k.description or action == "overwrite") else None,
                     scopes=list(k.scopes) or None,
                     granting_scopes=ctx.key.scopes,
+                    acting_key=ctx.key,
                     **kwargs,
                 )
             )
@@ -183,7 +200,8 @@ def patch_keys(ctx, req: service_pb2.PatchKeysRequest):
 @rpc("DeleteKey")
 def delete_key(ctx, req: service_pb2.DeleteKeyRequest):
     _own_user(ctx)
-    key = selectors.key_for_api(ctx.user, req.key_id)
+    _public_id_only(req.key_id)
+    key = selectors.key_for_api(ctx.user, req.key_id, allow_secret=False)
     services.key_revoke(owner=ctx.user, key_public_id=key.public_id)
     return status_pb2.BaseResponse()
 

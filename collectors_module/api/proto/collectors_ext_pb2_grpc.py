@@ -69,6 +69,26 @@ class CollectorExtensionsStub(object):
                 request_serializer=collectors__ext__pb2.PutCollectorDatasetRequest.SerializeToString,
                 response_deserializer=collectors__ext__pb2.SingleCollectorDatasetResponse.FromString,
                 _registered_method=True)
+        self.PostCaptureGrants = channel.unary_unary(
+                '/collectors.ext.v1.CollectorExtensions/PostCaptureGrants',
+                request_serializer=collectors__ext__pb2.PostCaptureGrantsRequest.SerializeToString,
+                response_deserializer=collectors__ext__pb2.MultiCaptureGrantResponse.FromString,
+                _registered_method=True)
+        self.ListCaptureGrants = channel.unary_unary(
+                '/collectors.ext.v1.CollectorExtensions/ListCaptureGrants',
+                request_serializer=collectors__ext__pb2.ListCaptureGrantsRequest.SerializeToString,
+                response_deserializer=collectors__ext__pb2.MultiCaptureGrantResponse.FromString,
+                _registered_method=True)
+        self.DeleteCaptureGrant = channel.unary_unary(
+                '/collectors.ext.v1.CollectorExtensions/DeleteCaptureGrant',
+                request_serializer=collectors__ext__pb2.DeleteCaptureGrantRequest.SerializeToString,
+                response_deserializer=collectors__ext__pb2.MultiCaptureGrantResponse.FromString,
+                _registered_method=True)
+        self.PatchModelCaptureConsent = channel.unary_unary(
+                '/collectors.ext.v1.CollectorExtensions/PatchModelCaptureConsent',
+                request_serializer=collectors__ext__pb2.PatchModelCaptureConsentRequest.SerializeToString,
+                response_deserializer=collectors__ext__pb2.ModelCaptureConsentResponse.FromString,
+                _registered_method=True)
 
 
 class CollectorExtensionsServicer(object):
@@ -123,6 +143,36 @@ class CollectorExtensionsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PostCaptureGrants(self, request, context):
+        """Capture grants (issue 15): the calling user consents that GRANTEE's collectors capture the
+        caller's own predictions. Granting, listing and revoking need a personal access token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCaptureGrants(self, request, context):
+        """The grants this user gave (who may capture them) and received (whom they may capture).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteCaptureGrant(self, request, context):
+        """Revokes this user's grant to GRANTEE; captures not yet ingested are dropped by the worker.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PatchModelCaptureConsent(self, request, context):
+        """The owner's opt-in on a model: collectors with a blank caller capture every caller's
+        predictions on it (off: only the owner's own). Shown as metadata.capture_all_callers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectorExtensionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -160,6 +210,26 @@ def add_CollectorExtensionsServicer_to_server(servicer, server):
                     servicer.PutCollectorDataset,
                     request_deserializer=collectors__ext__pb2.PutCollectorDatasetRequest.FromString,
                     response_serializer=collectors__ext__pb2.SingleCollectorDatasetResponse.SerializeToString,
+            ),
+            'PostCaptureGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.PostCaptureGrants,
+                    request_deserializer=collectors__ext__pb2.PostCaptureGrantsRequest.FromString,
+                    response_serializer=collectors__ext__pb2.MultiCaptureGrantResponse.SerializeToString,
+            ),
+            'ListCaptureGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCaptureGrants,
+                    request_deserializer=collectors__ext__pb2.ListCaptureGrantsRequest.FromString,
+                    response_serializer=collectors__ext__pb2.MultiCaptureGrantResponse.SerializeToString,
+            ),
+            'DeleteCaptureGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteCaptureGrant,
+                    request_deserializer=collectors__ext__pb2.DeleteCaptureGrantRequest.FromString,
+                    response_serializer=collectors__ext__pb2.MultiCaptureGrantResponse.SerializeToString,
+            ),
+            'PatchModelCaptureConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.PatchModelCaptureConsent,
+                    request_deserializer=collectors__ext__pb2.PatchModelCaptureConsentRequest.FromString,
+                    response_serializer=collectors__ext__pb2.ModelCaptureConsentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -351,6 +421,114 @@ class CollectorExtensions(object):
             '/collectors.ext.v1.CollectorExtensions/PutCollectorDataset',
             collectors__ext__pb2.PutCollectorDatasetRequest.SerializeToString,
             collectors__ext__pb2.SingleCollectorDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PostCaptureGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collectors.ext.v1.CollectorExtensions/PostCaptureGrants',
+            collectors__ext__pb2.PostCaptureGrantsRequest.SerializeToString,
+            collectors__ext__pb2.MultiCaptureGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCaptureGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collectors.ext.v1.CollectorExtensions/ListCaptureGrants',
+            collectors__ext__pb2.ListCaptureGrantsRequest.SerializeToString,
+            collectors__ext__pb2.MultiCaptureGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteCaptureGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collectors.ext.v1.CollectorExtensions/DeleteCaptureGrant',
+            collectors__ext__pb2.DeleteCaptureGrantRequest.SerializeToString,
+            collectors__ext__pb2.MultiCaptureGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PatchModelCaptureConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collectors.ext.v1.CollectorExtensions/PatchModelCaptureConsent',
+            collectors__ext__pb2.PatchModelCaptureConsentRequest.SerializeToString,
+            collectors__ext__pb2.ModelCaptureConsentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -15,9 +15,12 @@ from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
+from collectors_module.accounts.throttle import client_address
 from collectors_module.api.descriptors import all_rpcs, get_rpc
 from collectors_module.api.dispatch import dispatch, error_response, implemented
+from collectors_module.api.limits import check_lists, check_raw_body
 from collectors_module.core.errors import SC, ApiError, http_status_for, make_status
+from collectors_module.core.ids import looks_like_secret
 from collectors_module.core.protojson import from_dict, query_to_dict, set_path, to_dict
 
 _VAR_RE = re.compile(r"\{([^}=]+)\}")
@@ -60,6 +63,7 @@ def _build_request(rpc_name: str, binding_body: str, request, kwargs: dict):
     if binding_body and request.method != "GET":
         raw = request.body
         if raw.strip():
+            check_raw_body(raw)
             try:
                 body = json.loads(raw)
             except (ValueError, RecursionError) as exc:
@@ -69,6 +73,7 @@ def _build_request(rpc_name: str, binding_body: str, request, kwargs: dict):
             if not _depth_ok(body):
                 raise _BadJson(f"Request body nests deeper than {MAX_JSON_DEPTH} levels")
             data.update(body)
+    check_lists(rpc_name, data)  # counts on the parsed JSON, before any protobuf is built
     for name, value in kwargs.items():
         set_path(data, name.replace("__", "."), value)
     return from_dict(data, spec.request_cls)
@@ -94,6 +99,13 @@ def make_view(template: str, verbs: dict[str, tuple[str, str]]):
             resp["Allow"] = ", ".join(v.upper() for v in verbs)
             return resp
         rpc_name, body_rule = verbs[verb]
+        if any(looks_like_secret(value) for value in kwargs.values()):
+            return _error(
+                rpc_name,
+                SC.CONN_INVALID_REQUEST,
+                "A key secret is never accepted in a URL path: name objects by their public ids "
+                "and send the secret only in the Authorization header",
+            )
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -124,6 +136,7 @@ def make_view(template: str, verbs: dict[str, tuple[str, str]]):
             request.META.get("HTTP_AUTHORIZATION"),
             transport="rest",
             request_id=request.META.get("HTTP_X_REQUEST_ID", "")[:64],
+            client_address=client_address(request.META),
         )
         return _json_response(response)
 

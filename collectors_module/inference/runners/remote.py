@@ -29,10 +29,12 @@ config's `labels`). Values must be finite numbers in [0, 1]. The result is `Data
 highest value first.
 
 Both kinds: optional `timeout` (seconds, total per attempt including reading the reply, at most
-REMOTE_MODEL_MAX_TIMEOUT), optional `api_key_env` (the NAME of an environment variable matching
-`REMOTE_MODEL_KEY_*` whose value is sent as `Authorization: Bearer ...`) or `api_key` itself
-(kept in the version config, which the model converters never show). The endpoint must match a prefix in REMOTE_MODEL_ALLOWED_ENDPOINTS (checked when
-the version is created and again on every call). 5xx replies and refused/reset connections are
+REMOTE_MODEL_MAX_TIMEOUT), optional `api_key` (the model's own key, sent as `Authorization:
+Bearer ...`; sealed at rest by the service, `api_key_sealed` in the stored config, never shown).
+Tenants cannot name operator credentials: a model without its own key whose URL falls under an
+endpoint prefix the operator bound a credential to (REMOTE_MODEL_CREDENTIAL_ENDPOINTS) is called
+with that credential; `api_key_env` is refused. The endpoint must match a prefix in
+REMOTE_MODEL_ALLOWED_ENDPOINTS (checked when the version is created and again on every call). 5xx replies and refused/reset connections are
 retried twice with a short backoff; timeouts are not retried. Any failure of one input is
 `MODEL_PREDICTION_FAILED` with the reason for that input. No proxies, no redirects.
 """
@@ -53,6 +55,7 @@ from clarifai_grpc.grpc.api import resources_pb2
 
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.core.images import MIME_BY_FORMAT, sniff_format
+from collectors_module.core.sealed import SealedError, unseal
 
 from .. import conf
 from .base import Result, Runner
@@ -115,6 +118,28 @@ def endpoint_allowed(url: str) -> bool:
     return False
 
 
+def _under(url: str, prefix: str) -> bool:
+    try:
+        scheme, host, port, path = _split(url)
+        p_scheme, p_host, p_port, p_path = _split(prefix)
+    except ValueError:
+        return False
+    if (scheme, host, port) != (p_scheme, p_host, p_port):
+        return False
+    if p_path.endswith("/"):
+        return path.startswith(p_path)
+    return path == p_path or path.startswith(p_path + "/")
+
+
+def operator_credential(url: str) -> str:
+    """The operator credential bound to the endpoint prefix `url` falls under ('' for none).
+    Only REMOTE_MODEL_KEY_* credentials, and only through the operator's mapping."""
+    for name, prefix in conf.remote_model_credential_endpoints().items():
+        if _API_KEY_ENV.fullmatch(name) and _under(url, prefix):
+            return conf.remote_model_key(name)
+    return ""
+
+
 def check_endpoint_allowed(url: str) -> str:
     """Return `url` if the operator allows remote models to call it, else MODEL_INVALID_ARGUMENT."""
     try:
@@ -158,16 +183,25 @@ class RemoteRunner(Runner):
                 field="timeout",
             )
         self.timeout = timeout
-        key_env = str(self.config.get("api_key_env", "") or "")
-        if key_env and not _API_KEY_ENV.fullmatch(key_env):
+        if "api_key_env" in self.config:
             raise _invalid(
-                "api_key_env must name an environment variable REMOTE_MODEL_KEY_<NAME>",
+                "api_key_env is not accepted: operator credentials are bound to endpoints by the "
+                "operator (REMOTE_MODEL_CREDENTIAL_ENDPOINTS); give the model its own api_key",
                 field="api_key_env",
             )
-        self.api_key_env = key_env
         api_key = self.config.get("api_key", "")
         if not isinstance(api_key, str) or len(api_key) > 4096 or _CONTROL.search(api_key):
             raise _invalid("api_key must be a short string without spaces", field="api_key")
+        sealed_key = self.config.get("api_key_sealed", "")
+        if sealed_key:
+            try:
+                api_key = unseal(str(sealed_key))
+            except SealedError:
+                raise _invalid(
+                    "this model's API key cannot be opened with the configured keys "
+                    "(REMOTE_MODEL_SECRET_KEYS)",
+                    field="api_key",
+                ) from None
         self.api_key = api_key
         self._http = urllib3.PoolManager(
             num_pools=4, maxsize=max(1, conf.remote_model_concurrency()), retries=False
@@ -183,7 +217,7 @@ class RemoteRunner(Runner):
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        secret = conf.remote_model_key(self.api_key_env) if self.api_key_env else self.api_key
+        secret = self.api_key or operator_credential(self.url)
         if secret:
             headers["Authorization"] = f"Bearer {secret}"
         return headers

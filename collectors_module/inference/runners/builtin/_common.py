@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from typing import Any
 
@@ -10,6 +9,7 @@ from clarifai_grpc.grpc.api import resources_pb2
 from PIL import Image, ImageOps
 
 from collectors_module.core.errors import SC, ApiError
+from collectors_module.core.images import decode_reduced, decode_slot
 from collectors_module.inference.runners.base import Result, Runner
 
 log = logging.getLogger("collectors.inference.runners")
@@ -22,15 +22,16 @@ def concept(concept_id: str, value: float) -> resources_pb2.Concept:
 def open_image(raw: bytes, *, max_side: int, mode: str = "RGB") -> Image.Image:
     """Decode already-validated bytes, scaled so the longer side is at most `max_side`.
 
-    JPEGs are decoded at a reduced scale directly (draft), so a large photo costs little.
-    Transparent pixels are composited on white for RGB; `mode="RGBA"` keeps alpha.
+    JPEGs are decoded at a reduced scale directly (draft), other formats are reduced by an
+    integer factor right after decoding (core.images.decode_reduced), inside a decode slot (at
+    most IMAGE_DECODE_CONCURRENCY full-size decodes per process). Orientation is applied to the
+    small image. Transparent pixels are composited on white for RGB; `mode="RGBA"` keeps alpha.
     """
-    img = Image.open(io.BytesIO(raw))
-    if img.format == "JPEG":
-        img.draft("RGB", (max_side, max_side))
-    img = ImageOps.exif_transpose(img)
+    with decode_slot():
+        img = decode_reduced(raw, max_side)
     if max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+    img = ImageOps.exif_transpose(img)
     if mode == "RGBA":
         return img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "P"):

@@ -46,6 +46,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from collectors_module.core.errors import SC, ApiError
+from collectors_module.core.images import decode_reduced, decode_slot
 
 log = logging.getLogger("collectors.inference.runners")
 
@@ -477,10 +478,10 @@ def preprocess(raw: bytes) -> np.ndarray:
     """Validated image bytes -> uint8 (224, 224, 3): the centre 224/256 of the shorter side,
     bicubic-resized (first frame of an animation; transparency on white; EXIF orientation)."""
     try:
-        img = Image.open(io.BytesIO(raw))
-        if img.format == "JPEG":
-            # Decode at a reduced scale while the shorter side stays >= 256 (cheap on big photos).
-            img.draft("RGB", (RESIZE_SIZE, RESIZE_SIZE))
+        # Decode at a reduced scale while the shorter side stays >= 256 (JPEG draft, else an
+        # integer reduce right after decoding), one of IMAGE_DECODE_CONCURRENCY decodes at once.
+        with decode_slot():
+            img = decode_reduced(raw, RESIZE_SIZE)
         img = ImageOps.exif_transpose(img)
         img = _to_rgb(img)
         width, height = img.size
