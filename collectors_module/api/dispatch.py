@@ -8,6 +8,7 @@ REST (`api/rest`) and gRPC (`api/grpc`) both call `dispatch()`, so behaviour is 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from django.db import DataError, close_old_connections
 
 from collectors_module.accounts.auth import authenticate
 from collectors_module.applications.selectors import app_for_request
+from collectors_module.core import metrics
 from collectors_module.core.errors import SC, ApiError, make_status
 
 from .descriptors import get_rpc
@@ -108,6 +110,7 @@ def error_response(rpc_name: str, code: int, details: str = "", description: str
 
 def dispatch(name: str, request, authorization: str | None, transport: str, request_id: str = ""):
     """Run RPC `name` for `request`; always returns a response message with a status."""
+    started = time.perf_counter()
     _load_handlers()
     request_id = request_id or uuid.uuid4().hex
     spec = get_rpc(name)
@@ -157,4 +160,6 @@ def dispatch(name: str, request, authorization: str | None, transport: str, requ
             )
         )
     response.status.req_id = request_id
+    if name in metrics.PREDICT_RPCS:
+        metrics.observe_predict(request.model_id, transport, time.perf_counter() - started)
     return response
