@@ -90,8 +90,10 @@ class ContextFilter(logging.Filter):
                 record.args = tuple(_clean_arg(a) for a in record.args)
             elif isinstance(record.args, dict):
                 record.args = {k: _clean_arg(v) for k, v in record.args.items()}
-            if isinstance(record.msg, str):
-                record.msg = scrub(record.msg)
+            # The whole message once formatted: a secret split between the format string and
+            # an argument ("Authorization: Key %s") is caught too.
+            record.msg = scrub(record.getMessage())
+            record.args = None
             for key in FIELDS:
                 value = getattr(record, key, None)
                 if isinstance(value, str | bytes | bytearray):
