@@ -34,6 +34,17 @@ def _as_postgres() -> list[str]:
     return [shutil.which("runuser") or "runuser", "-u", "postgres", "--"]
 
 
+def _pg_bin(name: str) -> str:
+    """A client program of the same PostgreSQL as `postgres` (Debian's wrappers in /usr/bin pick
+    a cluster of their own)."""
+    server = shutil.which("postgres")
+    if server:
+        beside = Path(os.path.realpath(server)).parent / name
+        if beside.exists():
+            return str(beside)
+    return shutil.which(name) or name
+
+
 def _reachable(host: str, port: int, prefix: list[str]) -> bool:
     if prefix:  # inside a namespace: ask from there
         code = subprocess.run(
@@ -62,10 +73,13 @@ class PrivatePostgres:
             pg = pwd.getpwnam("postgres")
             os.chown(self.base, pg.pw_uid, pg.pw_gid)
         subprocess.run(
-            [*_as_postgres(), shutil.which("initdb") or "initdb", "-D", str(self.data),
+            [*_as_postgres(), _pg_bin("initdb"), "-D", str(self.data),
              "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
             check=True, capture_output=True,
         )  # fmt: skip
+        # Trust on the private addresses too (the cluster lives in a namespace of its own).
+        with open(self.data / "pg_hba.conf", "a") as fh:
+            fh.write("host all all 0.0.0.0/0 trust\nhost all all ::/0 trust\n")
 
     def url(self, db: str = "postgres") -> str:
         return f"postgres://postgres@{self.host}:{self.port}/{db}"
@@ -90,18 +104,20 @@ class PrivatePostgres:
 
     def _accepts(self) -> bool:
         code = subprocess.run(
-            [*self.prefix, shutil.which("pg_isready") or "pg_isready", "-h", self.host,
+            [*self.prefix, _pg_bin("pg_isready"), "-h", self.host,
              "-p", str(self.port), "-U", "postgres", "-t", "1"],
             capture_output=True,
         ).returncode  # fmt: skip
         return code == 0
 
     def createdb(self, name: str) -> None:
-        subprocess.run(
-            [*self.prefix, shutil.which("createdb") or "createdb", "-h", self.host,
+        done = subprocess.run(
+            [*self.prefix, _pg_bin("createdb"), "-h", self.host,
              "-p", str(self.port), "-U", "postgres", name],
-            check=True, capture_output=True,
+            capture_output=True, text=True,
         )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"createdb {name}: {done.stderr.strip()}")
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT): sessions are cut, the cluster stays on disk."""
