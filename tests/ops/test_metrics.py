@@ -5,6 +5,9 @@ agrees with the capture table and the counters table."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from collections import defaultdict
@@ -23,8 +26,8 @@ from collectors_module.collectors.services import collector_set_limits
 from collectors_module.core.protojson import from_dict
 from collectors_module.inference.services import model_create
 from collectors_module.workflows.services import workflow_create
-from tests.ops.stack import http
-from tests.support.capture import SENTIMENT
+from tests.ops.stack import free_port, http
+from tests.support.capture import ROOT, SENTIMENT
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -256,6 +259,28 @@ def test_metrics_agree_with_the_capture_table_after_a_run_in_every_state(
     )
     assert value(samples, "collectors_sweeper_expired_total") == len(TEXTS)
     assert value(samples, "collectors_metrics_database_up") == 1
+
+    # A host without a web server serves the same folder with `manage.py metricsserver`.
+    port = free_port()
+    exporter = subprocess.Popen(
+        [sys.executable, "manage.py", "metricsserver", "--bind", f"127.0.0.1:{port}"],
+        cwd=ROOT, env=stack.workers.env(stack.extra), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _listening(port), what="metricsserver")
+        exported = scrape(f"http://127.0.0.1:{port}")
+    finally:
+        exporter.terminate()
+        exporter.wait(10)
+    for name in ("collectors_captures_ingested_total", "collectors_captures_accepted_total"):
+        assert value(exported, name) == value(samples, name) > 0
+    assert value(exported, "collectors_captures_pending") == 0  # no table gauges by default
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_metrics_need_the_token_when_one_is_set(db, settings):
