@@ -18,7 +18,7 @@ from django.db import DataError, close_old_connections
 
 from collectors_module.accounts.auth import authenticate
 from collectors_module.applications.selectors import app_for_request
-from collectors_module.core import metrics
+from collectors_module.core import logs, metrics
 from collectors_module.core.errors import SC, ApiError, make_status
 
 from .descriptors import get_rpc
@@ -111,8 +111,19 @@ def error_response(rpc_name: str, code: int, details: str = "", description: str
 def dispatch(name: str, request, authorization: str | None, transport: str, request_id: str = ""):
     """Run RPC `name` for `request`; always returns a response message with a status."""
     started = time.perf_counter()
-    _load_handlers()
     request_id = request_id or uuid.uuid4().hex
+    token = logs.bind(request_id=request_id, transport=transport, rpc=name)  # for every log line
+    try:
+        response = _dispatch(name, request, authorization, transport, request_id)
+    finally:
+        logs.reset(token)
+    if name in metrics.PREDICT_RPCS:
+        metrics.observe_predict(request.model_id, transport, time.perf_counter() - started)
+    return response
+
+
+def _dispatch(name: str, request, authorization: str | None, transport: str, request_id: str):
+    _load_handlers()
     spec = get_rpc(name)
     handler = _HANDLERS.get(name)
     try:
@@ -129,6 +140,7 @@ def dispatch(name: str, request, authorization: str | None, transport: str, requ
                 SC.CONN_INSUFFICIENT_SCOPES, f"{name} needs the scopes: {', '.join(missing)}"
             )
         owner_user_id, app_id = _resolve_user_app(key, request)
+        logs.bind(user=owner_user_id, app=app_id)  # undone with the outer bind
         ctx = Context(
             key=key,
             owner_user_id=owner_user_id,
@@ -160,6 +172,4 @@ def dispatch(name: str, request, authorization: str | None, transport: str, requ
             )
         )
     response.status.req_id = request_id
-    if name in metrics.PREDICT_RPCS:
-        metrics.observe_predict(request.model_id, transport, time.perf_counter() - started)
     return response

@@ -24,7 +24,11 @@ class RequestLogMiddleware:
         started = time.perf_counter()
         given = request.headers.get("X-Request-ID", "")
         request_id = given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
-        user = getattr(request, "user", None)
+        # The user only for requests with a session (API calls carry a key, and resolving an
+        # anonymous user would cost the predict path a session lookup for nothing).
+        user = None
+        if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            user = getattr(request, "user", None)
         token = logs.bind(
             request_id=request_id,
             user=user.get_username() if user is not None and user.is_authenticated else None,

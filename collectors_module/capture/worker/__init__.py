@@ -9,6 +9,7 @@ errors (database, remote model 5xx, network) put the row in `retry` with a backo
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.db import InterfaceError, OperationalError
@@ -35,6 +36,8 @@ __all__ = [
     "process",
     "process_batch",
 ]
+
+log = logging.getLogger("collectors.worker")
 
 METRIC_FOR_STATE = {
     CaptureState.INGESTED: "outcome:ingested",
@@ -109,6 +112,14 @@ def process_batch(capture_ids: list) -> dict[str, str]:
             born = created.get(d.capture_id)
             age = (ended_at - born).total_seconds() if born else None
             metrics.capture_finished(d.collector_id, d.state, d.status_code, age, d.reason)
+            log.debug(
+                "capture %s %s",
+                d.capture_id,
+                d.state,
+                extra={"capture_id": str(d.capture_id), "collector": d.collector_id,
+                       "state": str(d.state), "reason": d.reason[:200],
+                       "duration_ms": round(age * 1000, 1) if age is not None else None},
+            )  # fmt: skip
     fault_point("after_mark_ingested")
     return result
 
