@@ -140,7 +140,8 @@ def _dispatch(name: str, request, authorization: str | None, transport: str, req
                 SC.CONN_INSUFFICIENT_SCOPES, f"{name} needs the scopes: {', '.join(missing)}"
             )
         owner_user_id, app_id = _resolve_user_app(key, request)
-        logs.bind(user=owner_user_id, app=app_id)  # undone with the outer bind
+        # the caller and the app the call names (undone with the outer bind)
+        logs.bind(user=key.owner.username, app=f"{owner_user_id}/{app_id}" if app_id else None)
         ctx = Context(
             key=key,
             owner_user_id=owner_user_id,

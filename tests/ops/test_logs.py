@@ -15,6 +15,7 @@ import pytest
 from django.test import Client
 
 from collectors_module.core import logs
+from collectors_module.inference import hooks
 from tests.support.capture import ROOT
 from tests.support.pages import png_bytes
 
@@ -134,3 +135,20 @@ def test_access_line_has_request_id_user_status_and_duration(alice, json_lines, 
     assert first["duration_ms"] >= 0
     assert second["request_id"] != "bad id with spaces"
     assert len(second["request_id"]) == 32
+
+
+@pytest.mark.django_db
+def test_api_calls_carry_request_id_user_and_app_in_the_log_context(alice, api, monkeypatch):
+    seen = []
+    monkeypatch.setattr(hooks, "_HOOKS", [*hooks._HOOKS, lambda event: seen.append(logs.context())])
+    path = "/v2/users/builtin/apps/main/models/sentiment/outputs"
+    body = {"inputs": [{"data": {"text": {"raw": "a fine day"}}}]}
+    r = api.post(path, body, key=alice.secret, headers={"X-Request-ID": "client-7"})
+    assert r["status"]["code"] == 10000
+    (ctx,) = seen
+    assert ctx["request_id"] == "client-7"
+    assert ctx["transport"] == "rest"
+    assert ctx["rpc"] == "PostModelOutputs"
+    assert ctx["user"] == "alice"  # the caller
+    assert ctx["app"] == "builtin/main"  # the app the call names
+    assert logs.context().get("rpc") is None  # nothing left bound after the call
