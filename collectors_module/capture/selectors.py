@@ -52,6 +52,7 @@ def collectors_stats(collectors) -> dict[int, dict]:
     stats = {c.pk: _empty_stats() for c in collectors}
     if not pks:
         return stats
+    purged: list[dict] = []
     for row in (
         CollectorCounter.objects.filter(collector_id__in=pks)
         .values("collector_id", "metric")
@@ -68,16 +69,11 @@ def collectors_stats(collectors) -> dict[int, dict]:
             reason = metric.split(":", 1)[1]
             s["dropped"] += n
             s["drops_by_reason"][reason] = s["drops_by_reason"].get(reason, 0) + n
+        elif metric.startswith("purged:"):  # rows deleted by retention (capture/retention.py)
+            purged.append({"collector_id": row["collector_id"], "state": metric[7:], "n": n})
         elif metric == "outcome:discarded":  # accepted rows ended by the user's choice
             s["discarded"] += n
             s["drops_by_reason"]["discarded"] = s["drops_by_reason"].get("discarded", 0) + n
-    # Rows deleted by retention (capture/retention.py) still count, as `purged:<state>`.
-    purged = [
-        {"collector_id": r["collector_id"], "state": r["metric"].split(":", 1)[1], "n": r["n"]}
-        for r in CollectorCounter.objects.filter(collector_id__in=pks, metric__startswith="purged:")
-        .values("collector_id", "metric")
-        .annotate(n=Sum("count"))
-    ]
     for row in [
         *purged,
         *Capture.objects.filter(collector_id__in=pks)
