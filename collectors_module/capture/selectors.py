@@ -4,6 +4,7 @@ the caller rules as the database says now (for the worker)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from django.db import connection
 from django.db.models import Count, F, Min, Q, Sum
@@ -226,4 +227,4 @@ def collector_labels() -> list[tuple[int, str, str, str]]:
 
 def agent_alive(folder) -> bool:
     """Whether a capture agent holds the spool folder's lock and beat recently."""
-    return spool.agent_alive(folder, 10.0)
+    return spool.agent_alive(Path(folder), 10.0)

@@ -260,6 +260,11 @@ def test_metrics_agree_with_the_capture_table_after_a_run_in_every_state(
     assert value(samples, "collectors_sweeper_expired_total") == len(TEXTS)
     assert value(samples, "collectors_metrics_database_up") == 1
 
+    # the agent's probe: its spool's agent holds the lock and beats; another folder has none
+    probe = stack.manage("healthcheck", "agent", "--json")
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    assert stack.manage("healthcheck", "agent", "--spool", str(stack.base / "none")).returncode == 1
+
     # A host without a web server serves the same folder with `manage.py metricsserver`.
     port = free_port()
     exporter = subprocess.Popen(
