@@ -13,6 +13,7 @@ import threading
 import time
 
 from django.conf import settings
+from django.db import close_old_connections
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from . import checks
@@ -40,7 +41,10 @@ class ReadinessHealthServicer(health.HealthServicer):
 
     def Check(self, request, context):
         if time.monotonic() - self._checked_at >= float(settings.HEALTH_CACHE_SECONDS):
-            self.refresh()
+            try:
+                self.refresh()
+            finally:
+                close_old_connections()  # as the servicer does after every call
         return super().Check(request, context)
 
     def stop(self) -> None:
