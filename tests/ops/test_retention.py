@@ -3,12 +3,14 @@ never a row in flight nor one another transaction holds, and the collectors' tot
 
 from __future__ import annotations
 
+import io
 import threading
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -151,3 +153,11 @@ def test_beat_runs_retention_and_the_indexes_exist():
         found = dict(cur.fetchall())
     assert set(found) == {"capture_terminal_finished_idx", "collectorcounter_bucket_idx"}
     assert "WHERE" in found["capture_terminal_finished_idx"]  # partial: terminal rows only
+
+
+def test_the_indexes_are_built_without_blocking_capture_writes():
+    out = io.StringIO()
+    call_command("sqlmigrate", "capture", "0003", stdout=out)
+    sql = out.getvalue()
+    assert sql.count("CREATE INDEX CONCURRENTLY") == 2  # captures keep being written meanwhile
+    assert "BEGIN" not in sql  # outside a transaction, as CONCURRENTLY requires
