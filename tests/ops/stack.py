@@ -125,6 +125,8 @@ def stack(celery_workers, tmp_path):
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "HEALTH_HEARTBEAT_SECONDS": "1",
         "HEALTH_CACHE_SECONDS": "0",
+        # a loaded machine must not make the rate limiter fail open (the test counts its drops)
+        "COLLECTORS_LIMITER_TIMEOUT_SECONDS": "2",
     }
     s = Stack(tmp_path, celery_workers, env)
     yield s
