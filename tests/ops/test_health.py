@@ -144,3 +144,4 @@ def test_healthz_is_always_ok_and_readyz_says_which_check_failed(db, settings):
     assert body["checks"]["database"] == {"ok": True}
     assert body["checks"]["broker"]["ok"] is False
     assert body["ready"] is False
+    assert set(body["checks"]["workers"]) <= {"ok", "fresh", "error"}  # no host names in public
