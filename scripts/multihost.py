@@ -528,7 +528,7 @@ def role_drive(args) -> int:
             "in_flight_finished": fault.get("in_flight_finished"),
             "in_flight_recovered_s_from_partition": fault.get("in_flight_recovered_s"),
             "first_capture_finished_after_heal_s": fault.get("resume_s"),
-            "drained_s_after_heal": None,
+            "last_capture_finished_after_heal_s": None,
         },
         "hosts": hosts,
         "redelivery_evidence": figures["redelivery_evidence"],
@@ -547,7 +547,7 @@ def role_drive(args) -> int:
             .values_list("finished_at", flat=True)
             .first()
         )
-        report["partition"]["drained_s_after_heal"] = (
+        report["partition"]["last_capture_finished_after_heal_s"] = (
             round((last_finish - heal_at).total_seconds(), 1) if last_finish else None
         )
     # valid only when the partition hit captures in flight and the run did real work
