@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "collectors_module.modules",
     "collectors_module.datasets",
     "collectors_module.api",
+    "collectors_module.ops",
 ]
 
 MIDDLEWARE = [
@@ -60,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "collectors_module.ops.middleware.RequestLogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -151,14 +153,26 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", VAR_DIR / "media")
 # a bucket is configured, so several machines can share captured media.
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", "")
 AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", "")
+# Credentials: empty means boto3's own chain (AWS_ACCESS_KEY_ID / instance role / ~/.aws).
+AWS_S3_ACCESS_KEY_ID = env.str("AWS_S3_ACCESS_KEY_ID", "")
+AWS_S3_SECRET_ACCESS_KEY = env.str("AWS_S3_SECRET_ACCESS_KEY", "")
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", "")
+AWS_S3_ADDRESSING_STYLE = env.str("AWS_S3_ADDRESSING_STYLE", "")  # "", "path" or "virtual"
+AWS_S3_LOCATION = env.str("AWS_S3_LOCATION", "")  # key prefix inside the bucket
 if AWS_STORAGE_BUCKET_NAME:
     _default_storage = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": AWS_STORAGE_BUCKET_NAME,
             "endpoint_url": AWS_S3_ENDPOINT_URL or None,
+            "access_key": AWS_S3_ACCESS_KEY_ID or None,
+            "secret_key": AWS_S3_SECRET_ACCESS_KEY or None,
+            "region_name": AWS_S3_REGION_NAME or None,
+            "addressing_style": AWS_S3_ADDRESSING_STYLE or None,
+            "location": AWS_S3_LOCATION,
             "default_acl": None,
             "querystring_auth": True,
+            "file_overwrite": False,
         },
     }
 else:
@@ -211,6 +225,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "collectors@localhost")
 USE_TLS = env.bool("USE_TLS", False)
 if USE_TLS:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # probes speak plain HTTP
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = 31536000
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -424,14 +439,54 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- operations: metrics, health, retention (collectors_module/ops, capture/retention.py) ----
+# prometheus-client reads PROMETHEUS_MULTIPROC_DIR itself; declared here to document it and to
+# create the folder. Set it (one folder per host, emptied when the host's services start) so
+# every gunicorn worker, Celery child, agent and gRPC server of the host adds up in /metrics.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+METRICS_TOKEN = env.str("METRICS_TOKEN", "")  # bearer token for /metrics ("" = by address)
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", 1.0)
+HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", 2.0)
+HEALTH_HEARTBEAT_SECONDS = env.float("HEALTH_HEARTBEAT_SECONDS", 10.0)
+# Retention: terminal capture rows older than this many days (by finished_at) are deleted, and
+# per-minute counters older than COUNTER_RETENTION_DAYS; 0 keeps them forever.
+CAPTURE_RETENTION_DAYS = env.float("CAPTURE_RETENTION_DAYS", 30.0)
+COUNTER_RETENTION_DAYS = env.float("COUNTER_RETENTION_DAYS", 90.0)
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", 500)
+RETENTION_PAUSE_SECONDS = env.float("RETENTION_PAUSE_SECONDS", 0.02)
+RETENTION_MAX_SECONDS = env.float("RETENTION_MAX_SECONDS", 50.0)
+RETENTION_INTERVAL_SECONDS = env.float("RETENTION_INTERVAL_SECONDS", 600.0)
+CELERY_BEAT_SCHEDULE["collectors-retention"] = {
+    "task": "collectors.retention",
+    "schedule": RETENTION_INTERVAL_SECONDS,
+}
+
 LOG_LEVEL = env.str("LOG_LEVEL", "INFO")
+# "text" (one readable line) or "json" (one JSON object per line, core/logs.py).
+LOG_FORMAT = env.str("LOG_FORMAT", "text")
+LOG_REQUESTS = env.bool("LOG_REQUESTS", False)  # one access line per HTTP request
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # Every handler scrubs key secrets from what it writes (core/logscrub.py).
-    "filters": {"scrub_secrets": {"()": "collectors_module.core.logscrub.ScrubSecretsFilter"}},
+    # Every handler adds the request's context fields (core/logs.py) and scrubs key secrets from
+    # what it writes (core/logscrub.py).
+    "filters": {
+        "context": {"()": "collectors_module.core.logs.ContextFilter"},
+        "scrub_secrets": {"()": "collectors_module.core.logscrub.ScrubSecretsFilter"},
+    },
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "collectors_module.core.logs.JsonFormatter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "filters": ["scrub_secrets"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["context", "scrub_secrets"],
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
     },
     "root": {"handlers": ["console"], "level": env.str("ROOT_LOG_LEVEL", "WARNING")},
     "loggers": {"collectors": {"level": LOG_LEVEL}},

@@ -6,6 +6,7 @@ urlpatterns = [
     *transport.urlpatterns(),
     re_path(r"^v2/", transport.not_found_view),
     path("api/", include("collectors_module.api.urls")),
+    path("", include("collectors_module.ops.urls")),
     path("accounts/", include("collectors_module.accounts.urls")),
     path("", include("collectors_module.applications.urls")),
     path("", include("collectors_module.inputs.urls")),

@@ -8,6 +8,7 @@ REST (`api/rest`) and gRPC (`api/grpc`) both call `dispatch()`, so behaviour is 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from django.db import DataError, close_old_connections
 from collectors_module.accounts import throttle
 from collectors_module.accounts.auth import authenticate
 from collectors_module.applications.selectors import app_for_request
+from collectors_module.core import logs, metrics
 from collectors_module.core.errors import SC, ApiError, make_status
 
 from .descriptors import get_rpc
@@ -135,8 +137,20 @@ def dispatch(
     client_address: str = "",
 ):
     """Run RPC `name` for `request`; always returns a response message with a status."""
-    _load_handlers()
+    started = time.perf_counter()
     request_id = request_id or uuid.uuid4().hex
+    token = logs.bind(request_id=request_id, transport=transport, rpc=name)  # for every log line
+    try:
+        response = _dispatch(name, request, authorization, transport, request_id)
+    finally:
+        logs.reset(token)
+    if name in metrics.PREDICT_RPCS:
+        metrics.observe_predict(request.model_id, transport, time.perf_counter() - started)
+    return response
+
+
+def _dispatch(name: str, request, authorization: str | None, transport: str, request_id: str):
+    _load_handlers()
     spec = get_rpc(name)
     handler = _HANDLERS.get(name)
     try:
@@ -154,6 +168,8 @@ def dispatch(
             )
         check_message(name, request)  # every list bounded on every route, whatever the transport
         owner_user_id, app_id = _resolve_user_app(key, request)
+        # the caller and the app the call names (undone with the outer bind)
+        logs.bind(user=key.owner.username, app=f"{owner_user_id}/{app_id}" if app_id else None)
         ctx = Context(
             key=key,
             owner_user_id=owner_user_id,

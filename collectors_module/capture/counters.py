@@ -19,7 +19,7 @@ from collections import defaultdict
 from django.db import IntegrityError, connection, transaction
 
 from collectors_module.collectors.models import Collector
-from collectors_module.core import generations
+from collectors_module.core import generations, metrics
 
 from . import conf
 from .models import CollectorCounter
@@ -115,6 +115,7 @@ def flush() -> int:
                 rows = {k: n for k, n in rows.items() if k[0] in live}
                 if rows:
                     _upsert(rows)
+            metrics.add_capture_counts(rows)  # what the table got, so both agree
             return len(rows)
         except Exception:
             log.exception("flushing collector counters failed; will retry")

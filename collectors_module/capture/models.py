@@ -88,6 +88,12 @@ class Capture(models.Model):
             models.Index(
                 fields=["collector", "-created_at"], name="collectors__collect_11e38a_idx"
             ),
+            # Retention finds finished rows by age through this (capture/retention.py).
+            models.Index(
+                fields=["finished_at"],
+                name="capture_terminal_finished_idx",
+                condition=models.Q(state__in=[s.value for s in TERMINAL_STATES]),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -137,6 +143,7 @@ class CollectorCounter(models.Model):
                 fields=["collector", "metric", "bucket"], name="one_counter_per_bucket"
             )
         ]
+        indexes = [models.Index(fields=["bucket"], name="collectorcounter_bucket_idx")]
 
     def __str__(self) -> str:
         return f"{self.collector_id} {self.metric} {self.bucket:%Y-%m-%d %H:%M}: {self.count}"

@@ -4,14 +4,17 @@ the caller rules as the database says now (for the worker)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from django.db import connection
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Min, Q, Sum
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from collectors_module.accounts.models import CaptureGrant
+from collectors_module.collectors.models import Collector
 
+from . import spool
 from .models import PENDING_STATES, TERMINAL_STATES, Capture, CaptureState, CollectorCounter
 
 
@@ -50,6 +53,7 @@ def collectors_stats(collectors) -> dict[int, dict]:
     stats = {c.pk: _empty_stats() for c in collectors}
     if not pks:
         return stats
+    purged: list[dict] = []
     for row in (
         CollectorCounter.objects.filter(collector_id__in=pks)
         .values("collector_id", "metric")
@@ -66,16 +70,19 @@ def collectors_stats(collectors) -> dict[int, dict]:
             reason = metric.split(":", 1)[1]
             s["dropped"] += n
             s["drops_by_reason"][reason] = s["drops_by_reason"].get(reason, 0) + n
+        elif metric.startswith("purged:"):  # rows deleted by retention (capture/retention.py)
+            purged.append({"collector_id": row["collector_id"], "state": metric[7:], "n": n})
         elif metric == "outcome:discarded":  # accepted rows ended by the user's choice
             s["discarded"] += n
             s["drops_by_reason"]["discarded"] = s["drops_by_reason"].get("discarded", 0) + n
-    for row in (
-        Capture.objects.filter(collector_id__in=pks)
+    for row in [
+        *purged,
+        *Capture.objects.filter(collector_id__in=pks)
         .values("collector_id", "state")
-        .annotate(n=Count("pk"))
-    ):
+        .annotate(n=Count("pk")),
+    ]:
         s = stats[row["collector_id"]]
-        state, n = row["state"], row["n"]
+        state, n = row["state"], int(row["n"] or 0)
         s["accepted"] += n
         if state in PENDING_STATES:
             s["pending"] += n
@@ -194,3 +201,32 @@ def caller_problem(collector, caller_id: int | None) -> str:
         grantor_id=caller_id, grantee_id=owner_id, revoked_at__isnull=True
     ).exists()
     return "" if granted else "grant_revoked"
+
+
+# -- operations (ops: /metrics, healthcheck) ----------------------------------------------------
+
+
+def backlog_by_collector() -> list[tuple[int, int, object]]:
+    """(collector pk, pending captures, oldest created_at) per collector with a backlog: one
+    GROUP BY over the pending rows, found through the (state, next_attempt_at) index."""
+    return list(
+        Capture.objects.filter(state__in=PENDING_STATES)
+        .values("collector_id")
+        .annotate(n=Count("pk"), oldest=Min("created_at"))
+        .order_by()
+        .values_list("collector_id", "n", "oldest")
+    )
+
+
+def collector_labels() -> list[tuple[int, str, str, str]]:
+    """(collector pk, owner user id, app id, collector id) of every collector."""
+    return list(
+        Collector.objects.order_by("pk").values_list(
+            "pk", "app__owner__username", "app__public_id", "public_id"
+        )
+    )
+
+
+def agent_alive(folder) -> bool:
+    """Whether a capture agent holds the spool folder's lock and beat recently."""
+    return spool.agent_alive(Path(folder), 10.0)

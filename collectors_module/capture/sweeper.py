@@ -15,6 +15,8 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from collectors_module.core import metrics
+
 from . import conf, counters
 from .models import Capture, CaptureState
 from .relay import publish_ids
@@ -100,6 +102,9 @@ def sweep(
         result["due_ids"] = ids
     for _pk, collector_id in stale:
         counters.count(collector_id, "outcome:expired")
+    metrics.SWEEPER_REPUBLISHED.inc(result["republished"])
+    metrics.SWEEPER_RECLAIMED.inc(result["reclaimed"])
+    metrics.SWEEPER_EXPIRED.inc(result["expired"])
     if result["republished"] or result["expired"]:
         log.info("sweep: %s", result)
     return result

@@ -17,7 +17,7 @@ from django.db import close_old_connections
 from collectors_module.core import generations
 from collectors_module.core.faults import fault_point
 
-from . import conf, counters, sweeper, worker
+from . import conf, counters, retention, sweeper, worker
 
 _LIMITS = {
     "acks_late": True,
@@ -68,6 +68,20 @@ def sweep() -> dict:
     close_old_connections()
     try:
         return sweeper.sweep()
+    finally:
+        counters.flush()
+        close_old_connections()
+
+
+@shared_task(
+    name="collectors.retention", acks_late=False, ignore_result=True, time_limit=120,
+    soft_time_limit=100,
+)  # fmt: skip
+def purge_old() -> dict:
+    """Delete finished captures and counters past their retention (beat; capture.retention)."""
+    close_old_connections()
+    try:
+        return retention.purge()
     finally:
         counters.flush()
         close_old_connections()

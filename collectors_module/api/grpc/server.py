@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import grpc
 from django.conf import settings
 
+from collectors_module.ops import grpc_health
+
 from .servicer import generic_handlers
 
 
@@ -29,6 +31,9 @@ def _limits(config: ServerConfig) -> tuple[int, int]:
     workers = config.max_workers or settings.GRPC_MAX_WORKERS or 4 * (os.cpu_count() or 2)
     max_bytes = config.max_message_bytes or settings.GRPC_MAX_MESSAGE_BYTES
     return workers, max_bytes
+
+
+_health: dict = {}
 
 
 def build_server(config: ServerConfig) -> tuple[grpc.Server, int]:
@@ -57,6 +62,7 @@ def build_server(config: ServerConfig) -> tuple[grpc.Server, int]:
         port = server.add_secure_port(config.address, grpc.ssl_server_credentials([(key, cert)]))
     if port == 0:
         raise OSError(f"could not bind {config.address}")
+    _health[server] = grpc_health.attach(server)  # grpc.health.v1, following readiness
     return server, port
 
 
@@ -71,6 +77,8 @@ def serve_forever(config: ServerConfig, on_ready=None) -> None:
     def _stop(signum, frame):
         if not stopped.is_set():
             stopped.set()
+            if server in _health:
+                _health[server].stop()
             server.stop(config.grace_seconds)
 
     signal.signal(signal.SIGINT, _stop)

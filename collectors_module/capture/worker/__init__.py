@@ -9,11 +9,14 @@ errors (database, remote model 5xx, network) put the row in `retry` with a backo
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
 from collectors_module.collectors.models import Collector
+from collectors_module.core import metrics
 from collectors_module.core.faults import fault_point
 
 from .. import conf, counters
@@ -33,6 +36,8 @@ __all__ = [
     "process",
     "process_batch",
 ]
+
+log = logging.getLogger("collectors.worker")
 
 METRIC_FOR_STATE = {
     CaptureState.INGESTED: "outcome:ingested",
@@ -59,6 +64,7 @@ def process_batch(capture_ids: list) -> dict[str, str]:
     if not c.claimed:
         return result
     fault_point("after_claim")
+    metrics.CLAIM_BATCH.observe(len(c.claimed))
     attempts = dict(c.claimed)
     captures = list(Capture.objects.select_related("caller").filter(pk__in=list(attempts)))
     # Each collector (with its app, key, source and workflows) is read once per batch, fresh.
@@ -96,11 +102,24 @@ def process_batch(capture_ids: list) -> dict[str, str]:
             d.state = "retry"
         done = decisions
     fault_point("after_remote_post")
+    created = {cap.pk: cap.created_at for cap in captures}
+    ended_at = timezone.now()
     for d in done:
         result[str(d.capture_id)] = str(d.state)
         metric = METRIC_FOR_STATE.get(d.state)
         if metric and d.collector_id:
             counters.count(d.collector_id, metric)
+            born = created.get(d.capture_id)
+            age = (ended_at - born).total_seconds() if born else None
+            metrics.capture_finished(d.collector_id, d.state, d.status_code, age, d.reason)
+            log.debug(
+                "capture %s %s",
+                d.capture_id,
+                d.state,
+                extra={"capture_id": str(d.capture_id), "collector": d.collector_id,
+                       "state": str(d.state), "reason": d.reason[:200],
+                       "duration_ms": round(age * 1000, 1) if age is not None else None},
+            )  # fmt: skip
     fault_point("after_mark_ingested")
     return result
 

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from collectors_module.core import metrics
 from collectors_module.core.errors import SC
 
 from .. import conf, counters
@@ -132,6 +133,8 @@ def _claim_general(capture_ids: list) -> Claim:
         counters.count(r[3], "outcome:expired")
     for r in poisoned:
         counters.count(r[3], "outcome:failed")
+        age = (now - r[2]).total_seconds()
+        metrics.capture_finished(r[3], "failed", r[5] or SC.COLLECTOR_POST_INPUT_FAILED, age)
     return Claim([(r[0], r[1] + 1) for r in live], ended)
 
 
