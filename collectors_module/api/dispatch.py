@@ -141,7 +141,7 @@ def dispatch(
     request_id = request_id or uuid.uuid4().hex
     token = logs.bind(request_id=request_id, transport=transport, rpc=name)  # for every log line
     try:
-        response = _dispatch(name, request, authorization, transport, request_id)
+        response = _dispatch(name, request, authorization, transport, request_id, client_address)
     finally:
         logs.reset(token)
     if name in metrics.PREDICT_RPCS:
@@ -149,7 +149,14 @@ def dispatch(
     return response
 
 
-def _dispatch(name: str, request, authorization: str | None, transport: str, request_id: str):
+def _dispatch(
+    name: str,
+    request,
+    authorization: str | None,
+    transport: str,
+    request_id: str,
+    client_address: str,
+):
     _load_handlers()
     spec = get_rpc(name)
     handler = _HANDLERS.get(name)
