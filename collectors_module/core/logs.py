@@ -17,6 +17,8 @@ import re
 
 from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
 
+from . import logscrub
+
 FIELDS = (
     "request_id",
     "user",
@@ -35,23 +37,17 @@ FIELDS = (
 
 _context: contextvars.ContextVar[dict | None] = contextvars.ContextVar("log_context", default=None)
 
-_SECRET_RE = re.compile(
-    r"(clct_[A-Za-z0-9_\-]{8,})"
-    r"|((?:Authorization|authorization)[\"']?\s*[:=]\s*[\"']?(?:Key|Bearer|Basic)\s+)[^\s\"',]+"
-    r"|(\b(?:Key|Bearer)\s+)[A-Za-z0-9_\-.=]{16,}"
-)
+# A bare "Key <token>" / "Bearer <token>" outside an Authorization header (key secrets and
+# Authorization values are core/logscrub.py's, shared with its filter).
+_BARE_TOKEN_RE = re.compile(r"(\b(?:Key|Bearer)\s+)[A-Za-z0-9_\-.=]{16,}")
 _BASE64_RE = re.compile(r"[A-Za-z0-9+/]{200,}={0,2}")
 
 
 def scrub(text: str) -> str:
-    """The text with secrets and long base64 runs replaced."""
+    """The text with secrets and long base64 runs (image bytes) replaced."""
     if not text:
         return text
-
-    def secret(m: re.Match) -> str:
-        return (m.group(2) or m.group(3) or "") + "[secret]"
-
-    text = _SECRET_RE.sub(secret, text)
+    text = _BARE_TOKEN_RE.sub(r"\1" + logscrub.REDACTED_VALUE, logscrub.scrub(text))
     return _BASE64_RE.sub(lambda m: f"<base64 {len(m.group(0))} chars>", text)
 
 

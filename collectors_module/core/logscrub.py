@@ -13,18 +13,19 @@ import re
 
 from .ids import SECRET_PREFIX
 
-REDACTED = SECRET_PREFIX + "[REDACTED]"
+REDACTED_VALUE = "[REDACTED]"
+REDACTED = SECRET_PREFIX + REDACTED_VALUE
 # new_secret(): the prefix and token_urlsafe(32) (43 characters); shorter tails are scrubbed too,
 # a truncated secret still narrows a guess.
 _SECRET = re.compile(re.escape(SECRET_PREFIX) + r"[A-Za-z0-9_\-]{8,}")
 # Authorization header values, whatever the secret looks like ("Key abc", "Bearer abc").
-_AUTH = re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?(?:key|bearer)\s+)[^\s\"',}]+")
+_AUTH = re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?(?:key|bearer|basic)\s+)[^\s\"',}]+")
 
 
 def scrub(text: str) -> str:
     if SECRET_PREFIX not in text and "uthorization" not in text.lower():
         return text
-    return _AUTH.sub(r"\1[REDACTED]", _SECRET.sub(REDACTED, text))
+    return _AUTH.sub(r"\1" + REDACTED_VALUE, _SECRET.sub(REDACTED, text))
 
 
 class ScrubSecretsFilter(logging.Filter):

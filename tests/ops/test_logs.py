@@ -83,7 +83,7 @@ def test_secrets_and_image_bytes_never_reach_the_log(json_lines):
     assert secret not in text
     assert secret[5:] not in text
     assert b64[:100] not in text
-    assert "[secret]" in text
+    assert "[REDACTED]" in text
     assert "base64 " in text
     assert f"<{len(image)} bytes>" in text
 
@@ -103,7 +103,7 @@ def test_log_format_json_makes_every_process_write_json_lines():
         timeout=60,
     )
     lines = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("{")]
-    assert [line["message"] for line in lines] == ["hello [secret]"], out.stderr
+    assert [line["message"] for line in lines] == ["hello clct_[REDACTED]"], out.stderr
     text = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
         cwd=ROOT,
@@ -112,7 +112,7 @@ def test_log_format_json_makes_every_process_write_json_lines():
         text=True,
         timeout=60,
     )
-    assert "WARNING collectors.test: hello [secret]" in text.stderr
+    assert "WARNING collectors.test: hello clct_[REDACTED]" in text.stderr
     assert not text.stderr.lstrip().startswith("{")
 
 
