@@ -14,7 +14,9 @@ Semantics
 - `precomputed` maps a ModelVersion pk to the Data already computed for it on this input (the
   captured source prediction): a node of that version that takes the workflow input is not run
   again (`NodeRun.reused`).
-- `keep`: some terminal node (one no other node reads) has a non-empty output. `filtered_by`:
+- `keep`: some terminal node (one no other node reads) has a non-empty output, "non-empty"
+  meaning some field holds a non-default value (`core.content.has_content`, the product page's
+  post-queue rule), not mere protobuf presence: `text.raw = ""` is empty. `filtered_by`:
   the first node, in execution order, that got a non-empty input and gave an empty output.
 - The random draw of a `random-sample` node uses the key "<seed_key>/<node id>", so a retried
   capture gets the same decision and two samplers in one workflow draw independently.
@@ -36,6 +38,7 @@ from typing import Any
 
 from clarifai_grpc.grpc.api import resources_pb2
 
+from collectors_module.core.content import has_content
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.inference.services import prepare_inputs, run_model_version
 
@@ -70,7 +73,7 @@ class NodeRun:
 
     @property
     def empty(self) -> bool:
-        return not self.data.ListFields()
+        return not has_content(self.data)
 
 
 @dataclass
@@ -268,7 +271,8 @@ def get_plan(workflow) -> Plan:
 
 
 def is_empty(data: Data) -> bool:
-    return not data.ListFields()
+    """The post-queue rule (core.content): no field holds a non-default value."""
+    return not has_content(data)
 
 
 def merge(datas: Sequence[Data]) -> Data:
@@ -585,9 +589,9 @@ def evaluate_inline(
             data = with_metadata_of(data, meta_source)
         out = node.operator(data, _node_key(seed_key, node.node_id))
         outputs[i] = out
-        if not filtered_by and not out.ListFields() and data.ListFields():
+        if not filtered_by and not has_content(out) and has_content(data):
             filtered_by = node.node_id
-    keep = any(outputs[t].ListFields() for t in plan.terminals)
+    keep = any(has_content(outputs[t]) for t in plan.terminals)
     return keep, ("" if keep else filtered_by)
 
 

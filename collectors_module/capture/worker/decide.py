@@ -30,6 +30,9 @@ log = logging.getLogger("collectors.pipeline")
 INGEST = "ingest"  # internal decision: post the input, then mark ingested
 DISCARDED = "discarded"
 COLLECTOR_INACTIVE = "collector_inactive"
+# The product page's rule: no field of the post-queue output holds a non-default value
+# (core.content.has_content, through the executor's `keep`). The input is not posted.
+POST_QUEUE_EMPTY = "post-queue output empty"
 
 # Status codes that mean "try again later" when a model node or the destination reports them.
 TRANSIENT_CODES = frozenset(
@@ -230,7 +233,10 @@ def decide(capture: Capture, attempts: int) -> Decision:
         if not run.keep:
             d.state = CaptureState.FILTERED
             d.filtered_by = run.filtered_by or collector.post_queue_workflow.public_id
-            d.reason = f"post_queue_workflow {collector.post_queue_workflow.public_id}: no output (filtered by {d.filtered_by})"
+            d.reason = (
+                f"{POST_QUEUE_EMPTY} (post_queue_workflow {collector.post_queue_workflow.public_id},"
+                f" filtered by {d.filtered_by})"
+            )
             return d
         generated = _merge_outputs(target, run)
     fault_point("after_enrich")
