@@ -128,6 +128,49 @@ METADATA_CONDITIONS_HELP = (
     "not_in, which are true."
 )
 
+_OVER_FIELD = FieldSpec(
+    PARAMS + "over",
+    "ENUM",
+    default="auto",
+    options=(
+        EnumOption("auto", "the input's concepts, or its regions' concepts when it has none"),
+        EnumOption("concepts", "the input's own concepts only"),
+        EnumOption("regions", "each region's concepts; the most uncertain region decides"),
+    ),
+    description="Which concepts are scored: the input's, or each region's (e.g. a detector's).",
+)
+
+# (id, title, description, default threshold, threshold help) of the uncertainty operators.
+_UNCERTAINTY = (
+    (
+        "least-confidence",
+        "Uncertain predictions (least confidence)",
+        "Lets an input through when 1 - (highest concept value) is above the threshold: the "
+        "model's best guess is weak. An input without concepts is dropped.",
+        0.5,
+        "Keep when 1 - max(concept value) > threshold (equal is dropped).",
+    ),
+    (
+        "margin-below",
+        "Uncertain predictions (small margin)",
+        "Lets an input through when the best concept leads the second by less than the "
+        "threshold: two classes compete. A single concept's margin is its value. An input "
+        "without concepts is dropped.",
+        0.1,
+        "Keep when top value - second value < threshold (equal is dropped).",
+    ),
+    (
+        "entropy-above",
+        "Uncertain predictions (entropy)",
+        "Lets an input through when the entropy of its concept values (normalised to sum to 1, "
+        "divided by ln(number of concepts), so from 0 to 1) is above the threshold: the "
+        "prediction is spread over many classes. One concept has entropy 0. An input without "
+        "concepts is dropped.",
+        0.8,
+        "Keep when the normalised entropy > threshold (equal is dropped).",
+    ),
+)
+
 MODEL_TYPES: list[ModelTypeSpec] = [
     ModelTypeSpec(
         id="random-sample",
@@ -289,6 +332,30 @@ MODEL_TYPES: list[ModelTypeSpec] = [
                 description="Keep when max(concept value) > threshold (equal is dropped).",
             ),
         ),
+    ),
+    *(
+        ModelTypeSpec(
+            id=type_id,
+            title=title,
+            description=description,
+            input_fields=("concepts",),
+            output_fields=("concepts",),
+            operator=True,
+            fields=(
+                FieldSpec(
+                    PARAMS + "threshold",
+                    "RANGE",
+                    default=default,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    required=True,
+                    description=threshold_help,
+                ),
+                _OVER_FIELD,
+            ),
+        )
+        for type_id, title, description, default, threshold_help in _UNCERTAINTY
     ),
     ModelTypeSpec(
         id="concept-synonym-mapper",

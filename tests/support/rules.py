@@ -67,3 +67,34 @@ def predict_image(api, secret: str, raw: bytes, source: dict = COLOR) -> dict:
     r = api.post(path, body, key=secret)
     assert r["status"]["code"] == 10000, r
     return r
+
+
+COLOR_NODE = {
+    "id": "color-recognition",
+    "user_id": "builtin",
+    "app_id": "main",
+    "model_version": {"id": COLOR["model_version_id"]},
+}
+
+
+def halves(a, b, size=100) -> bytes:
+    """A picture half colour `a`, half colour `b` (color-recognition: about 0.5 each)."""
+    img = Image.new("RGB", (size, size), a)
+    img.paste(b, (size // 2, 0, size, size))
+    return png(img)
+
+
+def solid(color, size=64) -> bytes:
+    return png(Image.new("RGB", (size, size), color))
+
+
+def source_then(app, workflow_id: str, op_model_id: str) -> None:
+    """A workflow: the color-recognition source, then the operator model `op_model_id`."""
+    workflow(
+        app,
+        workflow_id,
+        [
+            {"id": "source", "model": COLOR_NODE},
+            {"id": "rule", "model": {"id": op_model_id}, "node_inputs": [{"node_id": "source"}]},
+        ],
+    )
