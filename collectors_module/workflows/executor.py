@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,7 @@ from collectors_module.inference.services import prepare_inputs, run_model_versi
 from . import conf
 from .model_types import OPERATOR_TYPES
 from .models import WorkflowNode
+from .operators import quota as class_quota
 from .operators import registry, sampling
 from .operators.registry import CompiledOperator
 from .selectors import relation_tuples_of_app
@@ -136,6 +137,7 @@ class PlanNode:
     params: dict
     operator: CompiledOperator | None  # None for a model node
     reads_input_metadata: bool = False  # a metadata filter
+    quota: bool = False  # a class-quota node: the caller's gate counts it
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,7 @@ def build_plan(workflow) -> Plan:
                 params=params,
                 operator=operator,
                 reads_input_metadata=type_id == "metadata-filter",
+                quota=type_id == "class-quota",
             )
         )
     return Plan(
@@ -358,6 +361,20 @@ def _node_key(base: str, node_id: str) -> str:
     return f"{base}/{node_id}"
 
 
+# A quota gate: (node id, class-quota config, concepts the input counts under) -> the concept
+# that is full ("" when the input is kept, and counted). Given by the capture engine.
+QuotaGate = Callable[[str, Any, list], str]
+
+
+def _through_quota(node: PlanNode, out: Data, quota: QuotaGate | None) -> Data:
+    if quota is None or not node.quota or not has_content(out):
+        return out
+    concepts = class_quota.counted(out, node.operator.config)
+    if concepts and quota(node.node_id, node.operator.config, concepts):
+        return _EMPTY
+    return out
+
+
 # --- running ----------------------------------------------------------------------------------
 
 
@@ -395,12 +412,14 @@ def run_workflow(
     precomputed: dict[int, Data | list[Data]] | None = None,
     seed_key: str = "",
     seed_keys: Sequence[str] | None = None,
+    quota: QuotaGate | None = None,
 ) -> list[WorkflowRun]:
     """Run every node over every input; one WorkflowRun per input, outputs in node order.
 
     `precomputed[model_version_pk]` is a Data (for a single input) or a list aligned with
     `inputs`. `seed_keys` gives each input its own stable key (default: `seed_key`, suffixed
-    with the input's index when there are several; empty means a digest of the input)."""
+    with the input's index when there are several; empty means a digest of the input).
+    `quota`: the gate counting class-quota nodes (without one they let inputs through)."""
 
     plan = get_plan(workflow)
     n = len(inputs)
@@ -443,6 +462,7 @@ def run_workflow(
                 started = time.perf_counter()
                 try:
                     out = node.operator(data, _node_key(keys[k], node.node_id))
+                    out = _through_quota(node, out, quota)
                     runs[k][i] = NodeRun(
                         node.node_id,
                         node.model_version,
@@ -557,10 +577,12 @@ def evaluate_inline(
     source_model_version=None,
     seed_key: str = "",
     input_data: Data | None = None,
+    quota: QuotaGate | None = None,
 ) -> tuple[bool, str]:
     """(keep, filtered_by) of an inline workflow evaluated on the model's OUTPUT: operators
     without node_inputs read `source_output`; a node of the source version gives it as is.
-    `input_data` (optional) supplies the input's metadata to metadata filters.
+    `input_data` (optional) supplies the input's metadata to metadata filters; `quota` counts
+    class-quota nodes.
     Raises ValueError when the workflow is not inline (it needs a model run)."""
     plan = get_plan(workflow)
     source_pk = getattr(source_model_version, "pk", None)
@@ -587,7 +609,7 @@ def evaluate_inline(
             data = source_output
         if node.reads_input_metadata:
             data = with_metadata_of(data, meta_source)
-        out = node.operator(data, _node_key(seed_key, node.node_id))
+        out = _through_quota(node, node.operator(data, _node_key(seed_key, node.node_id)), quota)
         outputs[i] = out
         if not filtered_by and not has_content(out) and has_content(data):
             filtered_by = node.node_id

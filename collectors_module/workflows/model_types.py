@@ -358,6 +358,62 @@ MODEL_TYPES: list[ModelTypeSpec] = [
         for type_id, title, description, default, threshold_help in _UNCERTAINTY
     ),
     ModelTypeSpec(
+        id="class-quota",
+        title="Class-balanced quota",
+        description=(
+            "Keeps at most N captures per concept per hour or per day, counted across every "
+            "process in Redis, so a flood of the common class cannot crowd out the rare ones. An "
+            "input counts under its top concept, or under each concept at or above the "
+            "threshold; it is kept while one of them has room and dropped as "
+            "class_quota:<concept> when all are full. Counted only by collectors (try it and "
+            "PostWorkflowResults let inputs through); put it last in the workflow."
+        ),
+        input_fields=("concepts",),
+        output_fields=("concepts",),
+        operator=True,
+        fields=(
+            FieldSpec(
+                PARAMS + "max_per_window",
+                "NUMBER",
+                default=100,
+                min=1,
+                max=1_000_000,
+                step=1,
+                required=True,
+                description="Captures kept per concept in each window.",
+            ),
+            FieldSpec(
+                PARAMS + "window",
+                "ENUM",
+                default="hour",
+                options=(
+                    EnumOption("hour", "per clock hour (UTC)"),
+                    EnumOption("day", "per day (UTC)"),
+                ),
+                description="The counting window; counts start again when it ends.",
+            ),
+            FieldSpec(
+                PARAMS + "per",
+                "ENUM",
+                default="top",
+                options=(
+                    EnumOption("top", "count under the top concept only"),
+                    EnumOption("above", "count under every concept at or above the threshold"),
+                ),
+                description="Which concepts an input counts under.",
+            ),
+            FieldSpec(
+                PARAMS + "threshold",
+                "RANGE",
+                default=0.5,
+                min=0.0,
+                max=1.0,
+                step=0.01,
+                description="With per = above: the value a concept needs to count.",
+            ),
+        ),
+    ),
+    ModelTypeSpec(
         id="concept-synonym-mapper",
         title="Concept synonym mapper",
         description=(

@@ -23,6 +23,7 @@ from collectors_module.core.safe_fetch import fetch
 from collectors_module.workflows.executor import run_workflow
 
 from ..models import Capture, CaptureState
+from ..quotas import Gate, QuotaUnavailable
 from ..selectors import caller_problem
 
 log = logging.getLogger("collectors.pipeline")
@@ -145,9 +146,14 @@ def _with_bytes(data: resources_pb2.Data, capture: Capture) -> resources_pb2.Dat
     return full
 
 
-def _run(workflow, data: resources_pb2.Data, precomputed: dict, seed_key: str):
+def _run(workflow, data: resources_pb2.Data, precomputed: dict, seed_key: str, gate=None):
     """One workflow run on one input; raises Transient when a node failed for a passing reason."""
-    run = run_workflow(workflow, [data], precomputed=precomputed, seed_key=seed_key)[0]
+    try:
+        run = run_workflow(
+            workflow, [data], precomputed=precomputed, seed_key=seed_key, quota=gate
+        )[0]
+    except QuotaUnavailable as exc:
+        raise Transient(str(exc), SC.INTERNAL_SERVER_ISSUE) from exc
     for node in run.outputs:
         if node.status_code and node.status_code in TRANSIENT_CODES:
             raise Transient(
@@ -217,11 +223,14 @@ def decide(capture: Capture, attempts: int) -> Decision:
     full = None
     if _is_deferred_pre_queue(capture):
         full = _with_bytes(data, capture)
-        run = _run(collector.pre_queue_workflow, full, precomputed, seed_key)
+        gate = Gate(collector.pk, seed_key, strict=True)
+        run = _run(collector.pre_queue_workflow, full, precomputed, seed_key, gate)
         if not run.keep:
             d.state = CaptureState.FILTERED
             d.filtered_by = run.filtered_by or collector.pre_queue_workflow.public_id
             d.reason = f"pre_queue_workflow {collector.pre_queue_workflow.public_id}: filtered by {d.filtered_by}"
+            if gate.reason:
+                d.reason = f"{gate.reason} ({d.reason})"
             return d
 
     generated = ""
@@ -229,12 +238,13 @@ def decide(capture: Capture, attempts: int) -> Decision:
     target.CopyFrom(data)
     if collector.post_queue_workflow is not None:
         full = full or _with_bytes(data, capture)
-        run = _run(collector.post_queue_workflow, full, precomputed, seed_key)
+        gate = Gate(collector.pk, seed_key, strict=True)
+        run = _run(collector.post_queue_workflow, full, precomputed, seed_key, gate)
         if not run.keep:
             d.state = CaptureState.FILTERED
             d.filtered_by = run.filtered_by or collector.post_queue_workflow.public_id
             d.reason = (
-                f"{POST_QUEUE_EMPTY} (post_queue_workflow {collector.post_queue_workflow.public_id},"
+                f"{gate.reason or POST_QUEUE_EMPTY} (post_queue_workflow {collector.post_queue_workflow.public_id},"
                 f" filtered by {d.filtered_by})"
             )
             return d

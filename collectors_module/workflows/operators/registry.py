@@ -14,7 +14,7 @@ from clarifai_grpc.grpc.api import resources_pb2
 
 from collectors_module.core.errors import SC, ApiError
 
-from . import mappers, metadata, sampling, thresholds, uncertainty
+from . import mappers, metadata, quota, sampling, thresholds, uncertainty
 
 Relation = mappers.Relation
 CompiledOperator = Callable[[resources_pb2.Data, str], resources_pb2.Data]
@@ -35,6 +35,7 @@ _PARSERS: dict[str, tuple[Callable, Callable]] = {
     "max-probability-below": (thresholds.parse_below, thresholds.apply_max_probability),
     "max-probability-above": (thresholds.parse_above, thresholds.apply_max_probability),
     **{kind: (uncertainty.parser(kind), uncertainty.apply) for kind in uncertainty.KINDS},
+    "class-quota": (quota.parse, quota.apply),
 }
 
 NEEDS_RELATIONS = frozenset(mappers.DIRECTIONS)
