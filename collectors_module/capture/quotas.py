@@ -161,3 +161,13 @@ class Gate:
         full = concepts[verdict - 1]
         self.reason = f"class_quota:{full}"
         return full
+
+
+def live_count(collector_pk: int, node_id: str, concept: str, config) -> int:
+    """How many captures the live quota holds now for this concept (0 if Redis cannot say)."""
+    key = _key(collector_pk, node_id, concept, config.window, config.window_seconds)
+    try:
+        _redis.scripts()
+        return int(_redis._client.scard(key))
+    except Exception:
+        return 0

@@ -192,3 +192,12 @@ def caller_problem(collector, caller_id: int | None) -> str:
         grantor_id=caller_id, grantee_id=owner_id, revoked_at__isnull=True
     ).exists()
     return "" if granted else "grant_revoked"
+
+
+def preview_collector(collector, *, max_inputs: int = 0):
+    """What `collector` (saved or a draft) would keep of recent traffic, and why (capture.preview).
+    Writes nothing."""
+    # capture.preview imports this module (caller_problem): imported on use to avoid the cycle.
+    from .preview import preview_collector as run
+
+    return run(collector, max_inputs=max_inputs)

@@ -22,6 +22,7 @@ from collectors_module.core.protojson import to_dict
 from collectors_module.core.safe_fetch import fetch
 from collectors_module.workflows.executor import run_workflow
 
+from .. import near_duplicates
 from ..models import Capture, CaptureState
 from ..quotas import Gate, QuotaUnavailable
 from ..selectors import caller_problem
@@ -232,6 +233,12 @@ def decide(capture: Capture, attempts: int) -> Decision:
             if gate.reason:
                 d.reason = f"{gate.reason} ({d.reason})"
             return d
+
+    duplicate = near_duplicates.check(collector, data, _media_bytes(capture))
+    if duplicate is not None:
+        d.state, d.filtered_by = CaptureState.FILTERED, near_duplicates.REASON
+        d.reason = near_duplicates.reason(duplicate)
+        return d
 
     generated = ""
     target = resources_pb2.Data()
