@@ -6,6 +6,7 @@
 - `phash`: the 64-bit DCT perceptual hash of an image (`imagehash.phash`, 8x8 of a 32x32
   greyscale copy), equal or a few bits apart for the same picture re-encoded, resized or with a
   few pixels changed; stored as a signed 64-bit integer, and split into four 16-bit `bands`.
+  A flat picture (one colour) gets none: all of them share one pHash whatever the colour.
 
 Pigeonhole: two hashes at Hamming distance d differ in at most d of the 64 bits, so some band
 differs in at most d // 4 bits. A lookup probes, per band, every value within d // 4 bits of the
@@ -22,11 +23,12 @@ import re
 import unicodedata
 
 import imagehash
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageStat, UnidentifiedImageError
 
 MAX_DISTANCE = 11  # d // 4 <= 2: at most 137 probes per band
 _WS = re.compile(r"\s+")
 _DECODE_MAX_PIXELS = 40_000_000
+FLAT_STDDEV = 2.0  # grey levels: below this a picture is flat and gets no pHash (exact hash only)
 
 
 def exact(raw: bytes) -> str:
@@ -58,7 +60,10 @@ def phash(raw: bytes) -> int | None:
             if img.width * img.height > _DECODE_MAX_PIXELS:
                 return None
             img.draft("L", (256, 256))  # JPEG: decode at a reduced size, much faster
-            h = imagehash.phash(img.convert("L"))
+            grey = img.convert("L")
+            if ImageStat.Stat(grey.resize((32, 32))).stddev[0] < FLAT_STDDEV:
+                return None  # a flat picture: every flat picture has the same pHash
+            h = imagehash.phash(grey)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
     bits = 0

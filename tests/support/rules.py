@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 
+import numpy as np
 from clarifai_grpc.grpc.api import resources_pb2
 from PIL import Image, ImageDraw, ImageFont
 
@@ -98,3 +99,16 @@ def source_then(app, workflow_id: str, op_model_id: str) -> None:
             {"id": "rule", "model": {"id": op_model_id}, "node_inputs": [{"node_id": "source"}]},
         ],
     )
+
+
+def textured(color, seed: int, size=96, share: float = 1.0, other=(255, 255, 255)) -> bytes:
+    """A picture of `color` (the left `share` of it; `other` on the right) with a faint random
+    texture: colour names stay the same, perceptual hashes differ from picture to picture (flat
+    pictures all share one pHash)."""
+    rng = np.random.default_rng(seed)
+    base = np.empty((size, size, 3), dtype=np.int16)
+    base[:, :] = other
+    base[:, : int(size * share)] = color
+    blocks = rng.integers(-18, 19, size=(size // 8, size // 8, 1))
+    noise = np.kron(blocks, np.ones((8, 8, 3), dtype=np.int16))
+    return png(Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)))
