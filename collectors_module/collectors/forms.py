@@ -12,6 +12,7 @@ from django.urls import NoReverseMatch, reverse
 
 from collectors_module.api.descriptors import get_rpc
 from collectors_module.core.errors import SC, ApiError
+from collectors_module.core.fingerprints import MAX_DISTANCE
 from collectors_module.core.ids import is_valid_id
 
 from .services import post_inputs_scopes
@@ -229,6 +230,22 @@ class CollectorForm(forms.Form):
         help_text="0 = unlimited (for every limit).",
     )
 
+    near_duplicate = forms.BooleanField(
+        label="Skip near-duplicates",
+        required=False,
+        help_text="The worker drops a capture whose content is already in this app: the same bytes, "
+        "the same text (ignoring case and spacing), or an image within the distance below.",
+    )
+    near_duplicate_max_distance = forms.IntegerField(
+        label="Near-duplicate image distance",
+        min_value=0,
+        max_value=MAX_DISTANCE,
+        required=False,
+        initial=4,
+        help_text=f"Perceptual-hash bits that may differ, 0 to {MAX_DISTANCE} (4: re-encoded or "
+        "slightly edited copies).",
+    )
+
     LIMIT_FIELDS = ("max_per_minute", "max_per_hour", "max_per_day", "max_pending")
 
     def __init__(self, *args, workflows=(), key_choices_=(), editing: bool = False, **kwargs):
@@ -299,6 +316,13 @@ class CollectorForm(forms.Form):
         collector.status.code = COLLECTOR_ACTIVE if data.get("active") else COLLECTOR_INACTIVE
         return collector
 
+    def near_duplicate_settings(self) -> dict:
+        distance = self.cleaned_data.get("near_duplicate_max_distance")
+        return {
+            "enabled": bool(self.cleaned_data.get("near_duplicate")),
+            "max_distance": 4 if distance is None else int(distance),
+        }
+
     def limits(self) -> dict[str, int]:
         return {name: int(self.cleaned_data.get(name) or 0) for name in self.LIMIT_FIELDS}
 
@@ -340,4 +364,6 @@ def initial_from_collector(collector) -> dict:
         "max_per_hour": collector.max_per_hour,
         "max_per_day": collector.max_per_day,
         "max_pending": collector.max_pending,
+        "near_duplicate": collector.near_duplicate,
+        "near_duplicate_max_distance": collector.near_duplicate_max_distance,
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -112,16 +113,28 @@ def _save(request, access, form, *, collector=None) -> object | None:
     """Validate with the service; on failure the error lands next to its field."""
     if not form.is_valid():
         return None
+    nd = form.near_duplicate_settings()
     try:
-        if collector is None:
-            return services.collector_create(
-                app=access.app, actor=request.user, collector_pb=form.to_pb(), limits=form.limits()
+        with transaction.atomic():  # the collector and its near-duplicate option, together
+            if collector is None:
+                saved = services.collector_create(
+                    app=access.app,
+                    actor=request.user,
+                    collector_pb=form.to_pb(),
+                    limits=form.limits(),
+                )
+            else:
+                pb = form.to_pb()
+                pb.id = collector.public_id
+                saved = services.collector_overwrite(
+                    app=access.app, actor=request.user, collector_pb=pb, limits=form.limits()
+                )
+            return services.collector_set_near_duplicate(
+                app=access.app,
+                collector_id=saved.public_id,
+                enabled=nd["enabled"],
+                max_distance=nd["max_distance"],
             )
-        pb = form.to_pb()
-        pb.id = collector.public_id
-        return services.collector_overwrite(
-            app=access.app, actor=request.user, collector_pb=pb, limits=form.limits()
-        )
     except ApiError as exc:
         form.add_api_error(exc)
         return None
@@ -371,3 +384,47 @@ def collector_delete(request: HtmxHttpRequest, app_id: str, inst_slug: str, coll
     )
     messages.success(request, f"Collector {collector.public_id} deleted{note}.")
     return redirect("collectors:list", access.app.public_id, access.installation.slug)
+
+
+PREVIEW_SCOPES = scopes_for("ListWorkflows", "ListKeys", "GetModel", "ListCollectors")
+
+
+@login_required
+@require_POST
+def preview(request: HtmxHttpRequest, app_id: str, inst_slug: str):
+    """The create / update form's preview panel (htmx): what the collector, as the form would
+    save it, keeps of recent traffic and why. Saves nothing."""
+    access = installation_access(request, app_id, inst_slug, scopes=PREVIEW_SCOPES)
+    if isinstance(access, HttpResponse):
+        return access
+    collector_id = request.GET.get("collector", "")
+    existing = _collector_or_404(access.app, collector_id) if collector_id else None
+    data = request.POST.copy()
+    if existing is not None:
+        data["id"] = existing.public_id  # the id field is disabled when editing
+    form, _mv, _err = _build_form(
+        request,
+        access,
+        data=data,
+        initial=initial_from_collector(existing) if existing else None,
+        editing=existing is not None,
+    )
+    ctx = {"form": form, "result": None, "error": ""}
+    if not form.is_valid():
+        ctx["error"] = "Fix the fields marked in the form (press Create or Update to see them)."
+    else:
+        pb = form.to_pb()
+        if existing is not None:
+            pb.id = existing.public_id
+        try:
+            draft = services.collector_draft(
+                app=access.app,
+                actor=request.user,
+                collector_pb=pb,
+                limits=form.limits(),
+                near_duplicate=form.near_duplicate_settings(),
+            )
+            ctx["result"] = capture_selectors.preview_collector(draft)
+        except ApiError as exc:
+            ctx["error"] = exc.details or exc.description
+    return render(request, "collectors/_preview.html", ctx)
