@@ -248,11 +248,30 @@ class CollectorForm(forms.Form):
 
     LIMIT_FIELDS = ("max_per_minute", "max_per_hour", "max_per_day", "max_pending")
 
-    def __init__(self, *args, workflows=(), key_choices_=(), editing: bool = False, **kwargs):
+    def __init__(
+        self,
+        *args,
+        workflows=(),
+        key_choices_=(),
+        editing: bool = False,
+        workflow_notes: dict | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
-        wf_choices = [("", "— none —")] + [(w.public_id, w.public_id) for w in workflows]
-        self.fields["pre_queue_workflow_id"].choices = wf_choices
-        self.fields["post_queue_workflow_id"].choices = wf_choices
+        notes = workflow_notes or {}
+        none = [("", "— none —")]
+        self.fields["pre_queue_workflow_id"].choices = none + [
+            (w.public_id, _label(w, notes.get(w.public_id, {}).get("pre"))) for w in workflows
+        ]
+        self.fields["post_queue_workflow_id"].choices = none + [
+            (w.public_id, _label(w, notes.get(w.public_id, {}).get("post"))) for w in workflows
+        ]
+        # Post-queue workflows that can never produce an output (every capture filtered).
+        self.post_queue_warnings = [
+            (w.public_id, notes[w.public_id]["problem"])
+            for w in workflows
+            if notes.get(w.public_id, {}).get("problem")
+        ]
         self.key_choices = list(key_choices_)
         self.fields["post_inputs_key_id"].choices = [("", "— choose a key —")] + [
             (c.key.public_id, c.label) for c in self.key_choices
@@ -338,6 +357,31 @@ class CollectorForm(forms.Form):
                 field.widget.attrs["aria-invalid"] = "true"
             if ids:
                 field.widget.attrs["aria-describedby"] = " ".join(ids)
+
+
+def _label(workflow, note: str | None) -> str:
+    return f"{workflow.public_id} — {note}" if note else workflow.public_id
+
+
+PRE_QUEUE_NOTES = {
+    "inline": "inline (operators only)",
+    "inline-with-source": "inline if its model is the source, else worker",
+    "worker": "worker (runs models)",
+}
+
+
+def workflow_notes(workflows, describe_pre, describe_post) -> dict[str, dict]:
+    """How each workflow runs in each stage, for the dropdowns: `describe_pre(w)` gives a
+    PRE_QUEUE_NOTES key, `describe_post(w)` why it can never output ("" when it can)."""
+    out: dict[str, dict] = {}
+    for w in workflows:
+        try:
+            pre, problem = PRE_QUEUE_NOTES.get(describe_pre(w), ""), describe_post(w)
+        except ApiError:
+            pre, problem = "", ""
+        post = "worker; can never output: every capture filtered" if problem else "worker"
+        out[w.public_id] = {"pre": pre, "post": post, "problem": problem}
+    return out
 
 
 def initial_from_collector(collector) -> dict:

@@ -24,6 +24,7 @@ from collectors_module.core.ids import is_valid_id
 from collectors_module.inference.selectors import model_version_for_user
 from collectors_module.modules.access import installation_access, scopes_for
 from collectors_module.workflows.selectors import workflows_of_app
+from collectors_module.workflows.stages import post_queue_problem, pre_queue_mode
 
 from . import selectors, services
 from .forms import (
@@ -32,6 +33,7 @@ from .forms import (
     key_choices,
     parse_source_url,
     workflow_builder_url,
+    workflow_notes,
 )
 
 FORM_SCOPES = scopes_for("PostCollectors", "ListWorkflows", "ListKeys", "GetModel")
@@ -97,10 +99,12 @@ def _build_form(request, access, *, data=None, initial=None, editing=False):
     source_url = (data or initial or {}).get("source_url", "")
     version = (data or initial or {}).get("model_version_id", "")
     source_mv, source_error = _check_source(request.user, source_url, version)
+    workflows = _workflows(app)
     form = CollectorForm(
         data,
         initial=initial,
-        workflows=_workflows(app),
+        workflows=workflows,
+        workflow_notes=workflow_notes(workflows, pre_queue_mode, post_queue_problem),
         key_choices_=key_choices(
             keys_of_user(request.user), app=app, source_model=source_mv.model if source_mv else None
         ),

@@ -71,3 +71,37 @@ def test_preview_panel_lists_recent_traffic_with_each_decision(
     assert body.count('class="kept"') == 1
     assert Capture.objects.count() == captures_before  # nothing written
     assert not Collector.objects.filter(public_id="new").exists()
+
+
+def test_workflow_dropdowns_say_where_each_runs_and_warn_of_empty_post_queue(
+    alice, alice_client, install, source_model
+):
+    inst = install(alice)
+    rules.operator_model(alice.app, "half", "random-sample", {"keep_fraction": 0.5})
+    rules.workflow(alice.app, "sampler", [{"id": "s", "model": {"id": "half"}}])
+    rules.operator_model(alice.app, "unsure", "least-confidence", {"threshold": 0.3})
+    rules.source_then(alice.app, "uncertain", "unsure")
+    rules.workflow(alice.app, "bare-unsure", [{"id": "u", "model": {"id": "unsure"}}])
+    rules.workflow(
+        alice.app,
+        "read-text",
+        [
+            {"id": "colour", "model": rules.COLOR_NODE},
+            {"id": "read", "model": rules.OCR_NODE, "node_inputs": [{"node_id": "colour"}]},
+        ],
+    )
+    page = alice_client.get(_url("create", inst)).content.decode()
+    pre = page.split('name="pre_queue_workflow_id"')[1].split("</select>")[0]
+    post = page.split('name="post_queue_workflow_id"')[1].split("</select>")[0]
+    assert ">sampler — inline (operators only)</option>" in pre
+    assert ">uncertain — inline if its model is the source, else worker</option>" in pre
+    assert ">read-text — worker (runs models)</option>" in pre
+    assert ">read-text — worker</option>" in post
+    assert ">bare-unsure — worker; can never output: every capture filtered</option>" in post
+    assert ">uncertain — worker</option>" in post
+    warnings = page.split('id="post-queue-warnings"')[1].split("</div>")[0]
+    assert (
+        "<strong>bare-unsure</strong>: node u (least-confidence) reads the original input"
+        in warnings
+    )
+    assert "uncertain<" not in warnings
