@@ -97,17 +97,19 @@ def read_model_scopes() -> tuple[str, ...]:
 class KeyChoice:
     key: object
     can_post: bool
-    can_read: bool
+    can_read: bool | None  # None: no source chosen yet, so it cannot be told
     problems: list[str]
 
     @property
     def label(self) -> str:
         key = self.key
-        name = key.description or key.get_type_display()
         kind = "PAT" if key.app_id is None else f"app key of {key.app.public_id}"
         post = "posts inputs ✓" if self.can_post else "posts inputs ✗"
-        read = "reads source ✓" if self.can_read else "reads source ✗"
-        return f"{name[:60]} ({kind} …{key.last4}) — {post} · {read}"
+        if self.can_read is None:
+            read = "reads source: choose a source first"
+        else:
+            read = "reads source ✓" if self.can_read else "reads source ✗"
+        return f"{key.display_name[:90]}, {kind} — {post} · {read}"
 
 
 def key_choices(keys, *, app, source_model=None) -> list[KeyChoice]:
@@ -134,6 +136,8 @@ def key_choices(keys, *, app, source_model=None) -> list[KeyChoice]:
         else:
             read_bound_ok = source_model.app_id == key.app_id or source_model.is_public
         can_read = read_bound_ok and not key.missing_scopes(read_scopes)
+        if source_model is None:
+            can_read = None  # nothing to read yet: say so instead of a tick
         out.append(KeyChoice(key=key, can_post=can_post, can_read=can_read, problems=problems))
     return out
 

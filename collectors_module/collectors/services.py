@@ -101,14 +101,14 @@ def _resolve_post_inputs_key(*, owner, app, key_ref: str):
         )
     if key.revoked_at is not None:
         raise ApiError(
-            SC.CONN_INVALID_REQUEST, f"Key '{key.public_id}' has been revoked", field=field
+            SC.CONN_INVALID_REQUEST, f"Key {key.display_name} has been revoked", field=field
         )
     if key.expires_at is not None and key.expires_at <= timezone.now():
-        raise ApiError(SC.CONN_INVALID_REQUEST, f"Key '{key.public_id}' has expired", field=field)
+        raise ApiError(SC.CONN_INVALID_REQUEST, f"Key {key.display_name} has expired", field=field)
     if key.app_id is not None and key.app_id != app.pk:
         raise ApiError(
             SC.CONN_INVALID_REQUEST,
-            f"Key '{key.public_id}' is an app key of another app; use a key of app "
+            f"Key {key.display_name} is an app key of another app; use a key of app "
             f"'{app.public_id}' or a personal access token",
             field=field,
         )
@@ -116,7 +116,7 @@ def _resolve_post_inputs_key(*, owner, app, key_ref: str):
     if missing:
         raise ApiError(
             SC.CONN_INSUFFICIENT_SCOPES,
-            f"Key '{key.public_id}' cannot post inputs and read the source model; it lacks the "
+            f"Key {key.display_name} cannot post inputs and read the source model; it lacks the "
             f"scopes: {', '.join(missing)}",
             description="The post inputs key has insufficient scopes",
             field=field,
@@ -172,7 +172,7 @@ def _key_can_read_model(key, mv) -> None:
     if key.app_id is not None and model.app_id != key.app_id and not model.is_public:
         raise ApiError(
             SC.CONN_INVALID_REQUEST,
-            f"Key '{key.public_id}' is bound to app '{key.app.public_id}' and cannot read the source "
+            f"Key {key.display_name} is bound to app '{key.app.public_id}' and cannot read the source "
             f"model '{model.public_id}'; use a personal access token",
             field="post_inputs_key_id",
         )

@@ -252,8 +252,13 @@ def _row(collector, stats=None, timeline=None):
     return {"collector": collector, "stats": stats, "chart": sparkline(timeline)}
 
 
-def sparkline(timeline, *, width: int = 180, height: int = 36) -> dict:
-    """Geometry for an inline SVG: one bar per minute for captures, a line for ingested inputs."""
+CHART_LEFT, CHART_TOP, CHART_BOTTOM = 34, 6, 18  # room for the axis labels around the plot
+
+
+def sparkline(timeline, *, width: int = 360, height: int = 90) -> dict:
+    """Geometry for an inline SVG: one bar per minute for captures, a line for ingested inputs,
+    in a plot of `width` x `height` drawn at (CHART_LEFT, CHART_TOP) with axis labels around it;
+    each bar has a hover text with its minute and counts, and the busiest minute is named."""
     accepted = [a for _, a, _ in timeline]
     ingested = [i for _, _, i in timeline]
     peak = max([1, *accepted, *ingested])
@@ -270,10 +275,12 @@ def sparkline(timeline, *, width: int = 180, height: int = 36) -> dict:
             "y": y(v),
             "w": round(max(step - 0.6, 0.8), 1),
             "h": round(v * usable / peak, 1),
+            "label": f"{timeline[i][0]:%H:%M} UTC: {v} captured, {ingested[i]} ingested",
         }
         for i, v in enumerate(accepted)
         if v
     ]
+    busiest = max(range(len(accepted)), key=lambda i: accepted[i]) if any(accepted) else None
     line = " ".join(f"{round(i * step + step / 2, 1)},{y(v)}" for i, v in enumerate(ingested))
     return {
         "width": width,
@@ -284,6 +291,18 @@ def sparkline(timeline, *, width: int = 180, height: int = 36) -> dict:
         "ingested_total": sum(ingested),
         "peak": peak,
         "minutes": len(timeline),
+        "busiest": (
+            f"{timeline[busiest][0]:%H:%M} UTC ({accepted[busiest]} captured)"
+            if busiest is not None
+            else ""
+        ),
+        "left": CHART_LEFT,
+        "top": CHART_TOP,
+        "outer_width": width + CHART_LEFT + 8,
+        "outer_height": height + CHART_TOP + CHART_BOTTOM,
+        "x_axis_y": height + CHART_TOP + 13,
+        "mid_x": CHART_LEFT + width // 2,
+        "right_x": CHART_LEFT + width,
     }
 
 

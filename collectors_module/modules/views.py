@@ -162,7 +162,7 @@ def authorize(request, app_id: str, inst_slug: str):
         created = services.installation_authorize(installation=inst, user=request.user)
         messages.success(
             request,
-            f"Authorized. The module now acts with the personal access token {created.key.public_id}; "
+            f"Authorized. The module now acts with the personal access token {created.key.display_name}; "
             "you can revoke it on the Keys page at any time.",
         )
         return redirect("collectors:create", app.public_id, inst.slug)

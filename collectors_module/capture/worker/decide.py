@@ -101,16 +101,16 @@ def key_problem(collector: Collector) -> str:
     if key is None:
         return "post_inputs_key was deleted"
     if key.revoked_at is not None:
-        return f"post_inputs_key {key.public_id} was revoked"
+        return f"post_inputs_key {key.display_name} was revoked"
     if not key.is_usable:
-        return f"post_inputs_key {key.public_id} has expired"
+        return f"post_inputs_key {key.display_name} has expired"
     if key.owner_id != collector.app.owner_id:
-        return f"post_inputs_key {key.public_id} does not belong to the app owner"
+        return f"post_inputs_key {key.display_name} does not belong to the app owner"
     if key.app_id is not None and key.app_id != collector.app_id:
-        return f"post_inputs_key {key.public_id} is bound to another app"
+        return f"post_inputs_key {key.display_name} is bound to another app"
     missing = key.missing_scopes(post_inputs_scopes())
     if missing:
-        return f"post_inputs_key {key.public_id} lacks scopes: {', '.join(missing)}"
+        return f"post_inputs_key {key.display_name} lacks scopes: {', '.join(missing)}"
     return ""
 
 
