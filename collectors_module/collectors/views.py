@@ -255,7 +255,7 @@ def _row(collector, stats=None, timeline=None):
 CHART_LEFT, CHART_TOP, CHART_BOTTOM = 34, 6, 18  # room for the axis labels around the plot
 
 
-def sparkline(timeline, *, width: int = 360, height: int = 90) -> dict:
+def sparkline(timeline, *, width: int = 300, height: int = 80) -> dict:
     """Geometry for an inline SVG: one bar per minute for captures, a line for ingested inputs,
     in a plot of `width` x `height` drawn at (CHART_LEFT, CHART_TOP) with axis labels around it;
     each bar has a hover text with its minute and counts, and the busiest minute is named."""

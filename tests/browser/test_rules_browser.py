@@ -9,6 +9,8 @@ import re
 
 import pytest
 
+from collectors_module.capture.models import Capture
+from collectors_module.capture.worker import process
 from tests.support import rules
 from tests.support.browser import screenshots_dir
 from tests.support.pages import PASSWORD
@@ -93,4 +95,18 @@ def test_edit_keep_fraction_save_try_and_preview_the_collector(
     expect(panel).to_contain_text("filtered_inline:rule")
     panel.scroll_into_view_if_needed()
     shot(page, "collector-preview")
+
+    # -- Show All (its heading is the sidebar link; the chart) and the gallery's card titles ----
+    for cap in Capture.objects.filter(collector__public_id="everything"):
+        process(cap.pk)
+    page.get_by_role("link", name="Show All").first.click()
+    expect(page.get_by_role("heading", name="Show All", exact=True)).to_be_visible()
+    expect(page.locator(".chart-values").first).to_contain_text("3 captured")
+    shot(page, "show-all-chart")
+    page.goto(base + "/apps/app1/")
+    expect(page.locator(".item-title").first).to_contain_text("Captured")
+    shot(page, "gallery-titles")
+    page.goto(base + "/accounts/logout/")
+    expect(page.get_by_role("heading", name="Log out")).to_be_visible()
+    shot(page, "logout-asks")
     assert not browser_context.problems, browser_context.problems
