@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Q
 
 from collectors_module.core import fingerprints as fp
@@ -68,6 +69,39 @@ def record(rows: list[tuple[Input, bytes | None]]) -> None:
         InputFingerprint.objects.bulk_create([_row(r, c) for r, c in rows], ignore_conflicts=True)
 
 
+def _phash_candidates(app_pk: int, phash: int, d: int) -> list[tuple[int, int]]:
+    """(input pk, phash) of the app's fingerprints that may be within `d` bits: those sharing a
+    band within d // 4 bits (see core.fingerprints). On PostgreSQL one UNION ALL of four
+    index-only scans (each band index holds the phash), the distance measured in SQL; elsewhere
+    (the SQLite quick start) the same band lookup through the ORM, measured here."""
+    probes = [fp.probes(band, d // 4) for band in fp.bands(phash)]
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(InputFingerprint._meta.db_table)
+        part = (
+            f"SELECT input_id, phash FROM {table} WHERE app_id = %s AND band{{i}} = ANY(%s)"
+            " AND bit_count((phash # %s)::bit(64)) <= %s"
+        )
+        sql = " UNION ALL ".join(part.format(i=i) for i in range(4)) + f" LIMIT {MAX_CANDIDATES}"
+        params: list = []
+        for values in probes:
+            params += [app_pk, values, phash, d]
+        with connection.cursor() as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+    cond = Q()
+    for i, values in enumerate(probes):
+        cond |= Q(**{f"band{i}__in": values})
+    qs = InputFingerprint.objects.filter(cond, app_id=app_pk, phash__isnull=False)
+    return list(qs.values_list("input_id", "phash")[:MAX_CANDIDATES])
+
+
+def _first(qs) -> str | None:
+    """The public id of one matching input (no ORDER BY: any match will do, and sorting would
+    let the planner walk the primary key instead of the hash index)."""
+    hits = list(qs.values_list("input__public_id", flat=True)[:1])
+    return hits[0] if hits else None
+
+
 def find_duplicate(
     app, f: Fingerprint, *, max_distance: int = 4, use_phash: bool = True
 ) -> Match | None:
@@ -75,26 +109,18 @@ def find_duplicate(
     `max_distance` bits, 0..core.fingerprints.MAX_DISTANCE), or None."""
     same_app = InputFingerprint.objects.filter(app_id=app.pk)
     if f.exact:
-        hit = same_app.filter(exact=f.exact).values_list("input__public_id", flat=True).first()
+        hit = _first(same_app.filter(exact=f.exact))
         if hit:
             return Match(hit, "exact")
     if f.text:
-        hit = same_app.filter(text=f.text).values_list("input__public_id", flat=True).first()
+        hit = _first(same_app.filter(text=f.text).exclude(text=""))
         if hit:
             return Match(hit, "text")
     if use_phash and f.phash is not None:
         d = max(0, min(int(max_distance), fp.MAX_DISTANCE))
-        radius = d // 4
-        cond = Q()
-        for i, band in enumerate(fp.bands(f.phash)):
-            values = fp.probes(band, radius)
-            cond |= (
-                Q(**{f"band{i}": values[0]}) if len(values) == 1 else Q(**{f"band{i}__in": values})
-            )
+        rows = _phash_candidates(app.pk, f.phash, d)
         best: tuple[int, int] | None = None
-        for input_pk, other in same_app.filter(cond).values_list("input_id", "phash")[
-            :MAX_CANDIDATES
-        ]:
+        for input_pk, other in rows:
             dist = fp.distance(f.phash, other)
             if dist <= d and (best is None or dist < best[0]):
                 best = (dist, input_pk)
