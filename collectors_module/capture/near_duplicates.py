@@ -29,10 +29,15 @@ def check(collector, data: resources_pb2.Data, raw: bytes | None) -> Match | Non
     """The input of the collector's app this capture duplicates, or None (option off: None)."""
     if not collector.near_duplicate:
         return None
+    return lookup(collector.app, data, raw, collector.near_duplicate_max_distance)
+
+
+def lookup(app, data: resources_pb2.Data, raw: bytes | None, max_distance: int) -> Match | None:
+    """The input of `app` that this content duplicates (the near-duplicate operator's gate)."""
     f = fingerprint(data, raw)
     if f is None:
         return None
-    return find_duplicate(collector.app, f, max_distance=collector.near_duplicate_max_distance)
+    return find_duplicate(app, f, max_distance=max_distance)
 
 
 def reason(match: Match) -> str:

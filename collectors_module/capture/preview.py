@@ -88,10 +88,16 @@ class Preview:
 class SimulatedQuota:
     """A quota gate that counts locally, starting from the live counts (see module doc)."""
 
-    def __init__(self, collector_pk: int | None):
+    def __init__(self, collector_pk: int | None, app=None):
+        self.app = app
         self.collector_pk = collector_pk
         self.counts: dict[tuple, int] = {}
         self.reason = ""
+
+    def duplicate(self, node_id: str, config, data) -> str:
+        match = near_duplicates.lookup(self.app, data, None, config.max_distance)
+        self.reason = near_duplicates.reason(match) if match else ""
+        return self.reason
 
     def __call__(self, node_id: str, config, concepts: list) -> str:
         room = []
@@ -182,15 +188,17 @@ def _workflow_step(item, rule, workflow, run, gate) -> bool:
         item.steps.append(Step(rule, KEPT, f"workflow {workflow.public_id} kept it"))
         return True
     node = run.filtered_by or workflow.public_id
-    if gate.reason:
-        item.drop(rule, f"{gate.reason} (workflow {workflow.public_id}, node {node})")
-    elif rule == "post_queue_workflow":
-        item.drop(
-            rule,
-            f"{POST_QUEUE_EMPTY} (post_queue_workflow {workflow.public_id}, filtered by {node})",
+    # The reasons the worker records (capture.worker.decide), word for word.
+    if rule == "post_queue_workflow":
+        reason = (
+            f"{gate.reason or POST_QUEUE_EMPTY} (post_queue_workflow {workflow.public_id},"
+            f" filtered by {node})"
         )
     else:
-        item.drop(rule, f"filtered_inline:{node}" if rule == "pre_queue_workflow" else node)
+        reason = f"pre_queue_workflow {workflow.public_id}: filtered by {node}"
+        if gate.reason:
+            reason = f"{gate.reason} ({reason})"
+    item.drop(rule, reason)
     return False
 
 
@@ -275,7 +283,7 @@ def preview_collector(collector, *, max_inputs: int = 0) -> Preview:
     n = max(1, min(max_inputs or cap_n, cap_n))
     budget = conf.preview_time_budget_seconds()
     started = time.monotonic()
-    gate = SimulatedQuota(collector.pk)
+    gate = SimulatedQuota(collector.pk, collector.app)
     items: list[Item] = []
     captures = recent_captures(collector, n)
     for i, cap in enumerate(captures):

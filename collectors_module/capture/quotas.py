@@ -24,7 +24,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from . import conf
+from . import conf, near_duplicates
 
 log = logging.getLogger("collectors.quotas")
 
@@ -125,12 +125,23 @@ class Gate:
     the capture as `class_quota_unavailable`. `dry_run` (the preview) reads the counts and
     counts nothing. After a drop, `reason` is `class_quota:<concept>` (or the unavailable one)."""
 
-    def __init__(self, collector_pk: int, member: str, *, strict: bool = False, dry_run=False):
+    def __init__(
+        self, collector_pk: int, member: str, *, strict: bool = False, dry_run=False, app=None
+    ):
+        self.app = app  # the destination app, for near-duplicate nodes (worker only)
         self.collector_pk = collector_pk
         self.member = str(member)[:80]
         self.strict = strict
         self.dry_run = dry_run
         self.reason = ""
+
+    def duplicate(self, node_id: str, config, data) -> str:
+        """A near-duplicate node: the reason when `data` duplicates an input of the app."""
+        if self.app is None:
+            return ""  # admission: never looked up on the predict path (such workflows defer)
+        match = near_duplicates.lookup(self.app, data, None, config.max_distance)
+        self.reason = near_duplicates.reason(match) if match else ""
+        return self.reason
 
     def __call__(self, node_id: str, config, concepts: list) -> str:
         if not self.strict and time.monotonic() < _redis.open_until:

@@ -138,6 +138,7 @@ class PlanNode:
     operator: CompiledOperator | None  # None for a model node
     reads_input_metadata: bool = False  # a metadata filter
     quota: bool = False  # a class-quota node: the caller's gate counts it
+    duplicate: bool = False  # a near-duplicate node: the caller's gate looks it up (worker only)
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,8 @@ class Plan:
 
     def inline_for(self, source_pk: int | None) -> bool:
         return all(
-            n.operator is not None or (n.model_version_pk == source_pk and not n.parents)
+            (n.operator is not None and not n.duplicate)
+            or (n.model_version_pk == source_pk and not n.parents)
             for n in self.nodes
         )
 
@@ -221,6 +223,7 @@ def build_plan(workflow) -> Plan:
                 operator=operator,
                 reads_input_metadata=type_id == "metadata-filter",
                 quota=type_id == "class-quota",
+                duplicate=type_id == "near-duplicate",
             )
         )
     return Plan(
@@ -362,12 +365,23 @@ def _node_key(base: str, node_id: str) -> str:
 
 
 # A quota gate: (node id, class-quota config, concepts the input counts under) -> the concept
-# that is full ("" when the input is kept, and counted). Given by the capture engine.
+# that is full ("" when the input is kept, and counted). Given by the capture engine; its
+# optional `duplicate(node id, near-duplicate config, workflow input) -> reason` answers
+# near-duplicate nodes ("" when the input is not a duplicate).
 QuotaGate = Callable[[str, Any, list], str]
 
 
-def _through_quota(node: PlanNode, out: Data, quota: QuotaGate | None) -> Data:
-    if quota is None or not node.quota or not has_content(out):
+def _through_quota(
+    node: PlanNode, out: Data, quota: QuotaGate | None, source: Data | None = None
+) -> Data:
+    if quota is None or not has_content(out):
+        return out
+    if node.duplicate:
+        lookup = getattr(quota, "duplicate", None)
+        if lookup is not None and lookup(node.node_id, node.operator.config, source or out):
+            return _EMPTY
+        return out
+    if not node.quota:
         return out
     concepts = class_quota.counted(out, node.operator.config)
     if concepts and quota(node.node_id, node.operator.config, concepts):
@@ -462,7 +476,7 @@ def run_workflow(
                 started = time.perf_counter()
                 try:
                     out = node.operator(data, _node_key(keys[k], node.node_id))
-                    out = _through_quota(node, out, quota)
+                    out = _through_quota(node, out, quota, inputs[k])
                     runs[k][i] = NodeRun(
                         node.node_id,
                         node.model_version,

@@ -414,6 +414,31 @@ MODEL_TYPES: list[ModelTypeSpec] = [
         ),
     ),
     ModelTypeSpec(
+        id="near-duplicate",
+        title="Near-duplicate filter",
+        description=(
+            "Drops a capture whose content is already in the collector's app: the same bytes, the "
+            "same text ignoring case and spacing, or an image whose perceptual hash is within "
+            "max_distance bits. Looked up in the worker (a workflow with this node never runs "
+            "inline); without a collector (Try it) inputs pass."
+        ),
+        input_fields=("any",),
+        output_fields=("any",),
+        operator=True,
+        fields=(
+            FieldSpec(
+                PARAMS + "max_distance",
+                "NUMBER",
+                default=4,
+                min=0,
+                max=11,
+                step=1,
+                description="Perceptual-hash bits that may differ (4: re-encoded or slightly "
+                "edited copies).",
+            ),
+        ),
+    ),
+    ModelTypeSpec(
         id="concept-synonym-mapper",
         title="Concept synonym mapper",
         description=(

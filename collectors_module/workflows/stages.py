@@ -1,6 +1,7 @@
 """How a workflow behaves as a collector's pre- or post-queue workflow (for the collector form).
 
-- `pre_queue_mode`: "inline" (operators only: decided on the model's output at admission),
+- `pre_queue_mode`: "inline" (operators only: decided on the model's output at admission; a
+  near-duplicate node excepted, it needs the worker),
   "inline-with-source" (reads a model, then operators: inline when that model is the collector's
   source, else in the worker), "worker" (runs other models: decided by the worker).
 - `post_queue_problem`: why a workflow can NEVER produce a non-empty output as a post-queue
@@ -22,6 +23,8 @@ _PASS_THROUGH = frozenset({"metadata-filter", "class-quota", "random-sample"})
 
 def pre_queue_mode(workflow) -> str:
     plan = get_plan(workflow)
+    if any(n.duplicate for n in plan.nodes):
+        return "worker"  # a near-duplicate lookup reads the database: never on the predict path
     models = plan.model_nodes
     if not models:
         return "inline"

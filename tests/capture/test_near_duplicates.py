@@ -152,3 +152,33 @@ def test_patch_near_duplicate_refuses_a_bad_distance(api, alice, make_collector)
     )
     assert r["status"]["code"] != 10000
     assert "max_distance" in r["status"]["description"] + r["status"].get("details", "")
+
+
+def test_near_duplicate_operator_in_a_post_queue_workflow(api, alice, make_collector):
+    store_image(alice.app, "coffee-0", photos.photo("coffee"))
+    rules.operator_model(alice.app, "dedup", "near-duplicate", {"max_distance": 4})
+    rules.workflow(alice.app, "dedup-wf", [{"id": "dedup", "model": {"id": "dedup"}}])
+    c = make_collector(alice, source=rules.COLOR, post_queue_workflow_id="dedup-wf")
+    rules.predict_image(api, alice.secret, photos.photo("coffee", "PNG"))
+    rules.predict_image(api, alice.secret, photos.photo("chelsea"))
+    copy, cat = Capture.objects.filter(collector=c).order_by("created_at")
+    assert process(copy.pk) == CaptureState.FILTERED
+    copy.refresh_from_db()
+    assert copy.reason.startswith("near_duplicate: matches input coffee-0 (pHash distance ")
+    assert copy.reason.endswith("(post_queue_workflow dedup-wf, filtered by dedup)")
+    assert process(cat.pk) == CaptureState.INGESTED
+
+
+def test_a_pre_queue_near_duplicate_node_is_never_run_on_the_predict_path(
+    api, alice, make_collector
+):
+    store_image(alice.app, "coffee-0", photos.photo("coffee"))
+    rules.operator_model(alice.app, "dedup", "near-duplicate", {})
+    rules.workflow(alice.app, "dedup-wf", [{"id": "dedup", "model": {"id": "dedup"}}])
+    c = make_collector(alice, source=rules.COLOR, pre_queue_workflow_id="dedup-wf")
+    rules.predict_image(api, alice.secret, photos.photo("coffee", "PNG"))
+    [cap] = Capture.objects.filter(collector=c)
+    assert cap.pre_queue_pending  # deferred to the worker, not looked up at admission
+    assert process(cap.pk) == CaptureState.FILTERED
+    cap.refresh_from_db()
+    assert cap.reason.startswith("near_duplicate: matches input coffee-0")

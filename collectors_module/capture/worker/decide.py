@@ -224,7 +224,7 @@ def decide(capture: Capture, attempts: int) -> Decision:
     full = None
     if _is_deferred_pre_queue(capture):
         full = _with_bytes(data, capture)
-        gate = Gate(collector.pk, seed_key, strict=True)
+        gate = Gate(collector.pk, seed_key, strict=True, app=collector.app)
         run = _run(collector.pre_queue_workflow, full, precomputed, seed_key, gate)
         if not run.keep:
             d.state = CaptureState.FILTERED
@@ -245,7 +245,7 @@ def decide(capture: Capture, attempts: int) -> Decision:
     target.CopyFrom(data)
     if collector.post_queue_workflow is not None:
         full = full or _with_bytes(data, capture)
-        gate = Gate(collector.pk, seed_key, strict=True)
+        gate = Gate(collector.pk, seed_key, strict=True, app=collector.app)
         run = _run(collector.post_queue_workflow, full, precomputed, seed_key, gate)
         if not run.keep:
             d.state = CaptureState.FILTERED

@@ -14,7 +14,7 @@ from clarifai_grpc.grpc.api import resources_pb2
 
 from collectors_module.core.errors import SC, ApiError
 
-from . import mappers, metadata, quota, sampling, thresholds, uncertainty
+from . import mappers, metadata, near_duplicate, quota, sampling, thresholds, uncertainty
 
 Relation = mappers.Relation
 CompiledOperator = Callable[[resources_pb2.Data, str], resources_pb2.Data]
@@ -36,6 +36,7 @@ _PARSERS: dict[str, tuple[Callable, Callable]] = {
     "max-probability-above": (thresholds.parse_above, thresholds.apply_max_probability),
     **{kind: (uncertainty.parser(kind), uncertainty.apply) for kind in uncertainty.KINDS},
     "class-quota": (quota.parse, quota.apply),
+    "near-duplicate": (near_duplicate.parse, near_duplicate.apply),
 }
 
 NEEDS_RELATIONS = frozenset(mappers.DIRECTIONS)
