@@ -67,7 +67,7 @@ def test_preview_panel_lists_recent_traffic_with_each_decision(
     body = r.content.decode()
     assert r.status_code == 200
     assert "<strong>1 of 2</strong>" in body
-    assert "filtered_inline:rule" in body
+    assert "pre_queue_workflow uncertain: filtered by rule" in body  # run with its model
     assert body.count('class="kept"') == 1
     assert Capture.objects.count() == captures_before  # nothing written
     assert not Collector.objects.filter(public_id="new").exists()
