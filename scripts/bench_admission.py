@@ -8,15 +8,24 @@ transaction that is rolled back at the end creates a user, an app, operator mode
 pre-queue workflows, and times `evaluate_inline` on a colour model's output (the decision a
 collector makes on the predict path for every matched prediction). Prints mean, p50 and p99 per
 call, and the database queries made by the timed calls (0 expected: the plan is cached).
+
+The workflows include the uncertainty operators (least-confidence, margin-below, entropy-above)
+and a class-quota node, evaluated with the admission's Redis quota gate (one Lua call to REDIS_URL
+per evaluation, the cost a class-balanced collector adds). Calls are timed in chunks, the
+workflows interleaved in a random order per round; "random-sample only (A/A)" is the same
+workflow as "random-sample only", an A/A control for the noise between rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 
 import benchlib
+
+ROUNDS = 20
 
 
 class _Rollback(Exception):
@@ -31,12 +40,15 @@ def main() -> None:
     benchlib.ensure_database(env)
     benchlib.setup_django(env)
 
+    import redis
     from clarifai_grpc.grpc.api import resources_pb2
+    from django.conf import settings
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
     from collectors_module.accounts.services import user_create
     from collectors_module.applications.services import app_create
+    from collectors_module.capture import quotas
     from collectors_module.core.protojson import from_dict
     from collectors_module.inference.runners.builtin import BY_NAME
     from collectors_module.inference.services import model_create
@@ -104,6 +116,10 @@ def main() -> None:
                 {"conditions": [{"key": "camera.site", "value": "north"}]},
             )
             operator(app, "uncertain", "max-probability-below", {"threshold": 0.9})
+            operator(app, "lc", "least-confidence", {"threshold": 0.3})
+            operator(app, "margin", "margin-below", {"threshold": 0.5})
+            operator(app, "entropy", "entropy-above", {"threshold": 0.3})
+            operator(app, "quota", "class-quota", {"max_per_window": 1_000_000})
             flows = {
                 "random-sample only": workflow(app, "w1", [n("s", "sample")]),
                 "source -> thresholder -> random-sample": workflow(
@@ -120,41 +136,73 @@ def main() -> None:
                     "w3",
                     [n("m", "north"), n("u", "uncertain", ["m"]), n("s", "sample", ["u"])],
                 ),
+                "source -> least-confidence": workflow(
+                    app, "w4", [n("src", "color-recognition", builtin=True), n("o", "lc", ["src"])]
+                ),
+                "source -> margin-below": workflow(
+                    app,
+                    "w5",
+                    [n("src", "color-recognition", builtin=True), n("o", "margin", ["src"])],
+                ),
+                "source -> entropy-above": workflow(
+                    app,
+                    "w6",
+                    [n("src", "color-recognition", builtin=True), n("o", "entropy", ["src"])],
+                ),
+                "source -> class-quota (Redis gate)": workflow(
+                    app,
+                    "w7",
+                    [n("src", "color-recognition", builtin=True), n("o", "quota", ["src"])],
+                ),
             }
+            flows["random-sample only (A/A)"] = flows["random-sample only"]
             source_mv = flows["source -> thresholder -> random-sample"].nodes.all()[0].model_version
             print(
-                f"evaluate_inline, {args.n} calls per workflow (one warm-up call builds the plan)"
+                f"evaluate_inline, {args.n} calls per workflow (one warm-up call builds the plan), "
+                f"in {ROUNDS} rounds with the workflows interleaved in random order"
             )
-            for label, wf in flows.items():
-                assert executor.is_inline(wf, source_mv)
-                executor.evaluate_inline(
+            gated = {"source -> class-quota (Redis gate)"}
+
+            def call(label, wf, key):
+                gate = quotas.Gate(app.pk, key) if label in gated else None
+                return executor.evaluate_inline(
                     wf,
                     output,
                     source_model_version=source_mv,
-                    seed_key="warm",
+                    seed_key=key,
                     input_data=input_data,
+                    quota=gate,
                 )
-                timings = []
-                kept = 0
-                with CaptureQueriesContext(connection) as queries:
-                    for i in range(args.n):
-                        key = f"capture-{i}"
-                        t0 = time.perf_counter_ns()
-                        keep, _ = executor.evaluate_inline(
-                            wf,
-                            output,
-                            source_model_version=source_mv,
-                            seed_key=key,
-                            input_data=input_data,
-                        )
-                        timings.append(time.perf_counter_ns() - t0)
-                        kept += keep
-                timings.sort()
-                us = [t / 1000 for t in timings]
+
+            for label, wf in flows.items():
+                assert executor.is_inline(wf, source_mv)
+                call(label, wf, "warm")
+            timings: dict[str, list[int]] = {label: [] for label in flows}
+            kept = dict.fromkeys(flows, 0)
+            per_round = max(1, args.n // ROUNDS)
+            rng = random.Random(7)
+            with CaptureQueriesContext(connection) as queries:
+                for r in range(ROUNDS):
+                    order = list(flows)
+                    rng.shuffle(order)
+                    for label in order:
+                        wf = flows[label]
+                        for i in range(per_round):
+                            key = f"capture-{r}-{i}"
+                            t0 = time.perf_counter_ns()
+                            keep, _ = call(label, wf, key)
+                            timings[label].append(time.perf_counter_ns() - t0)
+                            kept[label] += keep
+            for label in flows:
+                us = sorted(t / 1000 for t in timings[label])
                 print(
                     f"  {label:42s} mean {statistics.fmean(us):6.1f} us  p50 {us[len(us) // 2]:6.1f} us  "
-                    f"p99 {us[int(len(us) * 0.99)]:6.1f} us  max {us[-1]:7.1f} us  kept {kept / args.n:.2f}  queries {len(queries)}"
+                    f"p99 {us[int(len(us) * 0.99)]:6.1f} us  max {us[-1]:7.1f} us  kept {kept[label] / len(us):.2f}"
                 )
+            print(f"  database queries during the timed calls: {len(queries)}")
+            client = redis.Redis.from_url(settings.COLLECTORS_LIMITER_REDIS_URL)
+            for k in client.scan_iter(f"collectors:cq:{app.pk}:*"):
+                client.delete(k)
             raise _Rollback
     except _Rollback:
         pass

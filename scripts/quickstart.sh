@@ -67,6 +67,15 @@ export COLLECTORS_PUBLIC_URL="${COLLECTORS_PUBLIC_URL:-http://$HOST:$PORT}"
 export PYTHONUNBUFFERED=1
 # Password-reset mail is printed on the web server's console.
 export EMAIL_BACKEND="${EMAIL_BACKEND:-django.core.mail.backends.console.EmailBackend}"
+# The same settings for commands run beside the quick start (README "Using the API"):
+#   set -a && . var/quickstart.env && set +a
+(umask 077 && {
+  echo "# Written by scripts/quickstart.sh: the quick start's settings, for manage.py commands."
+  for name in COLLECTORS_DEV DJANGO_SETTINGS_MODULE SECRET_KEY DATABASE_URL CELERY_BROKER_URL \
+      COLLECTORS_VAR_DIR ALLOWED_HOSTS COLLECTORS_PUBLIC_URL; do
+    printf "%s=%q\n" "$name" "${!name}"
+  done
+} > "$VAR/quickstart.env")
 
 say "Migrating var/quickstart.sqlite3"
 "$VPY" manage.py migrate --no-input -v 0

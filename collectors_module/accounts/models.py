@@ -70,6 +70,11 @@ class Key(models.Model):
         return f"{self.public_id} ({self.description or self.type})"
 
     @property
+    def display_name(self) -> str:
+        """The one name pages and messages show for a key: its description and its public id."""
+        return f"{self.description} ({self.public_id})" if self.description else self.public_id
+
+    @property
     def is_usable(self) -> bool:
         now = timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -67,8 +67,15 @@ def login_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def logout_view(request: HttpRequest) -> HttpResponse:
+    """POST logs out. GET (a typed or bookmarked URL) asks first: logging out on a GET would let
+    any page log a user out, and a blank 405 helps nobody."""
+    if request.method == "GET":
+        if not request.user.is_authenticated:
+            messages.info(request, "You are not logged in.")
+            return redirect("accounts:login")
+        return render(request, "accounts/logout_confirm.html")
     logout(request)
     messages.info(request, "You are logged out.")
     return redirect("accounts:login")

@@ -20,7 +20,7 @@ import uuid
 from collectors_module.core.errors import SC
 from collectors_module.workflows.executor import evaluate_inline
 
-from . import conf, counters, handoff, matching
+from . import conf, counters, handoff, matching, quotas
 from .limits import backlog, rate_limiter
 from .spool import Record
 
@@ -56,7 +56,7 @@ def draw(request_id: str, input_index: int, collector_pk: int) -> float:
 def _drop(entry_pk: int, reason: str) -> None:
     if reason == SAMPLED_OUT:
         counters.count(entry_pk, "sampled_out")
-    elif reason.startswith("filtered_inline"):
+    elif reason.startswith(("filtered_inline", "class_quota")):
         counters.count(entry_pk, reason[:48])
     else:
         counters.count(entry_pk, f"dropped:{reason}"[:48])
@@ -77,19 +77,24 @@ def _inline_filter(entry, output, event, index: int, data) -> tuple[bool, str, b
         return True, "", False
     if not entry.pre_queue_inline:
         return True, "", True  # needs real models: the worker runs it
+    seed_key = f"{event.request_id}:{index}:{entry.pk}"
+    gate = quotas.Gate(entry.pk, seed_key)  # counts class-quota nodes (Redis, only if any)
     try:
         keep, filtered_by = evaluate_inline(
             wf,
             output.data,
             source_model_version=event.model_version,
-            seed_key=f"{event.request_id}:{index}:{entry.pk}",
+            seed_key=seed_key,
             input_data=data,  # metadata filters read the input's metadata
+            quota=gate,
         )
     except Exception:
         log.exception(
             "inline pre-queue workflow failed (collector %s); deferring to the worker", entry.pk
         )
         return True, "", True
+    if not keep and gate.reason:
+        return False, gate.reason, False
     return bool(keep), filtered_by or wf.public_id, False
 
 
@@ -133,7 +138,8 @@ def admit(event, entries) -> list[Record]:
                     continue
                 keep, filtered_by, deferred = _inline_filter(entry, output, event, index, data)
                 if not keep:
-                    _drop(entry.pk, f"filtered_inline:{filtered_by}")
+                    quota_drop = filtered_by.startswith(("class_quota:", quotas.UNAVAILABLE))
+                    _drop(entry.pk, filtered_by if quota_drop else f"filtered_inline:{filtered_by}")
                     continue
                 if _payload_size(event, index, data) > max_bytes:
                     _drop(entry.pk, PAYLOAD_TOO_LARGE)

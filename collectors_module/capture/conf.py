@@ -202,3 +202,13 @@ def sweep_accepted_age_seconds() -> float:
 
 def sweep_limit() -> int:
     return int(_get("COLLECTORS_SWEEP_LIMIT"))
+
+
+def preview_max_inputs() -> int:
+    """Most recent captures a collector preview evaluates (and the cap of its max_inputs)."""
+    return int(_get("COLLECTORS_PREVIEW_MAX_INPUTS"))
+
+
+def preview_time_budget_seconds() -> float:
+    """Work time of one preview; what is left is reported as truncated."""
+    return float(_get("COLLECTORS_PREVIEW_TIME_BUDGET_SECONDS"))

@@ -230,3 +230,12 @@ def collector_labels() -> list[tuple[int, str, str, str]]:
 def agent_alive(folder) -> bool:
     """Whether a capture agent holds the spool folder's lock and beat recently."""
     return spool.agent_alive(Path(folder), 10.0)
+
+
+def preview_collector(collector, *, max_inputs: int = 0):
+    """What `collector` (saved or a draft) would keep of recent traffic, and why (capture.preview).
+    Writes nothing."""
+    # capture.preview imports this module (caller_problem): imported on use to avoid the cycle.
+    from .preview import preview_collector as run
+
+    return run(collector, max_inputs=max_inputs)

@@ -12,6 +12,7 @@ from django.urls import NoReverseMatch, reverse
 
 from collectors_module.api.descriptors import get_rpc
 from collectors_module.core.errors import SC, ApiError
+from collectors_module.core.fingerprints import MAX_DISTANCE
 from collectors_module.core.ids import is_valid_id
 
 from .services import post_inputs_scopes
@@ -96,17 +97,19 @@ def read_model_scopes() -> tuple[str, ...]:
 class KeyChoice:
     key: object
     can_post: bool
-    can_read: bool
+    can_read: bool | None  # None: no source chosen yet, so it cannot be told
     problems: list[str]
 
     @property
     def label(self) -> str:
         key = self.key
-        name = key.description or key.get_type_display()
         kind = "PAT" if key.app_id is None else f"app key of {key.app.public_id}"
         post = "posts inputs ✓" if self.can_post else "posts inputs ✗"
-        read = "reads source ✓" if self.can_read else "reads source ✗"
-        return f"{name[:60]} ({kind} …{key.last4}) — {post} · {read}"
+        if self.can_read is None:
+            read = "reads source: choose a source first"
+        else:
+            read = "reads source ✓" if self.can_read else "reads source ✗"
+        return f"{key.display_name[:90]}, {kind} — {post} · {read}"
 
 
 def key_choices(keys, *, app, source_model=None) -> list[KeyChoice]:
@@ -133,6 +136,8 @@ def key_choices(keys, *, app, source_model=None) -> list[KeyChoice]:
         else:
             read_bound_ok = source_model.app_id == key.app_id or source_model.is_public
         can_read = read_bound_ok and not key.missing_scopes(read_scopes)
+        if source_model is None:
+            can_read = None  # nothing to read yet: say so instead of a tick
         out.append(KeyChoice(key=key, can_post=can_post, can_read=can_read, problems=problems))
     return out
 
@@ -234,16 +239,50 @@ class CollectorForm(forms.Form):
         help_text="0 = unlimited (for every limit).",
     )
 
+    near_duplicate = forms.BooleanField(
+        label="Skip near-duplicates",
+        required=False,
+        help_text="The worker drops a capture whose content is already in this app: the same bytes, "
+        "the same text (ignoring case and spacing), or an image within the distance below.",
+    )
+    near_duplicate_max_distance = forms.IntegerField(
+        label="Near-duplicate image distance",
+        min_value=0,
+        max_value=MAX_DISTANCE,
+        required=False,
+        initial=4,
+        help_text=f"Perceptual-hash bits that may differ, 0 to {MAX_DISTANCE} (4: re-encoded or "
+        "slightly edited copies).",
+    )
+
     LIMIT_FIELDS = ("max_per_minute", "max_per_hour", "max_per_day", "max_pending")
 
     def __init__(
-        self, *args, workflows=(), key_choices_=(), editing: bool = False, datasets=(), **kwargs
+        self,
+        *args,
+        workflows=(),
+        key_choices_=(),
+        editing: bool = False,
+        datasets=(),
+        workflow_notes: dict | None = None,
+        **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.fields["dataset_id"].choices = [("", "— none —")] + [(d, d) for d in datasets]
-        wf_choices = [("", "— none —")] + [(w.public_id, w.public_id) for w in workflows]
-        self.fields["pre_queue_workflow_id"].choices = wf_choices
-        self.fields["post_queue_workflow_id"].choices = wf_choices
+        notes = workflow_notes or {}
+        none = [("", "— none —")]
+        self.fields["pre_queue_workflow_id"].choices = none + [
+            (w.public_id, _label(w, notes.get(w.public_id, {}).get("pre"))) for w in workflows
+        ]
+        self.fields["post_queue_workflow_id"].choices = none + [
+            (w.public_id, _label(w, notes.get(w.public_id, {}).get("post"))) for w in workflows
+        ]
+        # Post-queue workflows that can never produce an output (every capture filtered).
+        self.post_queue_warnings = [
+            (w.public_id, notes[w.public_id]["problem"])
+            for w in workflows
+            if notes.get(w.public_id, {}).get("problem")
+        ]
         self.key_choices = list(key_choices_)
         self.fields["post_inputs_key_id"].choices = [("", "— choose a key —")] + [
             (c.key.public_id, c.label) for c in self.key_choices
@@ -307,6 +346,13 @@ class CollectorForm(forms.Form):
         collector.status.code = COLLECTOR_ACTIVE if data.get("active") else COLLECTOR_INACTIVE
         return collector
 
+    def near_duplicate_settings(self) -> dict:
+        distance = self.cleaned_data.get("near_duplicate_max_distance")
+        return {
+            "enabled": bool(self.cleaned_data.get("near_duplicate")),
+            "max_distance": 4 if distance is None else int(distance),
+        }
+
     def limits(self) -> dict[str, int]:
         return {name: int(self.cleaned_data.get(name) or 0) for name in self.LIMIT_FIELDS}
 
@@ -322,6 +368,31 @@ class CollectorForm(forms.Form):
                 field.widget.attrs["aria-invalid"] = "true"
             if ids:
                 field.widget.attrs["aria-describedby"] = " ".join(ids)
+
+
+def _label(workflow, note: str | None) -> str:
+    return f"{workflow.public_id} — {note}" if note else workflow.public_id
+
+
+PRE_QUEUE_NOTES = {
+    "inline": "inline (operators only)",
+    "inline-with-source": "inline if its model is the source, else worker",
+    "worker": "worker (runs models)",
+}
+
+
+def workflow_notes(workflows, describe_pre, describe_post) -> dict[str, dict]:
+    """How each workflow runs in each stage, for the dropdowns: `describe_pre(w)` gives a
+    PRE_QUEUE_NOTES key, `describe_post(w)` why it can never output ("" when it can)."""
+    out: dict[str, dict] = {}
+    for w in workflows:
+        try:
+            pre, problem = PRE_QUEUE_NOTES.get(describe_pre(w), ""), describe_post(w)
+        except ApiError:
+            pre, problem = "", ""
+        post = "worker; can never output: every capture filtered" if problem else "worker"
+        out[w.public_id] = {"pre": pre, "post": post, "problem": problem}
+    return out
 
 
 def initial_from_collector(collector) -> dict:
@@ -348,4 +419,6 @@ def initial_from_collector(collector) -> dict:
         "max_per_hour": collector.max_per_hour,
         "max_per_day": collector.max_per_day,
         "max_pending": collector.max_pending,
+        "near_duplicate": collector.near_duplicate,
+        "near_duplicate_max_distance": collector.near_duplicate_max_distance,
     }

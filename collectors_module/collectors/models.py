@@ -56,6 +56,11 @@ class Collector(models.Model):
     max_per_day = models.PositiveIntegerField(default=0)
     max_pending = models.PositiveIntegerField(default=0)
 
+    # Near-duplicate suppression (extension): the worker drops a capture whose content is the
+    # same as, or within `near_duplicate_max_distance` pHash bits of, an input of the app.
+    near_duplicate = models.BooleanField(default=False)
+    near_duplicate_max_distance = models.PositiveSmallIntegerField(default=4)
+
     # Deactivation keeps what was already accepted: captures made before `deactivated_at` are
     # still delivered; `discarded_before` (set when the user chose to discard) ends every capture
     # made before it with the reason `discarded`.

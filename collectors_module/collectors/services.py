@@ -23,6 +23,7 @@ from collectors_module.capture.services import captures_discard_pending, pending
 from collectors_module.core import generations
 from collectors_module.core.auth import digest_secret
 from collectors_module.core.errors import SC, ApiError, not_found
+from collectors_module.core.fingerprints import MAX_DISTANCE
 from collectors_module.core.ids import validate_id
 from collectors_module.inference.selectors import model_version_for_user
 from collectors_module.workflows.models import Workflow
@@ -103,14 +104,14 @@ def _resolve_post_inputs_key(*, owner, app, key_ref: str):
         )
     if key.revoked_at is not None:
         raise ApiError(
-            SC.CONN_INVALID_REQUEST, f"Key '{key.public_id}' has been revoked", field=field
+            SC.CONN_INVALID_REQUEST, f"Key {key.display_name} has been revoked", field=field
         )
     if key.expires_at is not None and key.expires_at <= timezone.now():
-        raise ApiError(SC.CONN_INVALID_REQUEST, f"Key '{key.public_id}' has expired", field=field)
+        raise ApiError(SC.CONN_INVALID_REQUEST, f"Key {key.display_name} has expired", field=field)
     if key.app_id is not None and key.app_id != app.pk:
         raise ApiError(
             SC.CONN_INVALID_REQUEST,
-            f"Key '{key.public_id}' is an app key of another app; use a key of app "
+            f"Key {key.display_name} is an app key of another app; use a key of app "
             f"'{app.public_id}' or a personal access token",
             field=field,
         )
@@ -118,7 +119,7 @@ def _resolve_post_inputs_key(*, owner, app, key_ref: str):
     if missing:
         raise ApiError(
             SC.CONN_INSUFFICIENT_SCOPES,
-            f"Key '{key.public_id}' cannot post inputs and read the source model; it lacks the "
+            f"Key {key.display_name} cannot post inputs and read the source model; it lacks the "
             f"scopes: {', '.join(missing)}",
             description="The post inputs key has insufficient scopes",
             field=field,
@@ -174,7 +175,7 @@ def _key_can_read_model(key, mv) -> None:
     if key.app_id is not None and model.app_id != key.app_id and not model.is_public:
         raise ApiError(
             SC.CONN_INVALID_REQUEST,
-            f"Key '{key.public_id}' is bound to app '{key.app.public_id}' and cannot read the source "
+            f"Key {key.display_name} is bound to app '{key.app.public_id}' and cannot read the source "
             f"model '{model.public_id}'; use a personal access token",
             field="post_inputs_key_id",
         )
@@ -582,3 +583,63 @@ def collectors_delete(
             discarded,
         )
     return len(pks), discarded
+
+
+def validate_near_duplicate(enabled, max_distance) -> dict:
+    """{near_duplicate, near_duplicate_max_distance} checked (max_distance 0..MAX_DISTANCE)."""
+    out: dict = {}
+    if enabled is not None:
+        out["near_duplicate"] = bool(enabled)
+    if max_distance is not None:
+        if isinstance(max_distance, bool) or not isinstance(max_distance, int | float):
+            raise ApiError(
+                SC.CONN_INVALID_REQUEST, "max_distance must be a number", field="max_distance"
+            )
+        if not float(max_distance).is_integer() or not 0 <= max_distance <= MAX_DISTANCE:
+            raise ApiError(
+                SC.CONN_INVALID_REQUEST,
+                f"max_distance must be a whole number from 0 to {MAX_DISTANCE}",
+                field="max_distance",
+            )
+        out["near_duplicate_max_distance"] = int(max_distance)
+    return out
+
+
+def collector_set_near_duplicate(
+    *, app, collector_id: str, enabled: bool | None = None, max_distance: int | None = None
+) -> Collector:
+    """Turn near-duplicate suppression on or off and set its pHash distance. Raises ApiError."""
+    values = validate_near_duplicate(enabled, max_distance)
+    with transaction.atomic():
+        collector = _locked(app, collector_id)
+        for name, value in values.items():
+            setattr(collector, name, value)
+        collector.revision = F("revision") + 1
+        collector.save(update_fields=[*values, "revision", "modified_at"])
+        collector.refresh_from_db()
+        _invalidate()
+    return collector
+
+
+def collector_draft(
+    *, app, actor, collector_pb, limits: dict | None = None, near_duplicate: dict | None = None
+) -> Collector:
+    """The collector `collector_pb` would make (create, or overwrite when its id exists), validated
+    as on save and NOT saved: for the preview. Raises ApiError like collector_create."""
+    existing = (
+        Collector.objects.select_related("post_inputs_key")
+        .filter(app=app, public_id=collector_pb.id)
+        .first()
+    )
+    v = _validate(app=app, actor=actor, collector_pb=collector_pb, existing=existing)
+    nd = near_duplicate or {}
+    values = {
+        **v.fields,
+        **validate_limits(limits),
+        **validate_near_duplicate(nd.get("enabled"), nd.get("max_distance")),
+    }
+    if existing is None:
+        return Collector(app=app, public_id=collector_pb.id, **values)
+    for name, value in values.items():
+        setattr(existing, name, value)
+    return existing

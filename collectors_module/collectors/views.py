@@ -26,6 +26,7 @@ from collectors_module.datasets import services as dataset_services
 from collectors_module.inference.selectors import model_version_for_user
 from collectors_module.modules.access import installation_access, scopes_for
 from collectors_module.workflows.selectors import workflows_of_app
+from collectors_module.workflows.stages import post_queue_problem, pre_queue_mode
 
 from . import selectors, services
 from .forms import (
@@ -34,6 +35,7 @@ from .forms import (
     key_choices,
     parse_source_url,
     workflow_builder_url,
+    workflow_notes,
 )
 
 FORM_SCOPES = scopes_for("PostCollectors", "ListWorkflows", "ListKeys", "GetModel")
@@ -99,10 +101,12 @@ def _build_form(request, access, *, data=None, initial=None, editing=False):
     source_url = (data or initial or {}).get("source_url", "")
     version = (data or initial or {}).get("model_version_id", "")
     source_mv, source_error = _check_source(request.user, source_url, version)
+    workflows = _workflows(app)
     form = CollectorForm(
         data,
         initial=initial,
-        workflows=_workflows(app),
+        workflows=workflows,
+        workflow_notes=workflow_notes(workflows, pre_queue_mode, post_queue_problem),
         key_choices_=key_choices(
             keys_of_user(request.user), app=app, source_model=source_mv.model if source_mv else None
         ),
@@ -116,8 +120,10 @@ def _save(request, access, form, *, collector=None) -> object | None:
     """Validate with the service; on failure the error lands next to its field."""
     if not form.is_valid():
         return None
+    nd = form.near_duplicate_settings()
     try:
-        with transaction.atomic():  # the collector and its destination dataset, or neither
+        # The collector, its destination dataset and its near-duplicate option, or none of them.
+        with transaction.atomic():
             if collector is None:
                 saved = services.collector_create(
                     app=access.app,
@@ -134,7 +140,12 @@ def _save(request, access, form, *, collector=None) -> object | None:
             dataset_services.collector_dataset_set(
                 app=access.app, collector=saved, dataset_id=form.cleaned_data.get("dataset_id", "")
             )
-            return saved
+            return services.collector_set_near_duplicate(
+                app=access.app,
+                collector_id=saved.public_id,
+                enabled=nd["enabled"],
+                max_distance=nd["max_distance"],
+            )
     except ApiError as exc:
         form.add_api_error(exc)
         return None
@@ -258,8 +269,13 @@ def _row(collector, stats=None, timeline=None, dataset_id=None):
     }
 
 
-def sparkline(timeline, *, width: int = 180, height: int = 36) -> dict:
-    """Geometry for an inline SVG: one bar per minute for captures, a line for ingested inputs."""
+CHART_LEFT, CHART_TOP, CHART_BOTTOM = 34, 6, 18  # room for the axis labels around the plot
+
+
+def sparkline(timeline, *, width: int = 300, height: int = 80) -> dict:
+    """Geometry for an inline SVG: one bar per minute for captures, a line for ingested inputs,
+    in a plot of `width` x `height` drawn at (CHART_LEFT, CHART_TOP) with axis labels around it;
+    each bar has a hover text with its minute and counts, and the busiest minute is named."""
     accepted = [a for _, a, _ in timeline]
     ingested = [i for _, _, i in timeline]
     peak = max([1, *accepted, *ingested])
@@ -276,10 +292,12 @@ def sparkline(timeline, *, width: int = 180, height: int = 36) -> dict:
             "y": y(v),
             "w": round(max(step - 0.6, 0.8), 1),
             "h": round(v * usable / peak, 1),
+            "label": f"{timeline[i][0]:%H:%M} UTC: {v} captured, {ingested[i]} ingested",
         }
         for i, v in enumerate(accepted)
         if v
     ]
+    busiest = max(range(len(accepted)), key=lambda i: accepted[i]) if any(accepted) else None
     line = " ".join(f"{round(i * step + step / 2, 1)},{y(v)}" for i, v in enumerate(ingested))
     return {
         "width": width,
@@ -290,6 +308,18 @@ def sparkline(timeline, *, width: int = 180, height: int = 36) -> dict:
         "ingested_total": sum(ingested),
         "peak": peak,
         "minutes": len(timeline),
+        "busiest": (
+            f"{timeline[busiest][0]:%H:%M} UTC ({accepted[busiest]} captured)"
+            if busiest is not None
+            else ""
+        ),
+        "left": CHART_LEFT,
+        "top": CHART_TOP,
+        "outer_width": width + CHART_LEFT + 8,
+        "outer_height": height + CHART_TOP + CHART_BOTTOM,
+        "x_axis_y": height + CHART_TOP + 13,
+        "mid_x": CHART_LEFT + width // 2,
+        "right_x": CHART_LEFT + width,
     }
 
 
@@ -394,3 +424,47 @@ def collector_delete(request: HtmxHttpRequest, app_id: str, inst_slug: str, coll
     )
     messages.success(request, f"Collector {collector.public_id} deleted{note}.")
     return redirect("collectors:list", access.app.public_id, access.installation.slug)
+
+
+PREVIEW_SCOPES = scopes_for("ListWorkflows", "ListKeys", "GetModel", "ListCollectors")
+
+
+@login_required
+@require_POST
+def preview(request: HtmxHttpRequest, app_id: str, inst_slug: str):
+    """The create / update form's preview panel (htmx): what the collector, as the form would
+    save it, keeps of recent traffic and why. Saves nothing."""
+    access = installation_access(request, app_id, inst_slug, scopes=PREVIEW_SCOPES)
+    if isinstance(access, HttpResponse):
+        return access
+    collector_id = request.GET.get("collector", "")
+    existing = _collector_or_404(access.app, collector_id) if collector_id else None
+    data = request.POST.copy()
+    if existing is not None:
+        data["id"] = existing.public_id  # the id field is disabled when editing
+    form, _mv, _err = _build_form(
+        request,
+        access,
+        data=data,
+        initial=initial_from_collector(existing) if existing else None,
+        editing=existing is not None,
+    )
+    ctx = {"form": form, "result": None, "error": ""}
+    if not form.is_valid():
+        ctx["error"] = "Fix the fields marked in the form (press Create or Update to see them)."
+    else:
+        pb = form.to_pb()
+        if existing is not None:
+            pb.id = existing.public_id
+        try:
+            draft = services.collector_draft(
+                app=access.app,
+                actor=request.user,
+                collector_pb=pb,
+                limits=form.limits(),
+                near_duplicate=form.near_duplicate_settings(),
+            )
+            ctx["result"] = capture_selectors.preview_collector(draft)
+        except ApiError as exc:
+            ctx["error"] = exc.details or exc.description
+    return render(request, "collectors/_preview.html", ctx)

@@ -15,6 +15,7 @@ from google.protobuf import json_format
 
 from collectors_module.applications.models import Visibility
 from collectors_module.core import generations
+from collectors_module.core.content import prune_empty
 from collectors_module.core.errors import SC, ApiError, make_status
 from collectors_module.core.ids import is_valid_id, new_hex_id, validate_id
 from collectors_module.core.images import max_image_bytes, max_request_pixels, validate_image
@@ -478,6 +479,7 @@ def run_model_version(
     for result in results:
         if isinstance(result, resources_pb2.Data):
             _apply_output_config(result, output_config)
+            prune_empty(result)  # no present-but-empty field (the post-queue rule)
     return results
 
 

@@ -84,3 +84,42 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+
+class InputFingerprint(models.Model):
+    """Content hashes of an input, kept as it is created (`inputs.fingerprints`), so a
+    near-duplicate check is an indexed lookup: the exact hash, the normalised text hash, and the
+    image's perceptual hash with its four 16-bit bands each indexed (core.fingerprints)."""
+
+    input = models.OneToOneField(
+        Input, on_delete=models.CASCADE, primary_key=True, related_name="fingerprint"
+    )
+    app = models.ForeignKey("applications.App", on_delete=models.CASCADE, db_index=False)
+    exact = models.CharField(max_length=64)
+    text = models.CharField(max_length=64, blank=True)
+    phash = models.BigIntegerField(null=True)
+    band0 = models.IntegerField(null=True)
+    band1 = models.IntegerField(null=True)
+    band2 = models.IntegerField(null=True)
+    band3 = models.IntegerField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["app", "exact"], name="fingerprint_exact"),
+            models.Index(
+                fields=["app", "text"], name="fingerprint_text", condition=~models.Q(text="")
+            ),
+            *(
+                models.Index(
+                    fields=["app", f"band{i}"],
+                    name=f"fingerprint_band{i}",
+                    # Index-only lookups (inputs.fingerprints). Not partial: PostgreSQL does not
+                    # scan a partial index index-only when the query filters on phash.
+                    include=["phash", "input"],
+                )
+                for i in range(4)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"fingerprint of input {self.input_id}"

@@ -34,8 +34,14 @@ from collectors_module.core.patching import (
 )
 from collectors_module.core.protojson import to_dict
 
-from . import conf
+from . import conf, fingerprints
 from .convert import ANNOTATION_DATA_FIELDS, collected_annotations
+from .fingerprints import (  # noqa: F401  (public: the capture engine's near-duplicate check)
+    Fingerprint,
+    Match,
+    find_duplicate,
+    fingerprint_of,
+)
 from .models import Annotation, Input, input_blob_path
 
 log = logging.getLogger("collectors.inputs")
@@ -222,6 +228,7 @@ def _store(app, prepared: _Prepared) -> Input:
     try:
         with transaction.atomic():
             row.save()
+            fingerprints.record([(row, content)])  # near-duplicate lookups (indexed)
             if prepared.annotations:
                 _create_collected(app, [row])
             if content is not None:
@@ -310,6 +317,7 @@ def inputs_create_bulk(
     try:
         with transaction.atomic():
             created = Input.objects.bulk_create([row for _, row, _ in rows])
+            fingerprints.record([(row, content) for _, row, content in rows])
             _create_collected(app, [row for row in created if row.annotations])
     except IntegrityError:
         if not one_by_one_on_conflict:
@@ -820,3 +828,18 @@ def annotation_delete(*, app, input_id: str, annotation_id: str) -> None:
     if not annotation_id or not input_id:
         raise ApiError(SC.ANNOTATION_INVALID_ARGUMENT, "input_id and annotation_id are required")
     annotations_delete(app=app, ids=[annotation_id], input_ids=[input_id])
+
+
+def input_image_bytes(app_id: int, public_id: str, *, max_bytes: int) -> bytes | None:
+    """The stored image bytes of an input (None: no such input, no image, or over `max_bytes`).
+    A read for the collector preview, which re-evaluates rules on ingested captures."""
+    row = Input.objects.filter(app_id=app_id, public_id=public_id).only("image").first()
+    if row is None or not row.image:
+        return None
+    try:
+        if row.image.size > max_bytes:
+            return None
+        with row.image.open("rb") as fh:
+            return fh.read(max_bytes + 1)
+    except OSError:
+        return None

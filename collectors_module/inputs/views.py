@@ -111,6 +111,28 @@ class InputCard:
     annotations_json: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def title(self) -> str:
+        """The card's title: what the input shows (its text, its best concepts, or what the
+        source model said of it), for a captured one when it was captured; the id otherwise.
+        Capture ids ("cap-<32 hex>") say nothing to a reader, so they are not the title."""
+        what = ""
+        if self.text and self.media_url:
+            what = self.text
+        elif self.concepts:
+            what = ", ".join(c["name"] for c in self.concepts[:3])
+        else:
+            for o in self.outputs:
+                what = ", ".join(c["name"] for c in o["concepts"][:3]) or o["text"]
+                if what:
+                    break
+        what = what[:80]
+        if self.provenance:
+            when = str(self.provenance.get("captured_at") or "")[:16].replace("T", " ")
+            captured = f"Captured {when} UTC" if when else "Captured"
+            return f"{what} · {captured}" if what else captured
+        return what or self.input.public_id
+
 
 def _concepts(data: dict) -> list[dict[str, Any]]:
     out = []

@@ -162,7 +162,7 @@ def authorize(request, app_id: str, inst_slug: str):
         created = services.installation_authorize(installation=inst, user=request.user)
         messages.success(
             request,
-            f"Authorized. The module now acts with the app key {created.key.public_id}, valid in "
+            f"Authorized. The module now acts with the app key {created.key.display_name}, valid in "
             f"app {app.public_id} only; you can revoke it on the Keys page at any time.",
         )
         return redirect("collectors:create", app.public_id, inst.slug)

@@ -14,7 +14,9 @@ Semantics
 - `precomputed` maps a ModelVersion pk to the Data already computed for it on this input (the
   captured source prediction): a node of that version that takes the workflow input is not run
   again (`NodeRun.reused`).
-- `keep`: some terminal node (one no other node reads) has a non-empty output. `filtered_by`:
+- `keep`: some terminal node (one no other node reads) has a non-empty output, "non-empty"
+  meaning some field holds a non-default value (`core.content.has_content`, the product page's
+  post-queue rule), not mere protobuf presence: `text.raw = ""` is empty. `filtered_by`:
   the first node, in execution order, that got a non-empty input and gave an empty output.
 - The random draw of a `random-sample` node uses the key "<seed_key>/<node id>", so a retried
   capture gets the same decision and two samplers in one workflow draw independently.
@@ -30,18 +32,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from clarifai_grpc.grpc.api import resources_pb2
 
+from collectors_module.core.content import has_content
 from collectors_module.core.errors import SC, ApiError
 from collectors_module.inference.services import prepare_inputs, run_model_version
 
 from . import conf
 from .model_types import OPERATOR_TYPES
 from .models import WorkflowNode
+from .operators import quota as class_quota
 from .operators import registry, sampling
 from .operators.registry import CompiledOperator
 from .selectors import relation_tuples_of_app
@@ -70,7 +74,7 @@ class NodeRun:
 
     @property
     def empty(self) -> bool:
-        return not self.data.ListFields()
+        return not has_content(self.data)
 
 
 @dataclass
@@ -133,6 +137,8 @@ class PlanNode:
     params: dict
     operator: CompiledOperator | None  # None for a model node
     reads_input_metadata: bool = False  # a metadata filter
+    quota: bool = False  # a class-quota node: the caller's gate counts it
+    duplicate: bool = False  # a near-duplicate node: the caller's gate looks it up (worker only)
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,8 @@ class Plan:
 
     def inline_for(self, source_pk: int | None) -> bool:
         return all(
-            n.operator is not None or (n.model_version_pk == source_pk and not n.parents)
+            (n.operator is not None and not n.duplicate)
+            or (n.model_version_pk == source_pk and not n.parents)
             for n in self.nodes
         )
 
@@ -215,6 +222,8 @@ def build_plan(workflow) -> Plan:
                 params=params,
                 operator=operator,
                 reads_input_metadata=type_id == "metadata-filter",
+                quota=type_id == "class-quota",
+                duplicate=type_id == "near-duplicate",
             )
         )
     return Plan(
@@ -268,7 +277,8 @@ def get_plan(workflow) -> Plan:
 
 
 def is_empty(data: Data) -> bool:
-    return not data.ListFields()
+    """The post-queue rule (core.content): no field holds a non-default value."""
+    return not has_content(data)
 
 
 def merge(datas: Sequence[Data]) -> Data:
@@ -354,6 +364,31 @@ def _node_key(base: str, node_id: str) -> str:
     return f"{base}/{node_id}"
 
 
+# A quota gate: (node id, class-quota config, concepts the input counts under) -> the concept
+# that is full ("" when the input is kept, and counted). Given by the capture engine; its
+# optional `duplicate(node id, near-duplicate config, workflow input) -> reason` answers
+# near-duplicate nodes ("" when the input is not a duplicate).
+QuotaGate = Callable[[str, Any, list], str]
+
+
+def _through_quota(
+    node: PlanNode, out: Data, quota: QuotaGate | None, source: Data | None = None
+) -> Data:
+    if quota is None or not has_content(out):
+        return out
+    if node.duplicate:
+        lookup = getattr(quota, "duplicate", None)
+        if lookup is not None and lookup(node.node_id, node.operator.config, source or out):
+            return _EMPTY
+        return out
+    if not node.quota:
+        return out
+    concepts = class_quota.counted(out, node.operator.config)
+    if concepts and quota(node.node_id, node.operator.config, concepts):
+        return _EMPTY
+    return out
+
+
 # --- running ----------------------------------------------------------------------------------
 
 
@@ -391,12 +426,14 @@ def run_workflow(
     precomputed: dict[int, Data | list[Data]] | None = None,
     seed_key: str = "",
     seed_keys: Sequence[str] | None = None,
+    quota: QuotaGate | None = None,
 ) -> list[WorkflowRun]:
     """Run every node over every input; one WorkflowRun per input, outputs in node order.
 
     `precomputed[model_version_pk]` is a Data (for a single input) or a list aligned with
     `inputs`. `seed_keys` gives each input its own stable key (default: `seed_key`, suffixed
-    with the input's index when there are several; empty means a digest of the input)."""
+    with the input's index when there are several; empty means a digest of the input).
+    `quota`: the gate counting class-quota nodes (without one they let inputs through)."""
 
     plan = get_plan(workflow)
     n = len(inputs)
@@ -439,6 +476,7 @@ def run_workflow(
                 started = time.perf_counter()
                 try:
                     out = node.operator(data, _node_key(keys[k], node.node_id))
+                    out = _through_quota(node, out, quota, inputs[k])
                     runs[k][i] = NodeRun(
                         node.node_id,
                         node.model_version,
@@ -553,10 +591,12 @@ def evaluate_inline(
     source_model_version=None,
     seed_key: str = "",
     input_data: Data | None = None,
+    quota: QuotaGate | None = None,
 ) -> tuple[bool, str]:
     """(keep, filtered_by) of an inline workflow evaluated on the model's OUTPUT: operators
     without node_inputs read `source_output`; a node of the source version gives it as is.
-    `input_data` (optional) supplies the input's metadata to metadata filters.
+    `input_data` (optional) supplies the input's metadata to metadata filters; `quota` counts
+    class-quota nodes.
     Raises ValueError when the workflow is not inline (it needs a model run)."""
     plan = get_plan(workflow)
     source_pk = getattr(source_model_version, "pk", None)
@@ -583,11 +623,11 @@ def evaluate_inline(
             data = source_output
         if node.reads_input_metadata:
             data = with_metadata_of(data, meta_source)
-        out = node.operator(data, _node_key(seed_key, node.node_id))
+        out = _through_quota(node, node.operator(data, _node_key(seed_key, node.node_id)), quota)
         outputs[i] = out
-        if not filtered_by and not out.ListFields() and data.ListFields():
+        if not filtered_by and not has_content(out) and has_content(data):
             filtered_by = node.node_id
-    keep = any(outputs[t].ListFields() for t in plan.terminals)
+    keep = any(has_content(outputs[t]) for t in plan.terminals)
     return keep, ("" if keep else filtered_by)
 
 

@@ -16,9 +16,16 @@ from django import forms
 from collectors_module.core.errors import ApiError
 from collectors_module.core.ids import is_valid_id
 
-from .model_types import FieldSpec, ModelTypeSpec, form_value, parse_form_value
+from .model_types import (
+    CONCEPTS,
+    FieldSpec,
+    ModelTypeSpec,
+    form_value,
+    get_model_type,
+    parse_form_value,
+)
 from .models import Predicate
-from .recipes import RECIPES
+from .recipes import RECIPES, get_recipe
 
 FIELD_PREFIX = "p_"
 MAX_TRY_TEXT = 10_000
@@ -43,11 +50,57 @@ class WorkflowCreateForm(forms.Form):
         help_text="A template makes its operator models and the workflow at once.",
     )
 
+    key_value = forms.CharField(
+        label="Key parameter",
+        required=False,
+        max_length=20_000,
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false"}),
+    )
+
     def clean_workflow_id(self) -> str:
         value = self.cleaned_data["workflow_id"].strip()
         if not is_valid_id(value):
             raise forms.ValidationError("Use letters, digits, '-', '_' or '.' (at most 128).")
         return value
+
+    def key_field(self, recipe_id: str | None = None) -> FieldSpec | None:
+        """The model-type field of the chosen template's key parameter (None: no template)."""
+        recipe = get_recipe(recipe_id if recipe_id is not None else self._recipe_id())
+        node = recipe.key_node if recipe else None
+        spec = get_model_type(node.model_type_id) if node else None
+        return (
+            spec.field(recipe.key_param[1] if recipe.key_param[1] != "concepts" else CONCEPTS)
+            if spec
+            else None
+        )
+
+    def _recipe_id(self) -> str:
+        return (self.data.get("recipe") if self.is_bound else self.initial.get("recipe")) or ""
+
+    def key_label(self) -> str:
+        recipe = get_recipe(self._recipe_id())
+        return f"{recipe.key_param[0]}.{recipe.key_param[1]}" if recipe and recipe.key_param else ""
+
+    def key_initial(self) -> str:
+        """The text the key parameter's field starts with: the template's default."""
+        recipe = get_recipe(self._recipe_id())
+        f = self.key_field()
+        if recipe is None or f is None:
+            return ""
+        value = recipe.key_default()
+        info = {"data": {"concepts": value}} if f.path == CONCEPTS else {"params": {f.name: value}}
+        return form_value(f, info)
+
+    def clean(self):
+        data = super().clean()
+        f = self.key_field()
+        data["key_json"] = None
+        if f is not None and (self.data.get("key_value") or "").strip():
+            try:
+                data["key_json"] = parse_form_value(f, self.data.get("key_value", ""))
+            except ApiError as exc:
+                self.add_error("key_value", exc.details)
+        return data
 
 
 def _param_field(f: FieldSpec, initial: str) -> forms.Field:

@@ -128,6 +128,49 @@ METADATA_CONDITIONS_HELP = (
     "not_in, which are true."
 )
 
+_OVER_FIELD = FieldSpec(
+    PARAMS + "over",
+    "ENUM",
+    default="auto",
+    options=(
+        EnumOption("auto", "the input's concepts, or its regions' concepts when it has none"),
+        EnumOption("concepts", "the input's own concepts only"),
+        EnumOption("regions", "each region's concepts; the most uncertain region decides"),
+    ),
+    description="Which concepts are scored: the input's, or each region's (e.g. a detector's).",
+)
+
+# (id, title, description, default threshold, threshold help) of the uncertainty operators.
+_UNCERTAINTY = (
+    (
+        "least-confidence",
+        "Uncertain predictions (least confidence)",
+        "Lets an input through when 1 - (highest concept value) is above the threshold: the "
+        "model's best guess is weak. An input without concepts is dropped.",
+        0.5,
+        "Keep when 1 - max(concept value) > threshold (equal is dropped).",
+    ),
+    (
+        "margin-below",
+        "Uncertain predictions (small margin)",
+        "Lets an input through when the best concept leads the second by less than the "
+        "threshold: two classes compete. A single concept's margin is its value. An input "
+        "without concepts is dropped.",
+        0.1,
+        "Keep when top value - second value < threshold (equal is dropped).",
+    ),
+    (
+        "entropy-above",
+        "Uncertain predictions (entropy)",
+        "Lets an input through when the entropy of its concept values (normalised to sum to 1, "
+        "divided by ln(number of concepts), so from 0 to 1) is above the threshold: the "
+        "prediction is spread over many classes. One concept has entropy 0. An input without "
+        "concepts is dropped.",
+        0.8,
+        "Keep when the normalised entropy > threshold (equal is dropped).",
+    ),
+)
+
 MODEL_TYPES: list[ModelTypeSpec] = [
     ModelTypeSpec(
         id="random-sample",
@@ -287,6 +330,111 @@ MODEL_TYPES: list[ModelTypeSpec] = [
                 step=0.01,
                 required=True,
                 description="Keep when max(concept value) > threshold (equal is dropped).",
+            ),
+        ),
+    ),
+    *(
+        ModelTypeSpec(
+            id=type_id,
+            title=title,
+            description=description,
+            input_fields=("concepts",),
+            output_fields=("concepts",),
+            operator=True,
+            fields=(
+                FieldSpec(
+                    PARAMS + "threshold",
+                    "RANGE",
+                    default=default,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    required=True,
+                    description=threshold_help,
+                ),
+                _OVER_FIELD,
+            ),
+        )
+        for type_id, title, description, default, threshold_help in _UNCERTAINTY
+    ),
+    ModelTypeSpec(
+        id="class-quota",
+        title="Class-balanced quota",
+        description=(
+            "Keeps at most N captures per concept per hour or per day, counted across every "
+            "process in Redis, so a flood of the common class cannot crowd out the rare ones. An "
+            "input counts under its top concept, or under each concept at or above the "
+            "threshold; it is kept while one of them has room and dropped as "
+            "class_quota:<concept> when all are full. Counted only by collectors (try it and "
+            "PostWorkflowResults let inputs through); put it last in the workflow."
+        ),
+        input_fields=("concepts",),
+        output_fields=("concepts",),
+        operator=True,
+        fields=(
+            FieldSpec(
+                PARAMS + "max_per_window",
+                "NUMBER",
+                default=100,
+                min=1,
+                max=1_000_000,
+                step=1,
+                required=True,
+                description="Captures kept per concept in each window.",
+            ),
+            FieldSpec(
+                PARAMS + "window",
+                "ENUM",
+                default="hour",
+                options=(
+                    EnumOption("hour", "per clock hour (UTC)"),
+                    EnumOption("day", "per day (UTC)"),
+                ),
+                description="The counting window; counts start again when it ends.",
+            ),
+            FieldSpec(
+                PARAMS + "per",
+                "ENUM",
+                default="top",
+                options=(
+                    EnumOption("top", "count under the top concept only"),
+                    EnumOption("above", "count under every concept at or above the threshold"),
+                ),
+                description="Which concepts an input counts under.",
+            ),
+            FieldSpec(
+                PARAMS + "threshold",
+                "RANGE",
+                default=0.5,
+                min=0.0,
+                max=1.0,
+                step=0.01,
+                description="With per = above: the value a concept needs to count.",
+            ),
+        ),
+    ),
+    ModelTypeSpec(
+        id="near-duplicate",
+        title="Near-duplicate filter",
+        description=(
+            "Drops a capture whose content is already in the collector's app: the same bytes, the "
+            "same text ignoring case and spacing, or an image whose perceptual hash is within "
+            "max_distance bits. Looked up in the worker (a workflow with this node never runs "
+            "inline); without a collector (Try it) inputs pass."
+        ),
+        input_fields=("any",),
+        output_fields=("any",),
+        operator=True,
+        fields=(
+            FieldSpec(
+                PARAMS + "max_distance",
+                "NUMBER",
+                default=4,
+                min=0,
+                max=11,
+                step=1,
+                description="Perceptual-hash bits that may differ (4: re-encoded or slightly "
+                "edited copies).",
             ),
         ),
     ),

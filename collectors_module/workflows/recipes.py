@@ -13,7 +13,7 @@ run the same graph on an image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 SOURCE = "source"
 DEFAULT_SOURCE_MODEL = "color-recognition"  # a built-in visual classifier of builtin/main
@@ -37,6 +37,36 @@ class Recipe:
     description: str
     stage: str  # "pre-queue" or "post-queue"
     nodes: tuple[RecipeNode, ...]
+    # (node id, parameter name) the builder asks for when it makes the workflow; "concepts"
+    # names the node's concept thresholds.
+    key_param: tuple[str, str] | None = None
+
+    @property
+    def key_node(self) -> RecipeNode | None:
+        if not self.key_param:
+            return None
+        return next(n for n in self.nodes if n.node_id == self.key_param[0])
+
+    def key_default(self):
+        node = self.key_node
+        if node is None:
+            return None
+        if self.key_param[1] == "concepts":
+            return list(node.concepts)
+        return node.params.get(self.key_param[1])
+
+    def with_key_value(self, value) -> Recipe:
+        """This recipe with its key parameter set to `value` (a JSON value)."""
+        node_id, name = self.key_param
+        nodes = []
+        for n in self.nodes:
+            if n.node_id == node_id:
+                if name == "concepts":
+                    n = replace(n, concepts=tuple(value))
+                else:
+                    n = replace(n, params={**n.params, name: value})
+            nodes.append(n)
+        return replace(self, nodes=tuple(nodes))
 
 
 RECIPES: tuple[Recipe, ...] = (
@@ -47,6 +77,7 @@ RECIPES: tuple[Recipe, ...] = (
         "retried capture.",
         "pre-queue",
         (RecipeNode("sample", "random-sample", params={"keep_fraction": 0.1}),),
+        key_param=("sample", "keep_fraction"),
     ),
     Recipe(
         "metadata-filter",
@@ -60,6 +91,7 @@ RECIPES: tuple[Recipe, ...] = (
                 params={"conditions": [{"key": "source", "op": "equals", "value": "mobile"}]},
             ),
         ),
+        key_param=("metadata", "conditions"),
     ),
     Recipe(
         "uncertain-predictions",
@@ -72,6 +104,7 @@ RECIPES: tuple[Recipe, ...] = (
                 "uncertain", "max-probability-below", params={"threshold": 0.5}, inputs=("source",)
             ),
         ),
+        key_param=("uncertain", "threshold"),
     ),
     Recipe(
         "confident-predictions",
@@ -84,6 +117,7 @@ RECIPES: tuple[Recipe, ...] = (
                 "confident", "max-probability-above", params={"threshold": 0.9}, inputs=("source",)
             ),
         ),
+        key_param=("confident", "threshold"),
     ),
     Recipe(
         "concepts-above-threshold",
@@ -100,6 +134,7 @@ RECIPES: tuple[Recipe, ...] = (
                 inputs=("source",),
             ),
         ),
+        key_param=("threshold", "concepts"),
     ),
     Recipe(
         "knowledge-graph-mapping",
@@ -120,6 +155,31 @@ RECIPES: tuple[Recipe, ...] = (
                 "confident", "max-probability-above", params={"threshold": 0.5}, inputs=("mapper",)
             ),
         ),
+        key_param=("confident", "threshold"),
+    ),
+    Recipe(
+        "close-calls",
+        "Close calls (small margin between the two best concepts)",
+        "Keeps predictions whose best concept leads the second by less than 0.1: the model "
+        "hesitates between two classes (uncertainty sampling by margin).",
+        "pre-queue",
+        (
+            RecipeNode("source", source=True),
+            RecipeNode("margin", "margin-below", params={"threshold": 0.1}, inputs=("source",)),
+        ),
+        key_param=("margin", "threshold"),
+    ),
+    Recipe(
+        "class-balanced",
+        "Class-balanced sample (at most N per concept per hour)",
+        "Keeps at most 100 captures per top concept each hour, so the common classes cannot "
+        "crowd out the rare ones.",
+        "pre-queue",
+        (
+            RecipeNode("source", source=True),
+            RecipeNode("quota", "class-quota", params={"max_per_window": 100}, inputs=("source",)),
+        ),
+        key_param=("quota", "max_per_window"),
     ),
     Recipe(
         "image-to-text",

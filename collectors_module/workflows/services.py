@@ -30,7 +30,7 @@ from collectors_module.inference import selectors as models
 from collectors_module.inference.models import Model
 from collectors_module.inference.runners.builtin import BUILTIN_APP_ID, BUILTIN_USER_ID, CATALOG
 from collectors_module.inference.runners.registry import is_runnable
-from collectors_module.inference.services import model_create
+from collectors_module.inference.services import model_create, models_delete
 
 from . import conf, executor
 from .models import Concept, ConceptRelation, Predicate, Workflow, WorkflowNode, WorkflowVersion
@@ -831,16 +831,25 @@ def _recipe_model_ref(app, workflow_id: str, rn, source_model_version) -> dict:
 
 
 def workflow_create_from_recipe(
-    *, app, recipe_id: str, workflow_id: str, source_model_version=None, description: str = ""
+    *,
+    app,
+    recipe_id: str,
+    workflow_id: str,
+    source_model_version=None,
+    description: str = "",
+    key_value=None,
 ) -> Workflow:
     """Create a recipe's operator models ("<workflow id>-<node id>", "-2" ... when taken) and its
     workflow, all or none.
-    `source_model_version` fills the recipe's source node (default: a built-in classifier).
+    `source_model_version` fills the recipe's source node (default: a built-in classifier);
+    `key_value` (a JSON value) replaces the recipe's key parameter (`Recipe.key_param`).
     Raises 11101 for an unknown recipe, else like `workflow_create` / `model_create`."""
 
     recipe = get_recipe(recipe_id)
     if recipe is None:
         raise not_found("Workflow template", recipe_id)
+    if key_value is not None and recipe.key_param:
+        recipe = recipe.with_key_value(key_value)
     validate_id(workflow_id, "workflow id", SC.WORKFLOW_INVALID_ARGUMENT, field="id")
     with transaction.atomic():
         if Workflow.objects.filter(app=app, public_id=workflow_id).exists():
@@ -888,6 +897,7 @@ def workflow_save_from_builder(*, app, workflow_id: str, nodes: list[dict], new:
 
     node_ids = {n["id"] for n in nodes}
     with transaction.atomic():
+        before = _builder_operator_models(app, workflow_id) if not new else []
         node_dicts = []
         for n in nodes:
             ref = n.get("ref")
@@ -934,4 +944,43 @@ def workflow_save_from_builder(*, app, workflow_id: str, nodes: list[dict], new:
         pb = from_dict(body, resources_pb2.Workflow)
         if new:
             return workflow_create(app=app, workflow_pb=pb)
-        return workflow_overwrite(app=app, workflow_pb=pb)
+        workflow = workflow_overwrite(app=app, workflow_pb=pb)
+        _delete_unused_operator_models(app, before)
+        return workflow
+
+
+def _builder_operator_models(app, workflow_id: str) -> list[str]:
+    """Operator models of `app` that the builder or a template made for this workflow's nodes
+    ("<workflow id>-<node id>"), as its nodes use them now."""
+    prefix = f"{workflow_id}-"
+    return sorted(
+        {
+            n.model_version.model.public_id
+            for n in WorkflowNode.objects.filter(
+                workflow__app=app, workflow__public_id=workflow_id
+            ).select_related("model_version__model")
+            if n.model_version.model.app_id == app.pk
+            and n.model_version.model.public_id.startswith(prefix)
+            and executor.is_operator_version(n.model_version)
+        }
+    )
+
+
+def _delete_unused_operator_models(app, model_ids: list[str]) -> list[str]:
+    """Delete those of `model_ids` that no workflow node uses any more (models_delete refuses
+    the ones a workflow or collector still uses: they stay). Returns the deleted ids."""
+    used = set(
+        WorkflowNode.objects.filter(
+            model_version__model__app=app, model_version__model__public_id__in=model_ids
+        ).values_list("model_version__model__public_id", flat=True)
+    )
+    deleted = []
+    for model_id in model_ids:
+        if model_id in used:
+            continue
+        try:
+            models_delete(app=app, ids=[model_id])
+        except ApiError:
+            continue  # used elsewhere (another user's workflow, a collector): kept
+        deleted.append(model_id)
+    return deleted

@@ -9,6 +9,7 @@ urlpatterns = [
     path(_WF, builder.edit_view, name="edit"),
     path(_WF + "nodes/", builder.node_add_view, name="node_add"),
     path(_WF + "nodes/<str:node_id>/remove/", builder.node_remove_view, name="node_remove"),
+    path(_WF + "nodes/<str:node_id>/edit/", builder.node_edit_view, name="node_edit"),
     path(_WF + "save/", builder.save_view, name="save"),
     path(_WF + "discard/", builder.discard_view, name="discard"),
     path(_WF + "delete/", builder.delete_view, name="delete"),

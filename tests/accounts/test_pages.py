@@ -34,7 +34,11 @@ def test_login_then_home_lists_apps_and_logout_ends_session(client, alice):
     page = client.get("/").content.decode()
     assert "app1" in page
     assert "Your apps" in page
-    assert client.get("/accounts/logout/").status_code == 405  # logout is POST only
+    ask = client.get("/accounts/logout/")  # a GET asks first (it never logs out)
+    assert ask.status_code == 200
+    assert "Log out of Collectors?" in ask.content.decode()
+    assert 'method="post" action="/accounts/logout/"' in ask.content.decode()
+    assert client.get("/").status_code == 200  # still logged in
     r = client.post("/accounts/logout/")
     assert r.status_code == 302
     assert client.get("/").status_code == 302

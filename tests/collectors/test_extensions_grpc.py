@@ -12,7 +12,7 @@ from collectors_module.api.proto import collectors_ext_pb2 as ext
 from collectors_module.api.proto.collectors_ext_pb2_grpc import CollectorExtensionsStub
 from collectors_module.capture.models import Capture, CaptureState
 from collectors_module.collectors.models import COLLECTOR_INACTIVE, Collector
-from collectors_module.core.protojson import to_dict
+from collectors_module.core.protojson import from_dict, to_dict
 
 from .test_api import BASE, builtin_body
 
@@ -129,3 +129,42 @@ def test_tenancy_scopes_and_app_keys_over_grpc(ext_stub, alice, bob, make_key, c
     assert ext_stub.ListCollectorCaptures(other, metadata=md(app_key.secret)).status.code == 11101
     missing = ext.GetCollectorLimitsRequest(user_app_id=uaid(), collector_id="nope")
     assert ext_stub.GetCollectorLimits(missing, metadata=md(alice.secret)).status.code == 11101
+
+
+def test_near_duplicate_option_and_preview_over_grpc(ext_stub, api, alice, bob, collector):
+    r = ext_stub.PatchCollectorNearDuplicate(
+        ext.PatchCollectorNearDuplicateRequest(
+            user_app_id=uaid(), collector_id="ext", enabled=True, max_distance=5
+        ),
+        metadata=md(alice.secret),
+    )
+    assert r.status.code == 10000, r.status
+    assert (r.near_duplicate.enabled, r.near_duplicate.max_distance) == (True, 5)
+    rest = api.get(f"{'/api' + BASE}/ext/near_duplicate", key=alice.secret)
+    assert rest["near_duplicate"] == {"enabled": True, "max_distance": 5}
+    bad = ext_stub.PatchCollectorNearDuplicate(
+        ext.PatchCollectorNearDuplicateRequest(
+            user_app_id=uaid(), collector_id="ext", max_distance=99
+        ),
+        metadata=md(alice.secret),
+    )
+    assert bad.status.code != 10000
+    # Another user cannot read it, nor preview in alice's app.
+    other = ext_stub.GetCollectorNearDuplicate(
+        ext.GetCollectorNearDuplicateRequest(user_app_id=uaid(), collector_id="ext"),
+        metadata=md(bob.secret),
+    )
+    assert other.status.code != 10000
+    draft = from_dict(builtin_body("ext", alice.key.public_id), resources_pb2.Collector)
+    preview = ext_stub.PreviewCollector(
+        ext.PreviewCollectorRequest(user_app_id=uaid(), collector=draft, max_inputs=10),
+        metadata=md(alice.secret),
+    )
+    assert preview.status.code == 10000, preview.status
+    assert preview.collector_id == "ext"
+    assert preview.evaluated == 0  # the captures of the fixture hold no prediction
+    denied = ext_stub.PreviewCollector(
+        ext.PreviewCollectorRequest(user_app_id=uaid(), collector=draft),
+        metadata=md(bob.secret),
+    )
+    assert denied.status.code != 10000

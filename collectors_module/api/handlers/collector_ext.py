@@ -1,5 +1,6 @@
 """Collectors' own RPCs (api/proto/collectors_ext.proto): a collector's capture log, stats,
-admission limits and deactivation with or without its pending captures.
+admission limits, deactivation with or without its pending captures, near-duplicate suppression
+and the preview of a collector on recent traffic.
 
 Same dispatch as every V2 RPC, so REST (`/api/v2/.../collectors/{id}/captures` and friends) and
 gRPC (`collectors.ext.v1.CollectorExtensions`) answer alike. Reads need the app writable like the
@@ -113,3 +114,73 @@ def deactivate_collector(ctx, request: ext.DeactivateCollectorRequest):
         app=app, collector_id=collector.public_id, discard_pending=request.discard_pending
     )
     return ext.DeactivateCollectorResponse(collector_id=collector.public_id, discarded=discarded)
+
+
+def _near_duplicate_pb(collector) -> ext.CollectorNearDuplicate:
+    return ext.CollectorNearDuplicate(
+        enabled=collector.near_duplicate, max_distance=collector.near_duplicate_max_distance
+    )
+
+
+@rpc("GetCollectorNearDuplicate")
+def get_collector_near_duplicate(ctx, request: ext.GetCollectorNearDuplicateRequest):
+    _app, collector = _collector(ctx, request)
+    return ext.SingleCollectorNearDuplicateResponse(
+        collector_id=collector.public_id, near_duplicate=_near_duplicate_pb(collector)
+    )
+
+
+@rpc("PatchCollectorNearDuplicate")
+def patch_collector_near_duplicate(ctx, request: ext.PatchCollectorNearDuplicateRequest):
+    app, collector = _collector(ctx, request)
+    collector = services.collector_set_near_duplicate(
+        app=app,
+        collector_id=collector.public_id,
+        enabled=request.enabled if request.HasField("enabled") else None,
+        max_distance=request.max_distance if request.HasField("max_distance") else None,
+    )
+    return ext.SingleCollectorNearDuplicateResponse(
+        collector_id=collector.public_id, near_duplicate=_near_duplicate_pb(collector)
+    )
+
+
+def preview_to_pb(collector, preview) -> ext.PreviewCollectorResponse:
+    return ext.PreviewCollectorResponse(
+        collector_id=collector.public_id,
+        evaluated=len(preview.items),
+        kept=preview.kept,
+        drops_by_reason=preview.drops_by_reason(),
+        truncated=preview.truncated,
+        items=[
+            ext.PreviewItem(
+                capture_id=str(item.capture.pk),
+                app_id=item.capture.collector.app.public_id,
+                created_at=_iso(item.capture.created_at),
+                kept=item.kept,
+                decided_by=item.decided_by,
+                reason=item.reason,
+                summary=item.summary,
+                steps=[
+                    ext.PreviewStep(rule=s.rule, outcome=s.outcome, details=s.details)
+                    for s in item.steps
+                ],
+            )
+            for item in preview.items
+        ],
+    )
+
+
+@rpc("PreviewCollector")
+def preview_collector(ctx, request: ext.PreviewCollectorRequest):
+    app = ctx.app(write=True)
+    nd = None
+    if request.HasField("near_duplicate"):
+        nd = {
+            "enabled": request.near_duplicate.enabled,
+            "max_distance": request.near_duplicate.max_distance,
+        }
+    draft = services.collector_draft(
+        app=app, actor=ctx.user, collector_pb=request.collector, near_duplicate=nd
+    )
+    preview = capture_selectors.preview_collector(draft, max_inputs=request.max_inputs)
+    return preview_to_pb(draft, preview)

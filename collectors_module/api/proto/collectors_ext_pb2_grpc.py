@@ -89,6 +89,21 @@ class CollectorExtensionsStub(object):
                 request_serializer=collectors__ext__pb2.PatchModelCaptureConsentRequest.SerializeToString,
                 response_deserializer=collectors__ext__pb2.ModelCaptureConsentResponse.FromString,
                 _registered_method=True)
+        self.GetCollectorNearDuplicate = channel.unary_unary(
+                '/collectors.ext.v1.CollectorExtensions/GetCollectorNearDuplicate',
+                request_serializer=collectors__ext__pb2.GetCollectorNearDuplicateRequest.SerializeToString,
+                response_deserializer=collectors__ext__pb2.SingleCollectorNearDuplicateResponse.FromString,
+                _registered_method=True)
+        self.PatchCollectorNearDuplicate = channel.unary_unary(
+                '/collectors.ext.v1.CollectorExtensions/PatchCollectorNearDuplicate',
+                request_serializer=collectors__ext__pb2.PatchCollectorNearDuplicateRequest.SerializeToString,
+                response_deserializer=collectors__ext__pb2.SingleCollectorNearDuplicateResponse.FromString,
+                _registered_method=True)
+        self.PreviewCollector = channel.unary_unary(
+                '/collectors.ext.v1.CollectorExtensions/PreviewCollector',
+                request_serializer=collectors__ext__pb2.PreviewCollectorRequest.SerializeToString,
+                response_deserializer=collectors__ext__pb2.PreviewCollectorResponse.FromString,
+                _registered_method=True)
 
 
 class CollectorExtensionsServicer(object):
@@ -173,6 +188,26 @@ class CollectorExtensionsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCollectorNearDuplicate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PatchCollectorNearDuplicate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewCollector(self, request, context):
+        """Run a collector's rules, as they would be saved, over the most recent captured inputs of
+        its source model in the owner's apps; writes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectorExtensionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -230,6 +265,21 @@ def add_CollectorExtensionsServicer_to_server(servicer, server):
                     servicer.PatchModelCaptureConsent,
                     request_deserializer=collectors__ext__pb2.PatchModelCaptureConsentRequest.FromString,
                     response_serializer=collectors__ext__pb2.ModelCaptureConsentResponse.SerializeToString,
+            ),
+            'GetCollectorNearDuplicate': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCollectorNearDuplicate,
+                    request_deserializer=collectors__ext__pb2.GetCollectorNearDuplicateRequest.FromString,
+                    response_serializer=collectors__ext__pb2.SingleCollectorNearDuplicateResponse.SerializeToString,
+            ),
+            'PatchCollectorNearDuplicate': grpc.unary_unary_rpc_method_handler(
+                    servicer.PatchCollectorNearDuplicate,
+                    request_deserializer=collectors__ext__pb2.PatchCollectorNearDuplicateRequest.FromString,
+                    response_serializer=collectors__ext__pb2.SingleCollectorNearDuplicateResponse.SerializeToString,
+            ),
+            'PreviewCollector': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewCollector,
+                    request_deserializer=collectors__ext__pb2.PreviewCollectorRequest.FromString,
+                    response_serializer=collectors__ext__pb2.PreviewCollectorResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -529,6 +579,87 @@ class CollectorExtensions(object):
             '/collectors.ext.v1.CollectorExtensions/PatchModelCaptureConsent',
             collectors__ext__pb2.PatchModelCaptureConsentRequest.SerializeToString,
             collectors__ext__pb2.ModelCaptureConsentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCollectorNearDuplicate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collectors.ext.v1.CollectorExtensions/GetCollectorNearDuplicate',
+            collectors__ext__pb2.GetCollectorNearDuplicateRequest.SerializeToString,
+            collectors__ext__pb2.SingleCollectorNearDuplicateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PatchCollectorNearDuplicate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collectors.ext.v1.CollectorExtensions/PatchCollectorNearDuplicate',
+            collectors__ext__pb2.PatchCollectorNearDuplicateRequest.SerializeToString,
+            collectors__ext__pb2.SingleCollectorNearDuplicateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewCollector(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/collectors.ext.v1.CollectorExtensions/PreviewCollector',
+            collectors__ext__pb2.PreviewCollectorRequest.SerializeToString,
+            collectors__ext__pb2.PreviewCollectorResponse.FromString,
             options,
             channel_credentials,
             insecure,

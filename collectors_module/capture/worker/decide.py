@@ -22,7 +22,9 @@ from collectors_module.core.protojson import to_dict
 from collectors_module.core.safe_fetch import fetch
 from collectors_module.workflows.executor import run_workflow
 
+from .. import near_duplicates
 from ..models import Capture, CaptureState
+from ..quotas import Gate, QuotaUnavailable
 from ..selectors import caller_problem
 
 log = logging.getLogger("collectors.pipeline")
@@ -30,6 +32,9 @@ log = logging.getLogger("collectors.pipeline")
 INGEST = "ingest"  # internal decision: post the input, then mark ingested
 DISCARDED = "discarded"
 COLLECTOR_INACTIVE = "collector_inactive"
+# The product page's rule: no field of the post-queue output holds a non-default value
+# (core.content.has_content, through the executor's `keep`). The input is not posted.
+POST_QUEUE_EMPTY = "post-queue output empty"
 
 # Status codes that mean "try again later" when a model node or the destination reports them.
 TRANSIENT_CODES = frozenset(
@@ -96,16 +101,16 @@ def key_problem(collector: Collector) -> str:
     if key is None:
         return "post_inputs_key was deleted"
     if key.revoked_at is not None:
-        return f"post_inputs_key {key.public_id} was revoked"
+        return f"post_inputs_key {key.display_name} was revoked"
     if not key.is_usable:
-        return f"post_inputs_key {key.public_id} has expired"
+        return f"post_inputs_key {key.display_name} has expired"
     if key.owner_id != collector.app.owner_id:
-        return f"post_inputs_key {key.public_id} does not belong to the app owner"
+        return f"post_inputs_key {key.display_name} does not belong to the app owner"
     if key.app_id is not None and key.app_id != collector.app_id:
-        return f"post_inputs_key {key.public_id} is bound to another app"
+        return f"post_inputs_key {key.display_name} is bound to another app"
     missing = key.missing_scopes(post_inputs_scopes())
     if missing:
-        return f"post_inputs_key {key.public_id} lacks scopes: {', '.join(missing)}"
+        return f"post_inputs_key {key.display_name} lacks scopes: {', '.join(missing)}"
     return ""
 
 
@@ -142,9 +147,14 @@ def _with_bytes(data: resources_pb2.Data, capture: Capture) -> resources_pb2.Dat
     return full
 
 
-def _run(workflow, data: resources_pb2.Data, precomputed: dict, seed_key: str):
+def _run(workflow, data: resources_pb2.Data, precomputed: dict, seed_key: str, gate=None):
     """One workflow run on one input; raises Transient when a node failed for a passing reason."""
-    run = run_workflow(workflow, [data], precomputed=precomputed, seed_key=seed_key)[0]
+    try:
+        run = run_workflow(
+            workflow, [data], precomputed=precomputed, seed_key=seed_key, quota=gate
+        )[0]
+    except QuotaUnavailable as exc:
+        raise Transient(str(exc), SC.INTERNAL_SERVER_ISSUE) from exc
     for node in run.outputs:
         if node.status_code and node.status_code in TRANSIENT_CODES:
             raise Transient(
@@ -214,23 +224,36 @@ def decide(capture: Capture, attempts: int) -> Decision:
     full = None
     if _is_deferred_pre_queue(capture):
         full = _with_bytes(data, capture)
-        run = _run(collector.pre_queue_workflow, full, precomputed, seed_key)
+        gate = Gate(collector.pk, seed_key, strict=True, app=collector.app)
+        run = _run(collector.pre_queue_workflow, full, precomputed, seed_key, gate)
         if not run.keep:
             d.state = CaptureState.FILTERED
             d.filtered_by = run.filtered_by or collector.pre_queue_workflow.public_id
             d.reason = f"pre_queue_workflow {collector.pre_queue_workflow.public_id}: filtered by {d.filtered_by}"
+            if gate.reason:
+                d.reason = f"{gate.reason} ({d.reason})"
             return d
+
+    duplicate = near_duplicates.check(collector, data, _media_bytes(capture))
+    if duplicate is not None:
+        d.state, d.filtered_by = CaptureState.FILTERED, near_duplicates.REASON
+        d.reason = near_duplicates.reason(duplicate)
+        return d
 
     generated = ""
     target = resources_pb2.Data()
     target.CopyFrom(data)
     if collector.post_queue_workflow is not None:
         full = full or _with_bytes(data, capture)
-        run = _run(collector.post_queue_workflow, full, precomputed, seed_key)
+        gate = Gate(collector.pk, seed_key, strict=True, app=collector.app)
+        run = _run(collector.post_queue_workflow, full, precomputed, seed_key, gate)
         if not run.keep:
             d.state = CaptureState.FILTERED
             d.filtered_by = run.filtered_by or collector.post_queue_workflow.public_id
-            d.reason = f"post_queue_workflow {collector.post_queue_workflow.public_id}: no output (filtered by {d.filtered_by})"
+            d.reason = (
+                f"{gate.reason or POST_QUEUE_EMPTY} (post_queue_workflow {collector.post_queue_workflow.public_id},"
+                f" filtered by {d.filtered_by})"
+            )
             return d
         generated = _merge_outputs(target, run)
     fault_point("after_enrich")

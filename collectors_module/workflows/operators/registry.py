@@ -14,7 +14,7 @@ from clarifai_grpc.grpc.api import resources_pb2
 
 from collectors_module.core.errors import SC, ApiError
 
-from . import mappers, metadata, sampling, thresholds
+from . import mappers, metadata, near_duplicate, quota, sampling, thresholds, uncertainty
 
 Relation = mappers.Relation
 CompiledOperator = Callable[[resources_pb2.Data, str], resources_pb2.Data]
@@ -34,6 +34,9 @@ _PARSERS: dict[str, tuple[Callable, Callable]] = {
     "concept-thresholder": (thresholds.parse_thresholder, thresholds.apply_thresholder),
     "max-probability-below": (thresholds.parse_below, thresholds.apply_max_probability),
     "max-probability-above": (thresholds.parse_above, thresholds.apply_max_probability),
+    **{kind: (uncertainty.parser(kind), uncertainty.apply) for kind in uncertainty.KINDS},
+    "class-quota": (quota.parse, quota.apply),
+    "near-duplicate": (near_duplicate.parse, near_duplicate.apply),
 }
 
 NEEDS_RELATIONS = frozenset(mappers.DIRECTIONS)

@@ -24,7 +24,15 @@ from .. import conf, selectors, services
 from ..forms import TryForm, WorkflowCreateForm
 from ..model_types import get_model_type
 from ..recipes import RECIPES
-from .choices import check_operator, choice_groups, new_node_form, resolve_choice
+from .choices import (
+    check_operator,
+    choice_groups,
+    edit_node_form,
+    new_node_form,
+    node_choice,
+    node_info,
+    resolve_choice,
+)
 from .draft import (
     Editor,
     drop_draft,
@@ -75,6 +83,9 @@ def editor_context(
                 "remove_url": reverse(
                     "workflows:node_remove", args=[ed.app.public_id, ed.workflow_id, n["id"]]
                 ),
+                "edit_url": reverse(
+                    "workflows:node_edit", args=[ed.app.public_id, ed.workflow_id, n["id"]]
+                ),
             }
         )
     context = {
@@ -114,7 +125,10 @@ def builder_view(request: HtmxHttpRequest, app_id: str) -> HttpResponse:
             try:
                 if recipe_id:
                     services.workflow_create_from_recipe(
-                        app=app, recipe_id=recipe_id, workflow_id=workflow_id
+                        app=app,
+                        recipe_id=recipe_id,
+                        workflow_id=workflow_id,
+                        key_value=form.cleaned_data.get("key_json"),
                     )
                     drop_draft(request, app, workflow_id)
                     messages.success(request, f"Workflow {workflow_id} created from a template.")
@@ -128,10 +142,18 @@ def builder_view(request: HtmxHttpRequest, app_id: str) -> HttpResponse:
                     start_draft(request, app, workflow_id)
                     messages.info(request, "Add nodes, then save the workflow.")
             except ApiError as exc:
-                form.add_error("workflow_id" if exc.field in ("id", "") else None, exc.details)
+                if exc.field in ("id", ""):
+                    form.add_error("workflow_id", exc.details)
+                elif exc.field.startswith("output_info"):
+                    form.add_error("key_value", exc.details)  # the key parameter was refused
+                else:
+                    form.add_error(None, exc.details)
             else:
                 return redirect("workflows:edit", app.public_id, workflow_id)
         status = 400
+    elif request.htmx and request.htmx.target == "key-param":
+        form = WorkflowCreateForm(initial={"recipe": request.GET.get("recipe", "")[:100]})
+        return render(request, "workflows/builder.html#key-param", {"form": form})
     workflows = list(selectors.workflows_of_app(app))
     rows = [
         {
@@ -296,3 +318,47 @@ def delete_view(request: HtmxHttpRequest, app_id: str, workflow_id: str) -> Http
     if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def node_edit_view(
+    request: HtmxHttpRequest, app_id: str, workflow_id: str, node_id: str
+) -> HttpResponse:
+    """Edit a node's parameters (and the nodes it reads) in place, in the draft: the form is
+    generated from its model type, each error next to its field. "Save" stores it."""
+    app = own_app_or_404(request.user, app_id)
+    ed = load_editor(request, app, workflow_id)
+    node = next((n for n in ed.nodes if n["id"] == node_id), None)
+    if node is None:
+        raise Http404("Node does not exist")
+    choice = node_choice(ed, request.user, node)
+    if choice is None:
+        ed.node_errors[node_id] = "This node's model cannot be read any more: remove the node."
+        return render_editor(request, ed, status=400)
+    if request.method == "GET":
+        return render_editor(
+            request, ed, edit_node=node_id, edit_form=edit_node_form(ed, node, choice)
+        )
+    data = request.POST.copy()
+    data["node_id"] = node_id  # the id does not change here
+    form = edit_node_form(ed, node, choice, data=data)
+    if form.is_valid():
+        check_operator(form, choice)
+    if not form.is_valid():
+        return render_editor(request, ed, status=400, edit_node=node_id, edit_form=form)
+    info = form.cleaned_data["output_info"]
+    if node["kind"] == "operator":
+        node["output_info"] = info
+    else:
+        node["override"] = info
+    node["inputs"] = list(form.cleaned_data["inputs"])
+    current = node_info(node, choice)
+    node["summary"] = summary(
+        current.get("params") or {}, (current.get("data") or {}).get("concepts") or []
+    )
+    store_draft(request, ed)
+    if request.htmx:
+        return render_editor(request, ed)
+    messages.success(request, f"Node {node_id} changed (not saved yet).")
+    return redirect("workflows:edit", app.public_id, workflow_id)

@@ -13,6 +13,7 @@ from collectors_module.core.ids import is_valid_id
 from collectors_module.inference.runners.builtin import BUILTIN_USER_ID
 from collectors_module.inference.selectors import (
     builtin_model_version,
+    model_version_for_user,
     models_of_app,
     models_of_user,
 )
@@ -107,6 +108,10 @@ def suggest_node_id(choice: Choice, taken: set[str]) -> str:
         "concept-thresholder": "threshold",
         "max-probability-below": "uncertain",
         "max-probability-above": "confident",
+        "least-confidence": "unsure",
+        "margin-below": "margin",
+        "entropy-above": "entropy",
+        "class-quota": "quota",
         "image-to-text": "text",
     }.get(choice.type_id) or (choice.type_id if choice.operator else choice.label)
     base = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in base)[:100] or "node"
@@ -153,3 +158,50 @@ def check_operator(form: NodeForm, choice: Choice) -> None:
     except ApiError as exc:
         name = form.field_name_for_path(exc.field or "")
         form.add_error(name, exc.details)
+
+
+def node_choice(ed: Editor, user, node: dict) -> Choice | None:
+    """What an existing draft node is (its type and, for a model node, its version)."""
+    if node["kind"] == "operator":
+        spec = get_model_type(node["type"])
+        if spec is None or not spec.operator:
+            return None
+        return Choice(f"op:{spec.id}", spec.title, spec.id, operator=True)
+    ref = node.get("ref") or {}
+    try:
+        version = model_version_for_user(
+            user,
+            owner_user_id=ref.get("user_id", ""),
+            app_id=ref.get("app_id", ""),
+            model_id=ref.get("id", ""),
+            version_id=ref.get("version_id", ""),
+        )
+    except ApiError:
+        return None
+    return Choice("", version.model.public_id, node["type"], operator=False, version=version)
+
+
+def node_info(node: dict, choice: Choice) -> dict:
+    """The output_info a node runs with now: an operator node's own, or a model version's
+    params and concepts with the node's override on top."""
+    if node["kind"] == "operator":
+        return node.get("output_info") or {}
+    if choice.spec is not None and choice.spec.operator:
+        params, concepts = executor.effective_config(choice.version, node.get("override"))
+        return {"params": params, "data": {"concepts": concepts}}
+    return node.get("override") or {}
+
+
+def edit_node_form(ed: Editor, node: dict, choice: Choice, data=None) -> NodeForm:
+    ids = [n["id"] for n in ed.nodes]
+    position = ids.index(node["id"])
+    return NodeForm(
+        data,
+        initial={"node_id": node["id"], "inputs": list(node.get("inputs") or [])},
+        spec=choice.spec,
+        fields=choice.fields,
+        earlier=ids[:position],
+        taken=set(ids) - {node["id"]},
+        base_info=node_info(node, choice),
+        auto_id=f"edit-{node['id']}-%s",
+    )

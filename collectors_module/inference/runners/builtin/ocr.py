@@ -53,5 +53,6 @@ class OcrRunner(PerInputRunner):
             box.bottom_row = min(1.0, float(pts[:, 1].max()) / height)
             box.right_col = min(1.0, float(pts[:, 0].max()) / width)
             region.data.text.raw = text
-        data.text.raw = "\n".join(line[3] for line in lines)
+        if lines:  # no text read: leave `text` unset, not present-and-empty (the post-queue rule)
+            data.text.raw = "\n".join(line[3] for line in lines)
         return data
