@@ -63,6 +63,15 @@ def png_file() -> str:
 
 
 def peak_mb() -> float:
+    """This process's peak RSS. VmHWM belongs to the process's own address space; ru_maxrss
+    would carry the parent's peak across fork and exec (a test runner of 1 GB reads as 1 GB)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
