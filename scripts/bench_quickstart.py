@@ -167,7 +167,14 @@ def main() -> int:
             predict()
             while ingested() <= before:
                 if time.perf_counter() - t > 30:
-                    raise SystemExit("a capture did not reach the gallery within 30 s")
+                    stats = call("GET", stats_url, key).get("stats")
+                    tails = "".join(
+                        f"\n--- {n}.log\n" + (work / f"{n}.log").read_text(errors="replace")[-3000:]
+                        for n in ("agent", "worker")
+                    )
+                    raise SystemExit(
+                        f"a capture did not reach the gallery within 30 s; stats {stats}{tails}"
+                    )
                 time.sleep(0.01)
             gallery_ms.append((time.perf_counter() - t) * 1000)
             time.sleep(0.2)

@@ -54,6 +54,21 @@ return 0
 _WINDOWS = (("m", 60, "max_per_minute"), ("h", 3600, "max_per_hour"), ("d", 86400, "max_per_day"))
 
 
+def limiter_client(url: str) -> redis.Redis:
+    """A client for the admission limiter's Redis (limits and class quotas): short timeouts and no
+    retries, since a slow Redis must cost a prediction at most one timeout."""
+    timeout = conf.limiter_timeout_seconds()
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        health_check_interval=0,
+        max_connections=64,
+    )
+
+
 class RateLimiter:
     """Fixed-window counters in Redis behind a short timeout and a circuit breaker."""
 
@@ -72,16 +87,7 @@ class RateLimiter:
     def _get_script(self):
         url = conf.limiter_redis_url()
         if self._script is None or url != self._url:
-            timeout = conf.limiter_timeout_seconds()
-            self._client = redis.Redis.from_url(
-                url,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=Retry(NoBackoff(), 0),
-                retry_on_timeout=False,
-                health_check_interval=0,
-                max_connections=64,
-            )
+            self._client = limiter_client(url)
             self._script = self._client.register_script(_LUA)
             self._url = url
         return self._script

@@ -20,11 +20,8 @@ import logging
 import threading
 import time
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from . import conf, near_duplicates
+from .limits import limiter_client
 
 log = logging.getLogger("collectors.quotas")
 
@@ -77,16 +74,7 @@ class _Redis:
         url = conf.limiter_redis_url()
         with self._lock:
             if self._scripts is None or url != self._url:
-                timeout = conf.limiter_timeout_seconds()
-                self._client = redis.Redis.from_url(
-                    url,
-                    socket_timeout=timeout,
-                    socket_connect_timeout=timeout,
-                    retry=Retry(NoBackoff(), 0),
-                    retry_on_timeout=False,
-                    health_check_interval=0,
-                    max_connections=64,
-                )
+                self._client = limiter_client(url)
                 self._scripts = (
                     self._client.register_script(_LUA),
                     self._client.register_script(_PEEK),

@@ -28,13 +28,14 @@ from collections import Counter as Tally
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from collectors_module.core import metrics
 
 from . import counters
 from .models import TERMINAL_STATES, Capture, CollectorCounter
+from .sweeper import try_xact_lock
 
 log = logging.getLogger("collectors.retention")
 
@@ -42,11 +43,7 @@ ADVISORY_LOCK_KEY = 0x636F6C72  # "colr"
 
 
 def _try_lock() -> bool:
-    if connection.vendor != "postgresql":
-        return True
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
-        return bool(cur.fetchone()[0])
+    return try_xact_lock(ADVISORY_LOCK_KEY)
 
 
 def _purge_capture_batch(cutoff, batch: int) -> int:

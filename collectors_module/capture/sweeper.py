@@ -26,12 +26,18 @@ log = logging.getLogger("collectors.sweeper")
 ADVISORY_LOCK_KEY = 0x636F6C6C  # "coll"
 
 
-def _try_lock() -> bool:
+def try_xact_lock(key: int) -> bool:
+    """PostgreSQL's transaction-scoped advisory lock on `key`, without waiting (one sweeper or
+    retention run at a time across hosts); always granted on SQLite, whose writers are serial."""
     if connection.vendor != "postgresql":
         return True
     with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [ADVISORY_LOCK_KEY])
+        cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [key])
         return bool(cur.fetchone()[0])
+
+
+def _try_lock() -> bool:
+    return try_xact_lock(ADVISORY_LOCK_KEY)
 
 
 def sweep(
