@@ -90,9 +90,10 @@ def main() -> int:
     procs = []
     for name, cmd in (
         ("web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]),
-        # At the quick start's lower priority (scripts/quickstart.sh runs them under nice -n 10).
+        # At the quick start's lower priorities (scripts/quickstart.sh: the agent niced, the worker
+        # in the idle scheduling class).
         ("agent", ["nice", "-n", "10", sys.executable, "manage.py", "captureagent"]),
-        ("worker", ["nice", "-n", "10", sys.executable, "-m", "celery", "-A", "collectors_module", "worker", "-B",
+        ("worker", ["chrt", "--idle", "0", sys.executable, "-m", "celery", "-A", "collectors_module", "worker", "-B",
                     "--pool", "solo", "--loglevel", "WARNING", "-s",
                     str(work / "celerybeat-schedule")]),
     ):  # fmt: skip

@@ -136,13 +136,20 @@ PIDS+=("$!")
 
 # The agent and the worker run at a lower CPU priority than the servers: on one machine, the
 # post-queue workflows (a caption is a classifier and an OCR pass) would otherwise take the cores
-# from the predictions they capture; the worker catches up whenever the servers are idle.
+# from the predictions they capture. The worker runs in the idle scheduling class where Linux has
+# it (chrt --idle: CPU only when no server wants it), otherwise niced; it catches up whenever the
+# servers are idle, and what it has not ingested yet waits, durable, in the broker.
+if command -v chrt >/dev/null 2>&1 && chrt --idle 0 true 2>/dev/null; then
+  WORKER_PRIORITY=(chrt --idle 0)
+else
+  WORKER_PRIORITY=(nice -n 10)
+fi
 say "Starting the capture agent (log: var/log/agent.log)"
 nice -n 10 "$VPY" manage.py captureagent >"$LOG_DIR/agent.log" 2>&1 &
 PIDS+=("$!")
 
 say "Starting a Celery worker with the sweeper schedule (log: var/log/worker.log)"
-nice -n 10 "$ROOT/.venv/bin/celery" -A collectors_module worker -B --pool solo --loglevel INFO \
+"${WORKER_PRIORITY[@]}" "$ROOT/.venv/bin/celery" -A collectors_module worker -B --pool solo --loglevel INFO \
   -s "$VAR/celerybeat-schedule" >"$LOG_DIR/worker.log" 2>&1 &
 PIDS+=("$!")
 set +m  # back to one process group: Ctrl-C reaches this script, whose trap stops the children
