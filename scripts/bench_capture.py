@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import json
 import os
+import pstats
 import random
 import shutil
 import signal
@@ -101,6 +103,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()) % 10_000)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--profile", type=int, default=0, help="profile N predictions with no collector and stop"
+    )
     args = parser.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
     rng = random.Random(args.seed)
@@ -238,6 +243,15 @@ def main() -> int:
     try:
         for _ in range(args.warmup * 4):
             call()
+        if args.profile:  # where a prediction's time goes, no collector matching
+            prepare("off-a")
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(args.profile):
+                call()
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+            return 0
         for r in range(args.rounds):
             order = list(scenarios)
             rng.shuffle(order)
