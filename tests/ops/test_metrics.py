@@ -92,12 +92,33 @@ def counter_sum(collector, metric: str) -> int:
     )
 
 
-def wait_for(cond, timeout: float = 60.0, what: str = "") -> None:
+def wait_for(cond, timeout: float = 60.0, what: str = "", report=None) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(
+                f"timed out waiting for {what}" + (f"\n{report()}" if report else "")
+            )
         time.sleep(0.2)
+
+
+def drain_report(stack, collectors) -> str:
+    """What the counters, the table and the processes' logs say (a timed-out wait's message)."""
+    lines = []
+    for c in collectors:
+        counts = dict(
+            CollectorCounter.objects.filter(collector=c)
+            .values_list("metric")
+            .annotate(n=Sum("count"))
+        )
+        rows = dict(
+            Capture.objects.filter(collector=c).values_list("state").annotate(n=Count("pk"))
+        )
+        lines.append(f"{c.public_id}: counters {counts} rows {rows}")
+    for agent in stack.agents.started:
+        lines.append(f"agent alive={agent.alive()}:\n{agent.log()[-3000:]}")
+    lines.append(f"web:\n{stack.web_log()}")
+    return "\n".join(lines)
 
 
 def predict_all(stack, secret: str, texts) -> None:
@@ -145,6 +166,7 @@ def test_metrics_agree_with_the_capture_table_after_a_run_in_every_state(
     wait_for(
         lambda: spool_drained(list(by_pk.values()), collectors["ok"], len(TEXTS)),
         what="the agent to commit the spool",
+        report=lambda: drain_report(stack, by_pk.values()),
     )
     # failed: the collector's key is revoked before the worker sees its captures
     key_revoke(owner=alice.user, key_public_id=fail_key.key.public_id)
@@ -182,6 +204,7 @@ def test_metrics_agree_with_the_capture_table_after_a_run_in_every_state(
     wait_for(
         lambda: spool_drained(list(by_pk.values()), collectors["ok"], len(TEXTS) + 2),
         what="the second spool drain",
+        report=lambda: drain_report(stack, by_pk.values()),
     )
     time.sleep(1.0)  # one more flush period of the serving processes
 
