@@ -159,7 +159,11 @@ def test_collector_fills_dataset_and_version_exports_in_every_format(
     coco = COCO(str(instances))
     images = {img["clarifai_input_id"]: img for img in coco.loadImgs(coco.getImgIds())}
     assert set(images) == ids
-    sizes = {inp.public_id: SIZES[k] for k, inp in enumerate(sorted(captured, key=lambda i: i.pk))}
+    # each capture's size, by the payload its QR code carries (the worker may ingest in any order)
+    sizes = {
+        input_id: SIZES[int(regions[0]["data"]["text"]["raw"].removeprefix("payload-"))]
+        for input_id, regions in expected_regions.items()
+    }
     cats = {c["name"]: c["id"] for c in coco.loadCats(coco.getCatIds())}
     assert set(cats) == {"qr-code", "Label A"}
     for input_id, img in images.items():

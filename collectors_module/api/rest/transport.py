@@ -12,7 +12,8 @@ import re
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
-from django.urls import path
+from django.urls import ResolverMatch, URLPattern
+from django.urls.resolvers import RoutePattern
 from django.views.decorators.csrf import csrf_exempt
 
 from collectors_module.accounts.throttle import client_address
@@ -164,12 +165,77 @@ def route_table() -> dict[str, dict[str, tuple[str, str]]]:
     return table
 
 
+class _Node:
+    __slots__ = ("literal", "variable", "view")
+
+    def __init__(self) -> None:
+        self.literal: dict[str, _Node] = {}
+        self.variable: _Node | None = None
+        self.view: tuple | None = None  # (view, kwarg names, Django route)
+
+
+class RestRoutes(URLPattern):
+    """Every REST route in one URL pattern, matched segment by segment in a trie.
+
+    A path costs a few dict lookups instead of one regex per route (there are about 300, and the
+    predict route came late in the list). The order is the one the bindings need: at each segment
+    a literal wins over a variable, and a variable matches one non-empty segment, as Django's
+    `<str:...>` does; where two templates share the same shape the first in `_specificity`
+    order wins. `resolve()` answers what Django's own patterns would, so `reverse`-free callers,
+    `resolve()` and the 404 page see the same views."""
+
+    def __init__(self, table: dict[str, dict[str, tuple[str, str]]]):
+        self._root = _Node()
+        for template in sorted(table, key=_specificity):
+            node = self._root
+            names = []
+            for seg in template.strip("/").split("/"):
+                var = _VAR_RE.fullmatch(seg)
+                if var:
+                    node.variable = node.variable or _Node()
+                    node = node.variable
+                    names.append(_kwarg_name(var.group(1)))
+                else:
+                    node = node.literal.setdefault(seg, _Node())
+            if node.view is None:
+                route = _django_route(template)
+                node.view = (make_view(template, table[template]), tuple(names), route)
+        super().__init__(RoutePattern("<path:rest>"), not_found_view, name=None)
+
+    def _find(self, node: _Node, segs: list[str], i: int, values: list[str]):
+        if i == len(segs):
+            return node.view
+        seg = segs[i]
+        child = node.literal.get(seg)
+        if child is not None:
+            found = self._find(child, segs, i + 1, values)
+            if found is not None:
+                return found
+        if node.variable is not None and seg:
+            values.append(seg)
+            found = self._find(node.variable, segs, i + 1, values)
+            if found is not None:
+                return found
+            values.pop()
+        return None
+
+    def resolve(self, path: str):
+        values: list[str] = []
+        found = self._find(self._root, path.split("/"), 0, values)
+        if found is None:
+            return None
+        view, names, route = found
+        kwargs = dict(zip(names, values, strict=True))
+        return ResolverMatch(
+            view, (), kwargs, None, route=route, captured_kwargs=kwargs, extra_kwargs={}
+        )
+
+    def __repr__(self) -> str:
+        return "<RestRoutes: the REST bindings of clarifai-grpc>"
+
+
 def urlpatterns():
-    table = route_table()
-    return [
-        path(_django_route(template), make_view(template, table[template]))
-        for template in sorted(table, key=_specificity)
-    ]
+    return [RestRoutes(route_table())]
 
 
 def not_found_view(request, *args, **kwargs):
