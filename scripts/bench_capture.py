@@ -104,7 +104,10 @@ def main() -> int:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument(
-        "--profile", type=int, default=0, help="profile N predictions with no collector and stop"
+        "--profile", type=int, default=0, help="profile N predictions (no collector) and stop"
+    )
+    parser.add_argument(
+        "--profile-scenario", default="off-a", help="the scenario --profile runs (e.g. on, 1000)"
     )
     args = parser.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -243,14 +246,18 @@ def main() -> int:
     try:
         for _ in range(args.warmup * 4):
             call()
-        if args.profile:  # where a prediction's time goes, no collector matching
-            prepare("off-a")
+        if args.profile:  # where a prediction's time goes
+            prepare(args.profile_scenario)
+            drain()
             profiler = cProfile.Profile()
             profiler.enable()
             for _ in range(args.profile):
                 call()
             profiler.disable()
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+            stats = pstats.Stats(profiler)
+            stats.sort_stats("tottime").print_stats(30)
+            stats.sort_stats("cumulative").print_stats("collectors_module", 40)
+            stats.print_callees("on_prediction|hand_off|admit|append")
             return 0
         for r in range(args.rounds):
             order = list(scenarios)

@@ -4,13 +4,27 @@ Before the post-queue workflow runs (so a duplicate costs no model run), the cap
 fingerprinted (core.fingerprints: exact hash, normalised text hash, image pHash) and looked up in
 the destination app's fingerprints (inputs.services.find_duplicate: indexed lookups). A match ends
 the capture `filtered` with the reason `near_duplicate` and the id of the input it matched.
+
+Two duplicates claimed in the same batch are not in the app yet when they are decided: the batch
+keeps the fingerprints of the captures it is about to ingest (`Batch`), and a later capture that
+duplicates one of them is handed back (not counted as an attempt) once the batch has committed,
+so its next pass finds the ingested input and ends `filtered` naming it. If the earlier one is not
+ingested after all (a failed post), the later one is decided afresh and may be kept.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from clarifai_grpc.grpc.api import resources_pb2
 
-from collectors_module.inputs.services import Match, find_duplicate, fingerprint_of
+from collectors_module.inputs.services import (
+    Fingerprint,
+    Match,
+    compare,
+    find_duplicate,
+    fingerprint_of,
+)
 
 REASON = "near_duplicate"
 
@@ -25,11 +39,48 @@ def fingerprint(data: resources_pb2.Data, raw: bytes | None):
     return None
 
 
-def check(collector, data: resources_pb2.Data, raw: bytes | None) -> Match | None:
-    """The input of the collector's app this capture duplicates, or None (option off: None)."""
-    if not collector.near_duplicate:
+@dataclass
+class Batch:
+    """The fingerprints of the captures a worker batch is about to ingest, per destination app."""
+
+    kept: list[tuple[int, Fingerprint, str]] = field(default_factory=list)
+
+    def earlier(self, app_pk: int, f: Fingerprint, max_distance: int) -> str | None:
+        """The id of a capture of this batch, to be ingested into the same app, that `f`
+        duplicates."""
+        for kept_app, other, capture_id in self.kept:
+            if kept_app == app_pk and compare(f, other, max_distance=max_distance):
+                return capture_id
         return None
-    return lookup(collector.app, data, raw, collector.near_duplicate_max_distance)
+
+    def keep(self, app_pk: int, f: Fingerprint | None, capture_id) -> None:
+        if f is not None:
+            self.kept.append((app_pk, f, str(capture_id)))
+
+
+@dataclass
+class Verdict:
+    match: Match | None = None  # an input of the app: filter
+    earlier: str | None = None  # a capture of this batch not ingested yet: hand back
+    fingerprint: Fingerprint | None = None  # keep it in the batch if the capture is ingested
+
+
+def check(
+    collector, data: resources_pb2.Data, raw: bytes | None, batch: Batch | None = None
+) -> Verdict:
+    """Does this capture duplicate an input of the collector's app, or a capture of this batch?
+    (Option off: an empty verdict.)"""
+    if not collector.near_duplicate:
+        return Verdict()
+    f = fingerprint(data, raw)
+    if f is None:
+        return Verdict()
+    distance = collector.near_duplicate_max_distance
+    match = find_duplicate(collector.app, f, max_distance=distance)
+    if match is not None:
+        return Verdict(match=match)
+    earlier = batch.earlier(collector.app_id, f, distance) if batch is not None else None
+    return Verdict(earlier=earlier, fingerprint=f)
 
 
 def lookup(app, data: resources_pb2.Data, raw: bytes | None, max_distance: int) -> Match | None:

@@ -202,10 +202,13 @@ def _workflow_step(item, rule, workflow, run, gate) -> bool:
     return False
 
 
-def evaluate(collector, cap: Capture, gate: SimulatedQuota) -> Item:
+def evaluate(
+    collector, cap: Capture, gate: SimulatedQuota, batch: near_duplicates.Batch | None = None
+) -> Item:
     data = cap.input_message()
     output = cap.output_message().data
     item = Item(cap, summary=_summary(output))
+    fingerprint = None
     mv = collector.source_model_version
     problem = caller_problem(collector, cap.caller_id)
     if problem:
@@ -256,11 +259,19 @@ def evaluate(collector, cap: Capture, gate: SimulatedQuota) -> Item:
         if raw is None and not data.text.raw:
             item.steps.append(Step("near_duplicate", NOT_EVALUATED, "the image is no longer kept"))
         else:
-            match = near_duplicates.check(collector, data, raw)
-            if match is not None:
-                item.drop("near_duplicate", near_duplicates.reason(match))
+            verdict = near_duplicates.check(collector, data, raw, batch)
+            if verdict.match is not None:
+                item.drop("near_duplicate", near_duplicates.reason(verdict.match))
+                return item
+            if verdict.earlier is not None:
+                item.drop(
+                    "near_duplicate",
+                    f"{near_duplicates.REASON}: duplicates capture {verdict.earlier}, kept "
+                    "earlier in this preview",
+                )
                 return item
             item.steps.append(Step("near_duplicate", KEPT, "no duplicate in the destination app"))
+            fingerprint = verdict.fingerprint
     post = collector.post_queue_workflow
     if post is not None:
         full = full or _full_input(data, cap)
@@ -274,6 +285,8 @@ def evaluate(collector, cap: Capture, gate: SimulatedQuota) -> Item:
                 post, [full], precomputed=precomputed, seed_key=str(cap.pk), quota=gate
             )[0]
             _workflow_step(item, "post_queue_workflow", post, run, gate)
+    if item.kept and batch is not None:
+        batch.keep(collector.app_id, fingerprint, cap.pk)
     return item
 
 
@@ -284,13 +297,16 @@ def preview_collector(collector, *, max_inputs: int = 0) -> Preview:
     budget = conf.preview_time_budget_seconds()
     started = time.monotonic()
     gate = SimulatedQuota(collector.pk, collector.app)
+    batch = (
+        near_duplicates.Batch()
+    )  # a duplicate of a capture kept earlier is dropped, as it would be
     items: list[Item] = []
     captures = recent_captures(collector, n)
     for i, cap in enumerate(captures):
         if time.monotonic() - started > budget:
             return Preview(items, truncated=i < len(captures))
         try:
-            items.append(evaluate(collector, cap, gate))
+            items.append(evaluate(collector, cap, gate, batch))
         except ApiError as exc:
             item = Item(cap)
             item.drop("error", f"{exc.details}")

@@ -102,6 +102,20 @@ def _first(qs) -> str | None:
     return hits[0] if hits else None
 
 
+def compare(a: Fingerprint, b: Fingerprint, *, max_distance: int = 4) -> tuple[str, int] | None:
+    """How `a` duplicates `b` ((kind, distance) as `find_duplicate` would judge it), or None."""
+    if a.exact and a.exact == b.exact:
+        return ("exact", 0)
+    if a.text and a.text == b.text:
+        return ("text", 0)
+    if a.phash is not None and b.phash is not None:
+        d = max(0, min(int(max_distance), fp.MAX_DISTANCE))
+        dist = fp.distance(a.phash, b.phash)
+        if dist <= d:
+            return ("phash", dist)
+    return None
+
+
 def find_duplicate(
     app, f: Fingerprint, *, max_distance: int = 4, use_phash: bool = True
 ) -> Match | None:
@@ -131,4 +145,4 @@ def find_duplicate(
     return None
 
 
-__all__ = ["Fingerprint", "Match", "find_duplicate", "fingerprint_of", "record"]
+__all__ = ["Fingerprint", "Match", "compare", "find_duplicate", "fingerprint_of", "record"]

@@ -39,6 +39,7 @@ from .convert import ANNOTATION_DATA_FIELDS, collected_annotations
 from .fingerprints import (  # noqa: F401  (public: the capture engine's near-duplicate check)
     Fingerprint,
     Match,
+    compare,
     find_duplicate,
     fingerprint_of,
 )

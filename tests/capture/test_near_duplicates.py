@@ -8,9 +8,9 @@ from clarifai_grpc.grpc.api import resources_pb2
 from PIL import Image
 
 from collectors_module.capture.models import Capture, CaptureState
-from collectors_module.capture.worker import process
+from collectors_module.capture.worker import process, process_batch
 from collectors_module.core import fingerprints
-from collectors_module.inputs.fingerprints import Fingerprint
+from collectors_module.inputs.fingerprints import Fingerprint, compare
 from collectors_module.inputs.models import Input, InputFingerprint
 from collectors_module.inputs.services import find_duplicate, fingerprint_of, input_create
 from tests import photos
@@ -108,6 +108,93 @@ def test_worker_drops_text_captures_duplicating_an_input(alice, make_collector):
     )
     other = accept(c, alice.user, "what a dreadful day", publish=False)
     assert process(other.pk) == CaptureState.INGESTED
+
+
+def test_compare_judges_two_fingerprints_as_the_lookup_does():
+    coffee = fingerprint_of(image_bytes=photos.photo("coffee"))
+    assert compare(coffee, fingerprint_of(image_bytes=photos.photo("coffee"))) == ("exact", 0)
+    kind, dist = compare(fingerprint_of(image_bytes=few_pixels_changed("coffee")), coffee)
+    assert kind == "phash"
+    assert dist <= 4
+    assert compare(
+        fingerprint_of(image_bytes=few_pixels_changed("coffee")), coffee, max_distance=0
+    ) in (
+        None,
+        ("phash", 0),
+    )
+    assert compare(fingerprint_of(image_bytes=photos.photo("chelsea")), coffee) is None
+    assert compare(fingerprint_of(text="A  Day"), fingerprint_of(text="a day")) == ("text", 0)
+    assert compare(fingerprint_of(text="a day"), fingerprint_of(text="a night")) is None
+
+
+def test_duplicates_claimed_in_the_same_batch_end_with_one_input(alice, bob, make_collector):
+    c = make_collector(alice)
+    c.near_duplicate = True
+    c.save()
+    other_app = make_collector(bob)  # the same text into another app is no duplicate there
+    other_app.near_duplicate = True
+    other_app.save()
+    first = accept(c, alice.user, "What a lovely day", publish=False)
+    again = accept(c, alice.user, "what a   LOVELY day\n", publish=False)
+    different = accept(c, alice.user, "what a dreadful day", publish=False)
+    elsewhere = accept(other_app, bob.user, "What a lovely day", publish=False)
+    states = process_batch([first.pk, again.pk, different.pk, elsewhere.pk])
+    assert states == {
+        str(first.pk): CaptureState.INGESTED,
+        str(again.pk): CaptureState.RETRY,
+        str(different.pk): CaptureState.INGESTED,
+        str(elsewhere.pk): CaptureState.INGESTED,
+    }
+    again.refresh_from_db()
+    assert again.attempts == 0  # handed back, not counted
+    assert again.reason.startswith(f"handed back: a near duplicate of capture {first.pk}")
+    # Decided again (as the republished message does): the input it duplicates is in the app now.
+    assert process(again.pk) == CaptureState.FILTERED
+    again.refresh_from_db()
+    first.refresh_from_db()
+    assert again.reason == (
+        f"near_duplicate: matches input {first.destination_input_id} (text match)"
+    )
+    assert Input.objects.filter(app=alice.app).count() == 2
+    assert Input.objects.filter(app=bob.app).count() == 1
+
+
+def test_a_batch_of_near_duplicate_images_keeps_one(api, alice, make_collector):
+    c = make_collector(alice, source=rules.COLOR)
+    c.near_duplicate = True
+    c.near_duplicate_max_distance = 6
+    c.save()
+    for raw in (photos.photo("coffee"), few_pixels_changed("coffee"), photos.photo("chelsea")):
+        rules.predict_image(api, alice.secret, raw)  # captured (no worker yet)
+    caps = list(Capture.objects.filter(collector=c).order_by("created_at"))
+    assert len(caps) == 3
+    states = process_batch([x.pk for x in caps])
+    assert [states[str(x.pk)] for x in caps] == [
+        CaptureState.INGESTED,
+        CaptureState.RETRY,
+        CaptureState.INGESTED,
+    ]
+    assert process(caps[1].pk) == CaptureState.FILTERED
+    caps[1].refresh_from_db()
+    assert caps[1].reason.startswith("near_duplicate: matches input ")
+    assert "(pHash distance" in caps[1].reason
+    assert Input.objects.filter(app=alice.app).count() == 2
+
+
+def test_preview_drops_a_duplicate_of_a_capture_it_kept_earlier(alice, make_collector):
+    from collectors_module.capture.preview import preview_collector
+
+    c = make_collector(alice)
+    c.near_duplicate = True
+    c.save()
+    for text in ("What a lovely day", "what a LOVELY   day", "a dreadful day"):
+        accept(c, alice.user, text, publish=False)
+    items = preview_collector(c).items
+    assert [i.kept for i in items] == [True, False, True]
+    assert items[1].decided_by == "near_duplicate"
+    assert items[1].reason == (
+        f"near_duplicate: duplicates capture {items[0].capture.pk}, kept earlier in this preview"
+    )
 
 
 @pytest.mark.worker

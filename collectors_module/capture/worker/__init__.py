@@ -19,11 +19,19 @@ from collectors_module.collectors.models import Collector
 from collectors_module.core import metrics
 from collectors_module.core.faults import fault_point
 
-from .. import conf, counters
+from .. import conf, counters, near_duplicates
 from ..models import Capture, CaptureState
 from .claim import claim, claim_due
 from .commit import commit, hand_back, mark_retry
-from .decide import Decision, decide, decide_safely, destination_input_id, key_problem
+from .decide import (
+    HAND_BACK,
+    INGEST,
+    Decision,
+    decide,
+    decide_safely,
+    destination_input_id,
+    key_problem,
+)
 
 __all__ = [
     "Decision",
@@ -38,6 +46,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("collectors.worker")
+
+TIME_BUDGET = "handed back: the batch reached its time budget"
 
 METRIC_FOR_STATE = {
     CaptureState.INGESTED: "outcome:ingested",
@@ -66,7 +76,12 @@ def process_batch(capture_ids: list) -> dict[str, str]:
     fault_point("after_claim")
     metrics.CLAIM_BATCH.observe(len(c.claimed))
     attempts = dict(c.claimed)
-    captures = list(Capture.objects.select_related("caller").filter(pk__in=list(attempts)))
+    # In the order they were captured: of two near duplicates, the earlier is the one kept.
+    captures = list(
+        Capture.objects.select_related("caller")
+        .filter(pk__in=list(attempts))
+        .order_by("created_at", "pk")
+    )
     # Each collector (with its app, key, source and workflows) is read once per batch, fresh.
     collectors = Collector.objects.select_related(
         "app",
@@ -84,16 +99,19 @@ def process_batch(capture_ids: list) -> dict[str, str]:
     budget = conf.batch_time_budget()
     started = time.monotonic()
     decisions = []
-    handed_back = []
+    handed_back: dict[str, list] = {}  # reason -> [(pk, attempts)]
+    batch = near_duplicates.Batch()  # what this batch will ingest, for near-duplicate checks
     for cap in captures:
         if decisions and time.monotonic() - started > budget:
-            handed_back.append((cap.pk, attempts[cap.pk]))
+            handed_back.setdefault(TIME_BUDGET, []).append((cap.pk, attempts[cap.pk]))
             continue
-        decisions.append(decide_safely(cap, attempts[cap.pk]))
-    if handed_back:
-        hand_back(handed_back)
-        for pk, _ in handed_back:
-            result[str(pk)] = str(CaptureState.RETRY)
+        d = decide_safely(cap, attempts[cap.pk], batch)
+        if d.state == HAND_BACK:
+            handed_back.setdefault(d.reason, []).append((cap.pk, attempts[cap.pk]))
+            continue
+        if d.state == INGEST:
+            batch.keep(cap.collector.app_id, d.fingerprint, cap.pk)
+        decisions.append(d)
     try:
         done = commit(decisions)
     except (OperationalError, InterfaceError) as exc:
@@ -101,6 +119,11 @@ def process_batch(capture_ids: list) -> dict[str, str]:
         for d in decisions:
             d.state = "retry"
         done = decisions
+    # After the commit, so a near duplicate decided again finds the input it duplicates.
+    for reason, claimed in handed_back.items():
+        hand_back(claimed, reason)
+        for pk, _ in claimed:
+            result[str(pk)] = str(CaptureState.RETRY)
     fault_point("after_remote_post")
     created = {cap.pk: cap.created_at for cap in captures}
     ended_at = timezone.now()

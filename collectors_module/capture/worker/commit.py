@@ -220,8 +220,9 @@ def _flag_collector(collector_id: int, reason: str) -> None:
     collector_flag(collector_id=collector_id, reason=reason)
 
 
-def hand_back(claimed: list[tuple[Any, int]]) -> None:
-    """Release claims not worked on (time budget): due again now, the attempt not counted."""
+def hand_back(claimed: list[tuple[Any, int]], reason: str) -> None:
+    """Release claims not worked on (the time budget, a near duplicate of a capture of the same
+    batch): due again now, the attempt not counted."""
     now = timezone.now()
     released = []
     for pk, attempts in claimed:
@@ -230,7 +231,7 @@ def hand_back(claimed: list[tuple[Any, int]]) -> None:
             attempts=F("attempts") - 1,
             lease_until=None,
             next_attempt_at=now,
-            reason="handed back: the batch reached its time budget",
+            reason=reason[:500],
             updated_at=now,
         )
         if n:

@@ -30,6 +30,7 @@ from ..selectors import caller_problem
 log = logging.getLogger("collectors.pipeline")
 
 INGEST = "ingest"  # internal decision: post the input, then mark ingested
+HAND_BACK = "hand_back"  # internal decision: release the claim uncounted, decide it again later
 DISCARDED = "discarded"
 COLLECTOR_INACTIVE = "collector_inactive"
 # The product page's rule: no field of the post-queue output holds a non-default value
@@ -78,6 +79,7 @@ class Decision:
     annotations: list[dict] | None = None
     metadata: dict | None = None
     destination_input_id: str = ""
+    fingerprint: Any = None  # near-duplicate check: kept in the batch when this one is ingested
     extra: dict = field(default_factory=dict)
 
 
@@ -192,7 +194,7 @@ def _is_deferred_pre_queue(capture: Capture) -> bool:
     )
 
 
-def decide(capture: Capture, attempts: int) -> Decision:
+def decide(capture: Capture, attempts: int, batch: near_duplicates.Batch | None = None) -> Decision:
     """Re-check the collector and key, run workflows, prepare the input. No writes."""
     collector = capture.collector
     d = Decision(capture.pk, attempts, collector.pk, state=CaptureState.FAILED)
@@ -234,11 +236,19 @@ def decide(capture: Capture, attempts: int) -> Decision:
                 d.reason = f"{gate.reason} ({d.reason})"
             return d
 
-    duplicate = near_duplicates.check(collector, data, _media_bytes(capture))
-    if duplicate is not None:
+    verdict = near_duplicates.check(collector, data, _media_bytes(capture), batch)
+    if verdict.match is not None:
         d.state, d.filtered_by = CaptureState.FILTERED, near_duplicates.REASON
-        d.reason = near_duplicates.reason(duplicate)
+        d.reason = near_duplicates.reason(verdict.match)
         return d
+    if verdict.earlier is not None:
+        d.state = HAND_BACK
+        d.reason = (
+            f"handed back: a near duplicate of capture {verdict.earlier} of the same batch, "
+            "decided again once that one is ingested"
+        )
+        return d
+    d.fingerprint = verdict.fingerprint
 
     generated = ""
     target = resources_pb2.Data()
@@ -293,10 +303,12 @@ def decide(capture: Capture, attempts: int) -> Decision:
     return d
 
 
-def decide_safely(capture: Capture, attempts: int) -> Decision:
+def decide_safely(
+    capture: Capture, attempts: int, batch: near_duplicates.Batch | None = None
+) -> Decision:
     """`decide`, with every failure turned into a retry or a terminal decision."""
     try:
-        return decide(capture, attempts)
+        return decide(capture, attempts, batch)
     except Transient as exc:
         return Decision(
             capture.pk, attempts, capture.collector_id, "retry", str(exc)[:500], exc.code
