@@ -9,7 +9,8 @@ Two duplicates claimed in the same batch are not in the app yet when they are de
 keeps the fingerprints of the captures it is about to ingest (`Batch`), and a later capture that
 duplicates one of them is handed back (not counted as an attempt) once the batch has committed,
 so its next pass finds the ingested input and ends `filtered` naming it. If the earlier one is not
-ingested after all (a failed post), the later one is decided afresh and may be kept.
+ingested after all (a failed post), the later one is decided afresh and may be kept. Across
+workers, the commit looks the fingerprint up once more under a per-app lock (worker.commit).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Verdict:
     match: Match | None = None  # an input of the app: filter
     earlier: str | None = None  # a capture of this batch not ingested yet: hand back
     fingerprint: Fingerprint | None = None  # keep it in the batch if the capture is ingested
+    max_distance: int = 0
 
 
 def check(
@@ -80,7 +82,12 @@ def check(
     if match is not None:
         return Verdict(match=match)
     earlier = batch.earlier(collector.app_id, f, distance) if batch is not None else None
-    return Verdict(earlier=earlier, fingerprint=f)
+    return Verdict(earlier=earlier, fingerprint=f, max_distance=distance)
+
+
+def find(app, f: Fingerprint, max_distance: int) -> Match | None:
+    """The input of `app` that a fingerprint duplicates (the commit's second look)."""
+    return find_duplicate(app, f, max_distance=max_distance)
 
 
 def lookup(app, data: resources_pb2.Data, raw: bytes | None, max_distance: int) -> Match | None:

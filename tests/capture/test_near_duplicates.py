@@ -159,6 +159,34 @@ def test_duplicates_claimed_in_the_same_batch_end_with_one_input(alice, bob, mak
     assert Input.objects.filter(app=bob.app).count() == 1
 
 
+def test_two_workers_deciding_duplicates_at_once_commit_one_input(alice, make_collector):
+    """Two batches decide a duplicate pair before either commits (two workers at once): the
+    second commit looks again under the app's lock and filters its capture."""
+    from collectors_module.capture.worker import claim, commit, decide
+
+    c = make_collector(alice)
+    c.near_duplicate = True
+    c.save()
+    first = accept(c, alice.user, "What a lovely day", publish=False)
+    again = accept(c, alice.user, "what a lovely day", publish=False)
+    decided = []
+    for cap in (first, again):
+        ((pk, attempts),) = claim([cap.pk]).claimed
+        row = Capture.objects.select_related("collector__app").get(pk=pk)
+        decided.append(decide(row, attempts))
+    assert [d.state for d in decided] == ["ingest", "ingest"]  # neither saw the other
+    assert [d.state for d in commit([decided[0]])] == [CaptureState.INGESTED]
+    (late,) = commit([decided[1]])
+    assert late.state == CaptureState.FILTERED
+    first.refresh_from_db()
+    again.refresh_from_db()
+    assert again.state == CaptureState.FILTERED
+    assert (
+        again.reason == f"near_duplicate: matches input {first.destination_input_id} (text match)"
+    )
+    assert Input.objects.filter(app=alice.app).count() == 1
+
+
 def test_a_batch_of_near_duplicate_images_keeps_one(api, alice, make_collector):
     c = make_collector(alice, source=rules.COLOR)
     c.near_duplicate = True

@@ -4,6 +4,11 @@ The destination input id derives from the capture id, and the input insert and t
 mark commit together, so a retry finds the input (INPUT_DUPLICATE) and never creates a second
 one. Outcome UPDATEs are fenced by (state = processing, attempts = ours): a worker whose lease
 was taken over records nothing.
+
+Near duplicates across workers: the captures to ingest whose collector suppresses near duplicates
+are looked up once more inside the transaction, after taking a transaction-level advisory lock
+per destination app (PostgreSQL), so two workers ingesting the same picture at the same moment
+commit one after the other and the second finds the first's input.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import random
 from datetime import timedelta
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, TextField, Value
 from django.db.models.functions import Cast, Concat, Replace
 from django.utils import timezone
@@ -24,13 +29,33 @@ from collectors_module.core.faults import fault_point
 from collectors_module.datasets.services import add_ingested_inputs
 from collectors_module.inputs.services import NewInput, inputs_create_bulk
 
-from .. import conf, relay
+from .. import conf, near_duplicates, relay
 from ..models import Capture, CaptureState
 from .decide import INGEST, TRANSIENT_CODES, Decision
 
 log = logging.getLogger("collectors.pipeline")
 
 DUPLICATE_REASON = "input_duplicate: ingested by an earlier attempt"
+NEAR_DUPLICATE_LOCK = 7_201_318  # advisory lock namespace: (this, destination app pk)
+
+
+def _recheck_near_duplicates(ds: list[Decision]) -> None:
+    """Inside the commit transaction: filter the captures to ingest that duplicate an input
+    committed since they were decided (by another worker). Locks each app concerned, in order."""
+    checked = [d for d in ds if d.state == INGEST and d.fingerprint is not None]
+    if not checked:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for app_pk in sorted({d.app.pk for d in checked}):
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, %s)", [NEAR_DUPLICATE_LOCK, app_pk]
+                )
+    for d in checked:
+        match = near_duplicates.find(d.app, d.fingerprint, d.near_duplicate_distance)
+        if match is not None:
+            d.state, d.filtered_by = CaptureState.FILTERED, near_duplicates.REASON
+            d.reason = near_duplicates.reason(match)
 
 
 def backoff(attempts: int) -> float:
@@ -139,18 +164,19 @@ def commit(decisions: list[Decision]) -> list[Decision]:
     """
     if not decisions:
         return []
-    planned = [(d, d.state, d.reason, d.status_code) for d in decisions]
+    planned = [(d, d.state, d.reason, d.status_code, d.filtered_by) for d in decisions]
     try:
         return _commit_fast(decisions)
     except (_LeaseLost, IntegrityError):
-        for d, state, reason, code in planned:
-            d.state, d.reason, d.status_code = state, reason, code
+        for d, state, reason, code, filtered_by in planned:
+            d.state, d.reason, d.status_code, d.filtered_by = state, reason, code, filtered_by
         return _commit_locked(decisions)
 
 
 def _commit_fast(decisions: list[Decision]) -> list[Decision]:
     now = timezone.now()
     with transaction.atomic():
+        _recheck_near_duplicates(decisions)
         ingest([d for d in decisions if d.state == INGEST], careful=False)
         groups: dict[tuple, list[Decision]] = {}
         for d in decisions:
@@ -186,6 +212,7 @@ def _commit_locked(decisions: list[Decision]) -> list[Decision]:
             .values_list("pk", "attempts")
         )
         ours = [d for d in decisions if held.get(d.capture_id) == d.attempts]
+        _recheck_near_duplicates(ours)
         ingest([d for d in ours if d.state == INGEST], careful=True)
         groups: dict[tuple, list[Decision]] = {}
         for d in ours:

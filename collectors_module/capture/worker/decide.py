@@ -80,6 +80,7 @@ class Decision:
     metadata: dict | None = None
     destination_input_id: str = ""
     fingerprint: Any = None  # near-duplicate check: kept in the batch when this one is ingested
+    near_duplicate_distance: int = 0
     extra: dict = field(default_factory=dict)
 
 
@@ -248,7 +249,7 @@ def decide(capture: Capture, attempts: int, batch: near_duplicates.Batch | None 
             "decided again once that one is ingested"
         )
         return d
-    d.fingerprint = verdict.fingerprint
+    d.fingerprint, d.near_duplicate_distance = verdict.fingerprint, verdict.max_distance
 
     generated = ""
     target = resources_pb2.Data()
