@@ -397,6 +397,68 @@ def version_create(
     return row
 
 
+VERSION_PATCHABLE = ("description", "metadata")
+VERSION_IGNORED = (
+    "app_id", "user_id", "dataset_id", "visibility", "created_at", "modified_at", "status",
+    "processing_info", "metrics", "export_info", "request_origin",
+)  # fmt: skip
+
+
+def versions_patch(*, app, dataset, version_pbs: list, action: str) -> list[DatasetVersion]:
+    """Change what describes versions (description, metadata), never what they froze: a patch
+    naming their inputs' selection (annotation filters, predictions, embeddings) is refused.
+    `overwrite` replaces the fields given, `merge` merges metadata key by key, `remove` takes
+    metadata keys out (and clears a description given). All or none."""
+    action = patch_action(action, code=SC.CONN_INVALID_REQUEST, what="PatchDatasetVersions")
+    if not version_pbs:
+        raise ApiError(SC.CONN_INVALID_REQUEST, "dataset_versions must hold at least one version")
+    if len(version_pbs) > MAX_PER_REQUEST:
+        raise ApiError(
+            SC.CONN_INVALID_REQUEST, f"at most {MAX_PER_REQUEST} dataset versions per request"
+        )
+    with transaction.atomic():
+        out = []
+        for pb in version_pbs:
+            if not pb.id:
+                raise ApiError(SC.CONN_INVALID_REQUEST, "every dataset version needs its id")
+            row = (
+                DatasetVersion.objects.select_for_update()
+                .filter(dataset=dataset, public_id=pb.id)
+                .first()
+            )
+            if row is None:
+                raise ApiError(
+                    SC.CONN_DOES_NOT_EXIST, f"Dataset version '{pb.id[:128]}' does not exist"
+                )
+            given = check_fields(
+                pb,
+                code=SC.CONN_INVALID_REQUEST,
+                what=f"Dataset version '{pb.id[:64]}'",
+                patchable=VERSION_PATCHABLE,
+                identity={"id": pb.id, "dataset_id": dataset.public_id},
+                ignored=VERSION_IGNORED,
+            )
+            if "description" in given:
+                description = "" if action == "remove" else pb.description
+                if len(description) > MAX_DESCRIPTION or "\x00" in description:
+                    raise ApiError(
+                        SC.CONN_INVALID_REQUEST,
+                        f"description must be at most {MAX_DESCRIPTION} characters without NUL",
+                        field="description",
+                    )
+                row.description = description
+            if "metadata" in given:
+                row.metadata = check_metadata(
+                    apply_to_dict(
+                        action, row.metadata or {}, json_format.MessageToDict(pb.metadata)
+                    ),
+                    code=SC.CONN_INVALID_REQUEST,
+                )
+            row.save(update_fields=["description", "metadata", "modified_at"])
+            out.append(row.pk)
+    return list(DatasetVersion.objects.filter(pk__in=out).order_by("pk"))
+
+
 def versions_delete(*, app, dataset, version_ids: list[str]) -> int:
     wanted = list(dict.fromkeys(i for i in version_ids if i))
     if not wanted:

@@ -308,3 +308,57 @@ def test_post_inputs_with_dataset_ids(api, alice):
     body = {"inputs": [{"id": "t2", "data": {"text": {"raw": "x"}}, "dataset_ids": ["nope"]}]}
     assert api.post(base(alice) + "/inputs", body, key=alice.secret)["status"]["code"] == 11101
     assert api.get(base(alice) + "/inputs/t2", key=alice.secret)["status"]["code"] != 10000
+
+
+def test_patch_dataset_versions_changes_the_description_never_the_snapshot(api, alice, bob):
+    api.post(base(alice) + "/datasets", {"datasets": [{"id": "ds"}]}, key=alice.secret)
+    post_inputs(api, alice, ["p1", "p2"])
+    api.post(
+        base(alice) + "/datasets/ds/inputs",
+        {"dataset_inputs": [{"input": {"id": "p1"}}, {"input": {"id": "p2"}}]},
+        key=alice.secret,
+    )
+    r = api.post(
+        base(alice) + "/datasets/ds/versions",
+        {"dataset_versions": [{"id": "v1", "description": "first", "metadata": {"a": 1, "b": 2}}]},
+        key=alice.secret,
+    )
+    assert r["status"]["code"] == 10000, r
+    version = DatasetVersion.objects.get(public_id="v1")
+    assert services.version_build(version.pk) == "ready"
+    frozen = list(DatasetVersionInput.objects.filter(version=version).values_list("pk", "data"))
+    path = base(alice) + "/datasets/ds/versions"
+
+    def patch(action, pb, key=alice.secret):
+        return api.call("PATCH", path, {"action": action, "dataset_versions": [pb]}, key=key)
+
+    r = patch("merge", {"id": "v1", "metadata": {"b": 3, "c": {"d": 4}}})
+    assert r["status"]["code"] == 10000, r
+    assert r["dataset_versions"][0]["metadata"] == {"a": 1, "b": 3, "c": {"d": 4}}
+    assert r["dataset_versions"][0]["description"] == "first"
+    r = patch("overwrite", {"id": "v1", "description": "cleaned", "metadata": {"only": True}})
+    assert r["status"]["code"] == 10000, r
+    got = api.get(path + "/v1", key=alice.secret)["dataset_version"]
+    assert (got["description"], got["metadata"]) == ("cleaned", {"only": True})
+    assert got["status"]["code"] == 64015  # DATASET_VERSION_READY: still built
+    r = patch("remove", {"id": "v1", "metadata": {"only": None}})
+    assert r["status"]["code"] == 10000, r
+    assert r["dataset_versions"][0].get("metadata") in ({}, None)
+    # What a version froze cannot be patched; bad actions and unknown versions are refused.
+    r = patch("overwrite", {"id": "v1", "annotation_filter_config": {}})
+    assert r["status"]["code"] == 11102, r
+    assert "annotation_filter_config cannot be changed" in r["status"]["details"]
+    assert patch("replace", {"id": "v1", "description": "x"})["status"]["code"] == 11102
+    assert patch("overwrite", {"id": "nope", "description": "x"})["status"]["code"] == 11101
+    assert patch("overwrite", {"description": "x"})["status"]["code"] == 11102
+    too_long = patch("overwrite", {"id": "v1", "description": "x" * 600})
+    assert too_long["status"]["code"] == 11102
+    # Another tenant: does not exist.
+    other = patch("overwrite", {"id": "v1", "description": "mine now"}, key=bob.secret)
+    assert (other["status"]["code"], other["_http"]) == (11101, 404)
+    version.refresh_from_db()
+    assert version.description == "cleaned"
+    assert (
+        list(DatasetVersionInput.objects.filter(version=version).values_list("pk", "data"))
+        == frozen
+    )

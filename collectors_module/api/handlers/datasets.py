@@ -249,6 +249,17 @@ def get_dataset_version(ctx, req: service_pb2.GetDatasetVersionRequest):
     )
 
 
+@rpc("PatchDatasetVersions")
+def patch_dataset_versions(ctx, req: service_pb2.PatchDatasetVersionsRequest):
+    app, dataset = _dataset(ctx, req.dataset_id)
+    rows = services.versions_patch(
+        app=app, dataset=dataset, version_pbs=list(req.dataset_versions), action=req.action
+    )
+    return service_pb2.MultiDatasetVersionResponse(
+        dataset_versions=[version_to_pb(r, app, dataset) for r in rows]
+    )
+
+
 @rpc("DeleteDatasetVersions")
 def delete_dataset_versions(ctx, req: service_pb2.DeleteDatasetVersionsRequest):
     app, dataset = _dataset(ctx, req.dataset_id)
