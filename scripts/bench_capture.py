@@ -133,6 +133,7 @@ def main() -> int:
     from collectors_module.collectors.services import collector_create
     from collectors_module.core import generations
     from collectors_module.core.protojson import from_dict
+    from collectors_module.inference.hooks import PredictionEvent, run_after_predict
     from collectors_module.inference.models import ModelVersion
     from collectors_module.inference.services import run_model_version
 
@@ -198,6 +199,19 @@ def main() -> int:
         started = time.perf_counter()
         run_model_version(mv, [data])
         return (time.perf_counter() - started) * 1000
+
+    source_output = resources_pb2.Output(data=run_model_version(mv, [data])[0])
+    source_output.status.code = 10000
+
+    def hook_alone() -> float:
+        """The after-predict hooks on their own (admission and hand-off when capturing)."""
+        event = PredictionEvent(
+            model_version=mv, caller=user, request_id=uuid.uuid4().hex,
+            inputs=[resources_pb2.Input(data=data)], outputs=[source_output],
+        )  # fmt: skip
+        started = time.perf_counter()
+        run_after_predict(event)
+        return (time.perf_counter() - started) * 1e6
 
     def set_states(target_on: bool, many_on: bool) -> None:
         now = timezone.now()  # deactivating keeps what was captured before (as the service does)
@@ -278,6 +292,12 @@ def main() -> int:
             model_ms.extend(model_alone() for _ in range(args.per_round))
             agent.use("up")
             drain()
+        hook_us: dict[str, list[float]] = {}
+        hook_n = max(1, args.per_round * args.rounds // 4)
+        for name in ("off-a", "on"):
+            prepare(name)
+            drain()
+            hook_us[name] = [hook_alone() for _ in range(hook_n)]
         agent.use("up")
         drain()
         captured = Capture.objects.filter(collector=target).count() - before
@@ -308,12 +328,17 @@ def main() -> int:
     capturing = [
         s for s in ("on", "inline", "broker-down", "agent-down", "db-down") if s in samples
     ]
-    expected = args.rounds * (args.per_round + args.warmup) * len(capturing)
+    expected = args.rounds * (args.per_round + args.warmup) * len(capturing) + hook_n
     model_p50 = pct(model_ms, 50)
     off_p50 = pct(samples.get("off-a", []), 50)
     print(
         f"\nmodel alone (sentiment runner) p50 {model_p50:.3f} ms -> predict overhead "
         f"(off-a p50 minus model) {off_p50 - model_p50:.3f} ms"
+    )
+    print(
+        f"the after-predict hooks alone ({hook_n} calls each): p50 {pct(hook_us['off-a'], 50):.1f} us"
+        f" with no collector matching, {pct(hook_us['on'], 50):.1f} us capturing (p99 "
+        f"{pct(hook_us['on'], 99):.1f} us)"
     )
     print(f"captures committed by the agent or inline: {captured} (expected {expected})")
     print(f"counters of the capturing collector: {counted}")
