@@ -1,14 +1,18 @@
 """Shared blob storage end to end: with the S3 settings, gunicorn, the capture agent and a Celery
 worker read and write input media through django-storages' S3 backend, against moto's standalone
 S3 server started by the test; the media download stays tenant-checked; nothing lands on the
-local disk. (Dataset exports are not on this branch; only the input media are covered.)"""
+local disk. A dataset version of those inputs is built and exported as COCO by the worker into
+the same bucket, and the archive is downloaded through its owner-only URL."""
 
 from __future__ import annotations
 
 import base64
+import io
+import json
 import time
 import urllib.error
 import urllib.request
+import zipfile
 
 import boto3
 import pytest
@@ -128,6 +132,49 @@ def test_capture_ingest_and_media_download_through_s3(
         assert get_bytes(url, "clct_not-a-key")[0] == 404
     # bob's own app cannot name alice's input either
     assert get_bytes(f"{stack.url}/apps/bobapp/inputs/posted/media", bob.secret)[0] == 404
+
+    # 4. A dataset of both, a version built by the worker, a COCO export into the bucket.
+    base = f"{stack.url}/v2/users/alice/apps/app1"
+
+    def call(method: str, url: str, body=None) -> dict:
+        status, reply = http(method, url, body, auth)
+        assert reply["status"]["code"] == 10000, (status, reply)
+        return reply
+
+    call("POST", base + "/datasets", {"datasets": [{"id": "ds"}]})
+    members = [{"input": {"id": i.public_id}} for i in (captured, posted)]
+    call("POST", base + "/datasets/ds/inputs", {"dataset_inputs": members})
+    call("POST", base + "/datasets/ds/versions", {"dataset_versions": [{"id": "v1"}]})
+    deadline = time.monotonic() + 90
+    while call("GET", base + "/datasets/ds/versions/v1")["dataset_version"]["status"]["code"] != (
+        64015  # DATASET_VERSION_READY
+    ):
+        assert time.monotonic() < deadline, "the version was not built"
+        time.sleep(0.3)
+    export = {}
+    while export.get("status", {}).get("code") != 64200:  # DATASET_VERSION_EXPORT_SUCCESS
+        assert time.monotonic() < deadline, export
+        reply = call(
+            "PUT", base + "/datasets/ds/versions/v1/exports", {"exports": [{"format": "COCO"}]}
+        )
+        export = reply["exports"][0]
+        assert export["status"]["code"] in (64200, 64201, 64203), export  # never FAILED
+        time.sleep(0.3)
+    url = export["url"] if export["url"].startswith("http") else stack.url + export["url"]
+    status, archive = get_bytes(url, alice.secret)
+    assert status == 200
+    assert len(archive) == int(export["size"])
+    zf = zipfile.ZipFile(io.BytesIO(archive))
+    coco = json.loads(zf.read("annotations/instances.json"))
+    assert {img["clarifai_input_id"] for img in coco["images"]} == {"posted", captured.public_id}
+    by_id = {img["clarifai_input_id"]: img for img in coco["images"]}
+    assert zf.read("images/" + by_id["posted"]["file_name"]) == other
+    assert (by_id["posted"]["width"], by_id["posted"]["height"]) == (20, 20)
+    assert get_bytes(url, bob.secret)[0] == 404
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+    archives = [k for k in keys if k.endswith(".zip")]
+    assert len(archives) == 1, keys
+    assert client.get_object(Bucket=BUCKET, Key=archives[0])["Body"].read() == archive
 
     # nothing was written to the local media folder by any process
     assert not [p for p in media_root.rglob("*") if p.is_file()]
