@@ -398,6 +398,8 @@ DATASET_EXPORT_LEASE_SECONDS = env.float("DATASET_EXPORT_LEASE_SECONDS", 120.0)
 DATASET_EXPORT_TIME_LIMIT = env.int("DATASET_EXPORT_TIME_LIMIT", 3600)
 DATASET_EXPORT_TMP_DIR = env.str("DATASET_EXPORT_TMP_DIR", "") or None
 DATASET_MAX_VERSION_INPUTS = env.int("DATASET_MAX_VERSION_INPUTS", 1_000_000)
+# Beat re-sends dataset builds and exports nobody works on (a lost publish, a dead worker).
+DATASET_SWEEP_SECONDS = env.float("DATASET_SWEEP_SECONDS", 60.0)
 
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
@@ -461,6 +463,10 @@ RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", 500)
 RETENTION_PAUSE_SECONDS = env.float("RETENTION_PAUSE_SECONDS", 0.02)
 RETENTION_MAX_SECONDS = env.float("RETENTION_MAX_SECONDS", 50.0)
 RETENTION_INTERVAL_SECONDS = env.float("RETENTION_INTERVAL_SECONDS", 600.0)
+CELERY_BEAT_SCHEDULE["datasets-sweep"] = {
+    "task": "datasets.sweep",
+    "schedule": DATASET_SWEEP_SECONDS,
+}
 CELERY_BEAT_SCHEDULE["collectors-retention"] = {
     "task": "collectors.retention",
     "schedule": RETENTION_INTERVAL_SECONDS,

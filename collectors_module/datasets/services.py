@@ -619,6 +619,46 @@ def version_kick(version) -> None:
             _send(BUILD_TASK, version.pk)
 
 
+def datasets_sweep(*, limit: int = 100) -> dict[str, int]:
+    """Send again the builds and exports that nobody is working on (beat, `datasets.sweep`):
+    versions pending for a lease period or whose builder died, exports pending that long or
+    whose writer died (those start over). A failed export waits for someone to ask again.
+    Without it, a lost publish is repaired only when someone reads the version or asks again."""
+    now = timezone.now()
+    stale = now - _lease()
+    versions = list(
+        DatasetVersion.objects.filter(
+            Q(status_code=VERSION_PENDING, modified_at__lt=stale)
+            | Q(status_code=VERSION_IN_PROGRESS, lease_until__lt=now)
+        ).order_by("pk")[:limit]
+    )
+    for version in versions:
+        version_kick(version)
+    resent = 0
+    with transaction.atomic():
+        rows = list(
+            DatasetVersionExport.objects.select_for_update(skip_locked=True)
+            .filter(
+                Q(status_code=EXPORT_PENDING, updated_at__lt=stale)
+                | Q(status_code=EXPORT_IN_PROGRESS, lease_until__lt=now)
+            )
+            .order_by("pk")[:limit]
+        )
+        for row in rows:
+            if row.status_code == EXPORT_IN_PROGRESS:  # its writer died: start over
+                old_name = row.storage_name
+                row.status_code, row.status_details = EXPORT_PENDING, ""
+                row.processed = row.size = 0
+                row.storage_name = ""
+                if old_name:
+                    transaction.on_commit(lambda n=old_name: _purge_archives([n]))
+            row.updated_at = now
+            row.save()
+            _send(EXPORT_TASK, row.pk)
+            resent += 1
+    return {"versions": len(versions), "exports": resent}
+
+
 # --- exports -------------------------------------------------------------------------------
 
 

@@ -56,3 +56,13 @@ def export(self, *, pk: int) -> str:
         return outcome
     finally:
         close_old_connections()
+
+
+@shared_task(name="datasets.sweep", acks_late=False, ignore_result=True, time_limit=60)
+def sweep() -> dict:
+    """Re-send builds and exports nobody is working on (beat, DATASET_SWEEP_SECONDS)."""
+    close_old_connections()
+    try:
+        return services.datasets_sweep()
+    finally:
+        close_old_connections()
