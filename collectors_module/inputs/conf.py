@@ -23,3 +23,8 @@ def max_data_bytes() -> int:
 def public_base_url() -> str:
     """Scheme and host put in front of hosted media URLs ('' gives site-relative URLs)."""
     return (settings.COLLECTORS_PUBLIC_URL or "").rstrip("/")
+
+
+def max_image_bytes() -> int:
+    """Largest image read back from blob storage (the same cap as an uploaded image)."""
+    return int(settings.MAX_IMAGE_BYTES)

@@ -844,3 +844,37 @@ def input_image_bytes(app_id: int, public_id: str, *, max_bytes: int) -> bytes |
             return fh.read(max_bytes + 1)
     except OSError:
         return None
+
+
+def fingerprints_backfill(*, batch: int = 500, app_id: int | None = None, progress=None) -> int:
+    """Fingerprint the inputs that have none (created before near-duplicate lookups existed), in
+    batches: each batch reads its inputs' stored bytes one at a time (at most MAX_IMAGE_BYTES
+    each) and inserts their fingerprints in one statement. Safe to stop and run again; inputs
+    created meanwhile already have theirs. Returns how many were added; `progress(done)` is
+    called after every batch."""
+    done = 0
+    last_pk = 0
+    limit = conf.max_image_bytes()
+    while True:
+        rows = Input.objects.filter(fingerprint__isnull=True, pk__gt=last_pk)
+        if app_id is not None:
+            rows = rows.filter(app_id=app_id)
+        chunk = list(rows.order_by("pk")[: max(1, batch)])
+        if not chunk:
+            return done
+        last_pk = chunk[-1].pk
+        pairs = []
+        for row in chunk:
+            content = None
+            if row.image:
+                try:
+                    if row.image.size <= limit:
+                        with row.image.open("rb") as fh:
+                            content = fh.read(limit + 1)
+                except OSError:
+                    log.warning("input %s: its stored image could not be read", row.public_id)
+            pairs.append((row, content))
+        fingerprints.record(pairs)
+        done += len(pairs)
+        if progress is not None:
+            progress(done)
