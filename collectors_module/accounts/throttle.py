@@ -33,6 +33,19 @@ def client_address(meta) -> str:
     return value.split(",")[-1].strip()  # the last hop: the one our proxy appended
 
 
+def grpc_client_address(metadata, peer: str) -> str:
+    """The client's address of a gRPC call: the THROTTLE_GRPC_CLIENT_ADDRESS_METADATA entry set by
+    a proxy in front (its last hop, as for REST), else the peer address."""
+    key = (settings.THROTTLE_GRPC_CLIENT_ADDRESS_METADATA or "").strip().lower()
+    if key:
+        values = [v for k, v in metadata or () if k == key and isinstance(v, str)]
+        if values:
+            hop = values[-1].split(",")[-1].strip()
+            if hop:
+                return hop[:64]
+    return grpc_peer_address(peer)
+
+
 def grpc_peer_address(peer: str) -> str:
     """'ipv4:1.2.3.4:5678' / 'ipv6:[::1]:5678' -> the address ('' for anything else)."""
     kind, _, rest = (peer or "").partition(":")

@@ -559,6 +559,37 @@ def test_bad_keys_are_throttled_per_address_and_valid_keys_never_are(
     assert r.json()["status"]["code"] == SC.CONN_KEY_INVALID
 
 
+def test_grpc_bad_keys_are_throttled_per_forwarded_address_behind_a_proxy(
+    stub, low_throttles, settings
+):
+    """Behind a proxy every gRPC call has the proxy's peer address: with
+    THROTTLE_GRPC_CLIENT_ADDRESS_METADATA the throttle counts the address the proxy forwards."""
+    from clarifai_grpc.grpc.api import service_pb2
+
+    settings.THROTTLE_GRPC_CLIENT_ADDRESS_METADATA = "x-forwarded-for"
+
+    def call(i: int, forwarded: str) -> int:
+        metadata = (("authorization", f"Key clct_grpcguess{i:04d}"), ("x-forwarded-for", forwarded))
+        return stub.ListModelTypes(
+            service_pb2.ListModelTypesRequest(), metadata=metadata
+        ).status.code
+
+    codes = [call(i, "10.0.0.1, 203.0.113.7") for i in range(12)]  # the last hop counts
+    assert codes[:10] == [SC.CONN_KEY_INVALID] * 10
+    assert codes[10:] == [SC.CONN_THROTTLED] * 2
+    assert call(99, "203.0.113.8") == SC.CONN_KEY_INVALID  # another client behind the proxy
+
+
+def test_grpc_client_addresses_come_from_the_peer_unless_a_proxy_key_is_set(settings):
+    from collectors_module.accounts.throttle import grpc_client_address
+
+    metadata = (("x-forwarded-for", "198.51.100.1, 192.0.2.9"),)
+    assert grpc_client_address(metadata, "ipv4:10.1.2.3:5555") == "10.1.2.3"
+    settings.THROTTLE_GRPC_CLIENT_ADDRESS_METADATA = "X-Forwarded-For"
+    assert grpc_client_address(metadata, "ipv4:10.1.2.3:5555") == "192.0.2.9"
+    assert grpc_client_address((), "ipv4:10.1.2.3:5555") == "10.1.2.3"  # none sent: the peer
+
+
 def test_grpc_peer_addresses_are_parsed():
     from collectors_module.accounts.throttle import grpc_peer_address
 

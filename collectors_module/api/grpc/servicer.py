@@ -14,7 +14,7 @@ import uuid
 import grpc
 from django.db import close_old_connections
 
-from collectors_module.accounts.throttle import grpc_peer_address
+from collectors_module.accounts.throttle import grpc_client_address
 from collectors_module.api.descriptors import SERVICES, all_rpcs
 from collectors_module.api.dispatch import dispatch, error_response
 from collectors_module.core.errors import SC
@@ -76,7 +76,7 @@ def _unary(name: str):
                 _authorization(context),
                 transport="grpc",
                 request_id=_request_id(context),
-                client_address=grpc_peer_address(context.peer()),
+                client_address=grpc_client_address(context.invocation_metadata(), context.peer()),
             )
         finally:
             close_old_connections()
