@@ -159,6 +159,29 @@ collector_set_status(app=app, collector_id="all", active=a["active"])
 """
 
 
+CLEAR = """
+import django
+django.setup()
+from django.db import connection
+with connection.cursor() as cursor:
+    cursor.execute("DELETE FROM collectors_capture")
+"""
+
+COUNTS = """
+import json, sys
+import django
+django.setup()
+from django.db.models import Sum
+from collectors_module.capture.models import Capture, CollectorCounter
+from collectors_module.collectors.models import Collector
+a = json.loads(sys.argv[1])
+c = Collector.objects.get(app__owner__username=a["user"], public_id="all")
+out = dict(CollectorCounter.objects.filter(collector=c).values_list("metric").annotate(n=Sum("count")))
+out["rows"] = Capture.objects.filter(collector=c).count()
+print(json.dumps(out))
+"""
+
+
 def run_py(stack: Stack, code: str, *args: str) -> str:
     return subprocess.run(
         [sys.executable, "-c", code, *args], cwd=stack.tree, env=stack.env, check=True,
@@ -270,6 +293,10 @@ def main() -> int:
     pg = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
     cur_env = bench_env(
         DATABASE_URL=f"{pg}/collectors_bench",
+        # No worker runs here, so every capture stays pending: without this the backlog cap
+        # (COLLECTORS_MAX_PENDING_TOTAL) would start dropping captures as `backlog_full` and the
+        # capture scenarios would measure predictions that capture nothing.
+        COLLECTORS_MAX_PENDING_TOTAL="0",
         COLLECTORS_SPOOL_DIR=str(work / "spool"),
         COLLECTORS_VAR_DIR=str(work / "var-cur"),
         CELERY_BROKER_URL=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/12"),
@@ -291,6 +318,7 @@ def main() -> int:
     try:
         for s in stacks.values():
             s.start()
+        run_py(stacks["cur"], CLEAR)  # earlier runs' pending captures (this database is ours)
         creds = {k: json.loads(run_py(s, SETUP).splitlines()[-1]) for k, s in stacks.items()}
         cur, cur_cred = stacks["cur"], creds["cur"]
         grpc_check(cur.grpc_port, cur_cred["secret"], cur.certs / "ca.pem")
@@ -345,6 +373,7 @@ def main() -> int:
                 results.setdefault(name, []).append(got)
                 print(f"  {name:<18} {json.dumps(got)}", flush=True)
         collector(False)
+        captured = json.loads(run_py(cur, COUNTS, json.dumps(cur_cred)).splitlines()[-1])
     finally:
         for s in stacks.values():
             s.stop()
@@ -368,6 +397,12 @@ def main() -> int:
             r = rows[n]
             extra = f" p50 {r['p50']:.2f} ms p99 {r['p99']:.2f} ms" if n.startswith("lat") else ""
             print(f"  {n:<18} {r['rps']:9.1f} req/s{extra}  errors {errors[n]}")
+
+    dropped = {m: n for m, n in captured.items() if m.startswith("dropped:")}
+    print(
+        f"\nthe capturing collector: matched {captured.get('matched', 0)}, accepted "
+        f"{captured.get('accepted', 0)}, rows {captured.get('rows', 0)}, dropped {dropped or 'none'}"
+    )
 
     def ratio(a: str, b: str, field: str = "rps") -> float:
         return rows[a][field] / rows[b][field]

@@ -55,9 +55,9 @@ def _created(r: Record) -> dt.datetime:
     return dt.datetime.fromtimestamp(r.created_at, tz=dt.UTC)
 
 
-def to_row(r: Record, now: dt.datetime) -> Capture:
-    """The outbox row of a record: the input without its media bytes, the bytes apart, the
-    source output as it came (serialized protobuf throughout: no conversion here)."""
+def row_fields(r: Record, now: dt.datetime) -> dict:
+    """The outbox row of a record, as `Capture` field values: the input without its media bytes,
+    the bytes apart, the source output as it came (serialized protobuf throughout)."""
     data = resources_pb2.Data.FromString(r.data)
     payload = None
     for name in ("image", "video", "audio"):
@@ -68,21 +68,55 @@ def to_row(r: Record, now: dt.datetime) -> Capture:
             media.ClearField("base64")
     if payload is None and r.payload:
         payload = r.payload
-    return Capture(
-        id=r.id,
-        collector_id=r.collector_id,
-        state=CaptureState.ACCEPTED,
-        caller_id=r.caller_id,
-        request_id=r.request_id[:64],
-        input_index=r.input_index,
-        input_pb=data.SerializeToString() if payload is not None else r.data,
-        payload=payload,
-        output_pb=r.output,
-        pre_queue_pending=r.deferred,
-        created_at=_created(r),
-        updated_at=now,
-        next_attempt_at=now,
+    return {
+        "id": r.id,
+        "collector_id": r.collector_id,
+        "caller_id": r.caller_id,
+        "request_id": r.request_id[:64],
+        "input_index": r.input_index,
+        "input_pb": data.SerializeToString() if payload is not None else r.data,
+        "payload": payload,
+        "output_pb": r.output,
+        "pre_queue_pending": r.deferred,
+        "created_at": _created(r),
+    }
+
+
+_ARRAY_COLUMNS = (
+    ("id", "uuid"),
+    ("collector_id", "bigint"),
+    ("caller_id", "bigint"),
+    ("request_id", "text"),
+    ("input_index", "integer"),
+    ("input_pb", "bytea"),
+    ("payload", "bytea"),
+    ("output_pb", "bytea"),
+    ("pre_queue_pending", "boolean"),
+    ("created_at", "timestamptz"),
+)
+
+
+def _insert_unnest(rows: list[dict], now: dt.datetime) -> set[uuid.UUID]:
+    """PostgreSQL: one INSERT of column arrays (`unnest`), ten parameters whatever the batch
+    size, so neither Django nor the driver builds or parses SQL per row (the ORM's bulk_create
+    cost the agent about 0.2 ms of CPU per capture). Conflicts (a record read again) are skipped;
+    returns the ids inserted."""
+    table = connection.ops.quote_name(Capture._meta.db_table)
+    names = [name for name, _ in _ARRAY_COLUMNS]
+    unnest = ", ".join(f"%s::{kind}[]" for _, kind in _ARRAY_COLUMNS)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(names)}, state, reason, status_code, attempts, "
+        "next_attempt_at, updated_at, input_data, outputs, destination_input_id, filtered_by) "
+        f"SELECT {', '.join(f'u.{n}' for n in names)}, %s, '', 0, 0, %s, %s, '{{}}'::jsonb, "
+        f"'[]'::jsonb, '', '' FROM unnest({unnest}) AS u({', '.join(names)}) "
+        "ON CONFLICT DO NOTHING RETURNING id"
     )
+    # In the order of the placeholders: the SELECT list's three, then one array per column.
+    params: list = [str(CaptureState.ACCEPTED), now, now]
+    params += [[row[name] for row in rows] for name in names]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {r[0] for r in cursor.fetchall()}
 
 
 def _verdict(r: Record, rule) -> str:
@@ -148,7 +182,7 @@ def write(records: list[Record], *, statement_timeout_ms: int, lock_timeout_ms: 
         existing = dict(
             Capture.objects.filter(pk__in=[r.id for r in records]).values_list("pk", "state")
         )
-        rows: list[Capture] = []
+        rows: list[dict] = []
         inserted: set[uuid.UUID] = set()
         seen: set[uuid.UUID] = set()
         for r in records:
@@ -163,23 +197,35 @@ def write(records: list[Record], *, statement_timeout_ms: int, lock_timeout_ms: 
             if reason:
                 out.dropped.append((r.collector_id, reason))
             else:
-                rows.append(to_row(r, now))
+                rows.append(row_fields(r, now))
         if rows:
-            Capture.objects.bulk_create(rows, ignore_conflicts=True)
-            inserted = set(
-                Capture.objects.filter(pk__in=[row.id for row in rows]).values_list("pk", flat=True)
-            )
+            if connection.vendor == "postgresql":
+                inserted = _insert_unnest(rows, now)
+            else:
+                Capture.objects.bulk_create(
+                    [
+                        Capture(**row, state=CaptureState.ACCEPTED, updated_at=now,
+                                next_attempt_at=now)
+                        for row in rows
+                    ],
+                    ignore_conflicts=True,
+                )  # fmt: skip
+                inserted = set(
+                    Capture.objects.filter(pk__in=[row["id"] for row in rows]).values_list(
+                        "pk", flat=True
+                    )
+                )
             for row in rows:
-                if row.id in inserted:
-                    out.accepted.append(row.id)
+                if row["id"] in inserted:
+                    out.accepted.append(row["id"])
                 else:  # the same request and input again (a client reusing a request id)
-                    out.dropped.append((row.collector_id, DUPLICATE))
+                    out.dropped.append((row["collector_id"], DUPLICATE))
         if restore is not None and outer:
             _restore(restore)  # SET LOCAL outlives a released savepoint
     accepted_by: dict[int, int] = {}
     for row in rows:
-        if row.id in inserted:
-            accepted_by[row.collector_id] = accepted_by.get(row.collector_id, 0) + 1
+        if row["id"] in inserted:
+            accepted_by[row["collector_id"]] = accepted_by.get(row["collector_id"], 0) + 1
     for pk, n in accepted_by.items():
         counters.count(pk, "accepted", n)
     for pk, reason in out.dropped:
