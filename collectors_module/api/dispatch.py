@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from collectors_module.accounts.auth import authenticate
 from collectors_module.applications.selectors import app_for_request
 from collectors_module.core import logs, metrics
 from collectors_module.core.errors import SC, ApiError, make_status
+from collectors_module.core.ids import new_hex_id
 
 from .descriptors import get_rpc
 from .limits import check_message
@@ -138,7 +138,7 @@ def dispatch(
 ):
     """Run RPC `name` for `request`; always returns a response message with a status."""
     started = time.perf_counter()
-    request_id = request_id or uuid.uuid4().hex
+    request_id = request_id or new_hex_id()
     token = logs.bind(request_id=request_id, transport=transport, rpc=name)  # for every log line
     try:
         response = _dispatch(name, request, authorization, transport, request_id, client_address)

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import random
 import time
 import uuid
 
 from collectors_module.core.errors import SC
+from collectors_module.core.ids import random_bits
 from collectors_module.workflows.executor import evaluate_inline
 
 from . import conf, counters, handoff, matching, quotas
@@ -27,20 +26,6 @@ from .spool import Record
 log = logging.getLogger("collectors.capture")
 
 SAMPLED_OUT = "sampled_out"
-# Capture ids need to be unique, not secret: a seeded generator (re-seeded from the OS after a
-# fork) is several times cheaper than os.urandom on the request thread.
-_rng = random.Random()
-_rng_pid = os.getpid()
-
-
-def _random_bits(n: int) -> int:
-    global _rng_pid
-    if _rng_pid != os.getpid():
-        _rng.seed()
-        _rng_pid = os.getpid()
-    return _rng.getrandbits(n)
-
-
 PAYLOAD_TOO_LARGE = "payload_too_large"
 ERROR = "error"
 
@@ -155,7 +140,7 @@ def admit(event, entries) -> list[Record]:
                 backlog.note_accepted(entry.pk)  # reserve a place (given back if dropped later)
                 records.append(
                     Record(
-                        id=uuid.UUID(int=_random_bits(128), version=4),
+                        id=uuid.UUID(int=random_bits(128), version=4),  # unique, not secret
                         collector_id=entry.pk,
                         caller_id=caller_id,
                         created_at=now,

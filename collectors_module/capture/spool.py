@@ -24,6 +24,7 @@ once the writer has moved to a newer segment or exited.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -200,6 +201,34 @@ class SpoolFull(Exception):
     pass
 
 
+def _gil_holding_write():
+    """libc's write(2) called without releasing the GIL (ctypes.PyDLL), or None.
+
+    `os.write` releases the GIL around the system call; in a serving process whose threads are
+    all busy with predictions, the writer then waits its turn to take the GIL back (a handoff
+    per capture, the cost that dominated capturing under load in the gRPC server). Appending a
+    frame to the page cache takes a few microseconds, so holding the GIL through it is cheaper."""
+    try:
+        libc = ctypes.PyDLL(None, use_errno=True)
+        fn = libc.write
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_ssize_t
+    fn.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t)
+
+    def write(fd: int, data: bytes) -> int:
+        n = fn(fd, data, len(data))
+        if n < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return n
+
+    return write
+
+
+write_holding_gil = _gil_holding_write() or (lambda fd, data: os.write(fd, data))
+
+
 class SpoolWriter:
     """One per serving process (re-created after a fork): appends frames to its own segments."""
 
@@ -269,11 +298,10 @@ class SpoolWriter:
                 self._open_next()
             if self._backlog() + len(data) > self.max_bytes:
                 raise SpoolFull(f"{self._backlog()} bytes wait in this process's spool")
-            view = memoryview(data)
             written = 0
             try:
                 while written < len(data):
-                    written += os.write(self.fd, view[written:])
+                    written += write_holding_gil(self.fd, data[written:] if written else data)
             except OSError:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self.fd, self.size)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 
 from django.conf import settings
 
 from collectors_module.core import logs
+from collectors_module.core.ids import new_hex_id
 
 access_log = logging.getLogger("collectors.access")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
@@ -23,7 +23,7 @@ class RequestLogMiddleware:
     def __call__(self, request):
         started = time.perf_counter()
         given = request.headers.get("X-Request-ID", "")
-        request_id = given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID_RE.match(given) else new_hex_id()
         # The user only for requests with a session (API calls carry a key, and resolving an
         # anonymous user would cost the predict path a session lookup for nothing).
         user = None

@@ -119,6 +119,29 @@ def test_a_writer_refuses_beyond_its_cap_and_never_leaves_a_partial_frame(tmp_pa
     w.close()
 
 
+def test_the_gil_holding_write_appends_and_reports_errors(tmp_path):
+    """The writer's libc write (the GIL kept through it) appends what it is given and raises
+    OSError like os.write does; a failed append leaves no partial frame behind."""
+    path = tmp_path / "seg"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        assert spool.write_holding_gil(fd, b"abc") == 3
+        assert spool.write_holding_gil(fd, b"") == 0
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"abc"
+    with pytest.raises(OSError, match="Bad file descriptor") as exc:
+        spool.write_holding_gil(fd, b"x")  # closed
+    assert exc.value.errno == 9  # EBADF
+    w = spool.SpoolWriter(tmp_path / "spool", segment_bytes=1 << 20, max_bytes=1 << 20)
+    w.append([spool.encode(record())])
+    os.close(w.fd)
+    w.fd = os.open(os.devnull, os.O_RDONLY)  # a write that fails
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        w.append([spool.encode(record())])
+    w.close()
+
+
 def test_a_writer_moves_to_a_new_segment_past_the_size_and_the_agent_deletes_old_ones(tmp_path):
     w = spool.SpoolWriter(tmp_path, segment_bytes=4096, max_bytes=1 << 30)
     frame = spool.encode(record(text="x" * 500))

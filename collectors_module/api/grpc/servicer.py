@@ -9,7 +9,6 @@ answer gRPC UNIMPLEMENTED.
 from __future__ import annotations
 
 import logging
-import uuid
 
 import grpc
 from django.db import close_old_connections
@@ -19,6 +18,7 @@ from collectors_module.api.descriptors import SERVICES, all_rpcs
 from collectors_module.api.dispatch import dispatch, error_response
 from collectors_module.core.errors import SC
 from collectors_module.core.faults import fault_point
+from collectors_module.core.ids import new_hex_id
 
 log = logging.getLogger("collectors.grpc")
 
@@ -55,7 +55,7 @@ def _request_id(context) -> str:
     for k, v in context.invocation_metadata():
         if k == "x-request-id" and isinstance(v, str):
             return v[:64]
-    return uuid.uuid4().hex
+    return new_hex_id()
 
 
 def _unary(name: str):
