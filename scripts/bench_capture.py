@@ -125,6 +125,7 @@ def main() -> int:
     from django.test import Client
     from django.utils import timezone
 
+    from collectors_module.accounts.models import User
     from collectors_module.accounts.services import key_create, user_create, user_set_plan
     from collectors_module.applications.services import app_create
     from collectors_module.capture import counters, matching, spool
@@ -137,6 +138,11 @@ def main() -> int:
     from collectors_module.inference.models import ModelVersion
     from collectors_module.inference.services import run_model_version
 
+    # A run that was killed leaves its collectors behind, active on the same model versions:
+    # they would capture too and keep the index from matching what a scenario expects.
+    stale = User.objects.filter(username__startswith="bench-")
+    Collector.objects.filter(app__owner__in=stale).delete()
+    stale.delete()
     tag = uuid.uuid4().hex[:8]
     user, _ = user_create(user_id=f"bench-{tag}")
     user = user_set_plan(user=user, plan="professional")
@@ -224,10 +230,10 @@ def main() -> int:
             deactivated_at=None if many_on else now,
         )
         generations.changed(Collector._meta.db_table)
-        want = 1 if target_on else 0
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # the background thread rebuilt the index
-            if len(matching.candidates(target.source_model_version_id)) == want and (
+            indexed = {e.pk for e in matching.candidates(target.source_model_version_id)}
+            if (target.pk in indexed) == target_on and (
                 not many_on or matching.candidates(template.source_model_version_id)
             ):
                 break
