@@ -503,9 +503,11 @@ def test_fetch_deadline_argument_bounds_a_single_fetch(drip_origin):
 def low_throttles(settings):
     from django.core.cache import caches
 
-    settings.THROTTLE_LOGIN_FAILURES_PER_ACCOUNT = "5/15m"
-    settings.THROTTLE_LOGIN_FAILURES_PER_ADDRESS = "8/15m"
-    settings.THROTTLE_BAD_KEYS_PER_ADDRESS = "10/m"
+    # Day-long windows: django-ratelimit's windows are fixed, so a test whose calls straddled a
+    # window's end would see its counts split in two (a 15-minute window flaked once in a full run).
+    settings.THROTTLE_LOGIN_FAILURES_PER_ACCOUNT = "5/d"
+    settings.THROTTLE_LOGIN_FAILURES_PER_ADDRESS = "8/d"
+    settings.THROTTLE_BAD_KEYS_PER_ADDRESS = "10/d"
     caches["throttle"].clear()  # this worktree's own Redis database (REDIS_URL)
     yield
     caches["throttle"].clear()
