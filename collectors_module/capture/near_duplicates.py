@@ -85,11 +85,6 @@ def check(
     return Verdict(earlier=earlier, fingerprint=f, max_distance=distance)
 
 
-def find(app, f: Fingerprint, max_distance: int) -> Match | None:
-    """The input of `app` that a fingerprint duplicates (the commit's second look)."""
-    return find_duplicate(app, f, max_distance=max_distance)
-
-
 def lookup(app, data: resources_pb2.Data, raw: bytes | None, max_distance: int) -> Match | None:
     """The input of `app` that this content duplicates (the near-duplicate operator's gate)."""
     f = fingerprint(data, raw)

@@ -646,15 +646,11 @@ def datasets_sweep(*, limit: int = 100) -> dict[str, int]:
         )
         for row in rows:
             if row.status_code == EXPORT_IN_PROGRESS:  # its writer died: start over
-                old_name = row.storage_name
-                row.status_code, row.status_details = EXPORT_PENDING, ""
-                row.processed = row.size = 0
-                row.storage_name = ""
-                if old_name:
-                    transaction.on_commit(lambda n=old_name: _purge_archives([n]))
-            row.updated_at = now
-            row.save()
-            _send(EXPORT_TASK, row.pk)
+                _restart_export(row)
+            else:
+                row.updated_at = now
+                row.save(update_fields=["updated_at"])
+                _send(EXPORT_TASK, row.pk)
             resent += 1
     return {"versions": len(versions), "exports": resent}
 
@@ -693,6 +689,20 @@ def _version_ready(version) -> None:
     )
 
 
+def _restart_export(row: DatasetVersionExport) -> None:
+    """Start an export over from nothing (it failed, or its writer died): back to PENDING, its
+    old archive deleted after the commit, the task sent again. Inside the caller's transaction."""
+    old_name = row.storage_name
+    row.status_code, row.status_details = EXPORT_PENDING, ""
+    row.processed = row.size = 0
+    row.storage_name = ""
+    row.updated_at = timezone.now()
+    row.save()
+    if old_name:
+        transaction.on_commit(lambda n=old_name: _purge_archives([n]))
+    _send(EXPORT_TASK, row.pk)
+
+
 def exports_request(*, version, formats: list[str]) -> list[DatasetVersionExport]:
     """Start (or report) the exports of a READY version. An export already pending, in progress
     or done is not started again; a failed one, or one whose worker died, starts over."""
@@ -719,17 +729,7 @@ def exports_request(*, version, formats: list[str]) -> list[DatasetVersionExport
                 row.updated_at = timezone.now()
                 row.save(update_fields=["updated_at"])
             elif restart:
-                old_name = row.storage_name
-                row.status_code = EXPORT_PENDING
-                row.status_details = ""
-                row.processed = 0
-                row.size = 0
-                row.storage_name = ""
-                row.updated_at = timezone.now()
-                row.save()
-                if old_name:
-                    transaction.on_commit(lambda n=old_name: _purge_archives([n]))
-                _send(EXPORT_TASK, row.pk)
+                _restart_export(row)
             out.append(row)
     return out
 

@@ -27,7 +27,7 @@ from collectors_module.collectors.services import collector_flag
 from collectors_module.core.errors import SC, ApiError, code_name
 from collectors_module.core.faults import fault_point
 from collectors_module.datasets.services import add_ingested_inputs
-from collectors_module.inputs.services import NewInput, inputs_create_bulk
+from collectors_module.inputs.services import NewInput, find_duplicate, inputs_create_bulk
 
 from .. import conf, near_duplicates, relay
 from ..models import Capture, CaptureState
@@ -52,7 +52,7 @@ def _recheck_near_duplicates(ds: list[Decision]) -> None:
                     "SELECT pg_advisory_xact_lock(%s, %s)", [NEAR_DUPLICATE_LOCK, app_pk]
                 )
     for d in checked:
-        match = near_duplicates.find(d.app, d.fingerprint, d.near_duplicate_distance)
+        match = find_duplicate(d.app, d.fingerprint, max_distance=d.near_duplicate_distance)
         if match is not None:
             d.state, d.filtered_by = CaptureState.FILTERED, near_duplicates.REASON
             d.reason = near_duplicates.reason(match)
