@@ -344,6 +344,8 @@ WORKFLOW_PLAN_TTL_SECONDS = env.float("WORKFLOW_PLAN_TTL_SECONDS", 10.0)
 
 # --- gRPC server ---------------------------------------------------------------------------
 GRPC_MAX_WORKERS = env.int("GRPC_MAX_WORKERS", 0)  # 0: 4 x cores
+# Server processes sharing the gRPC port (SO_REUSEPORT); one Python process serves on one core.
+GRPC_PROCESSES = env.int("GRPC_PROCESSES", 1)
 # Capped like REST bodies (MAX_REQUEST_BYTES): the same images must fit, nothing bigger.
 GRPC_MAX_MESSAGE_BYTES = env.int("GRPC_MAX_MESSAGE_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE)
 

@@ -25,6 +25,7 @@ class ServerConfig:
     max_workers: int = 0
     max_message_bytes: int = 0
     grace_seconds: float = 30.0
+    reuse_port: bool = False  # one of several processes on one port (processes.py)
 
 
 def _limits(config: ServerConfig) -> tuple[int, int]:
@@ -45,7 +46,9 @@ def build_server(config: ServerConfig) -> tuple[grpc.Server, int]:
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),
-            ("grpc.so_reuseport", 0),
+            # Off unless this is one of `--processes N`: a second server on a taken port
+            # fails instead of silently sharing it.
+            ("grpc.so_reuseport", 1 if config.reuse_port else 0),
         ],
         # Bounded queue: beyond this many calls in flight new ones get RESOURCE_EXHAUSTED.
         maximum_concurrent_rpcs=workers * 8,

@@ -1,11 +1,15 @@
-"""`python manage.py grpcserver [--address HOST:PORT] [--cert FILE --key FILE] [--insecure]`."""
+"""`python manage.py grpcserver [--address HOST:PORT] [--cert FILE --key FILE] [--insecure]
+[--processes N]`."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from collectors_module.api.grpc.processes import serve_processes
 from collectors_module.api.grpc.server import ServerConfig, serve_forever
 
 
@@ -25,6 +29,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--grace", type=float, default=30.0, help="seconds to finish calls on stop"
         )
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=None,
+            help="server processes sharing the port (default GRPC_PROCESSES, 1); one per core",
+        )
+        parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
     def handle(self, *args, **opts):
         if not opts["insecure"] and not (opts["cert"] and opts["key"]):
@@ -36,7 +47,11 @@ class Command(BaseCommand):
             insecure=opts["insecure"],
             max_workers=opts["workers"],
             grace_seconds=opts["grace"],
+            reuse_port=opts["reuse_port"],
         )
+        processes = opts["processes"] if opts["processes"] is not None else settings.GRPC_PROCESSES
+        if processes < 1 or processes > 64:
+            raise CommandError("--processes must be between 1 and 64")
 
         def ready(port: int) -> None:
             mode = "plaintext" if config.insecure else "TLS"
@@ -46,6 +61,20 @@ class Command(BaseCommand):
             sys.stdout.flush()
 
         try:
-            serve_forever(config, on_ready=ready)
+            if processes == 1 or config.reuse_port:
+                serve_forever(config, on_ready=ready)
+                return
+            child_args = ["--grace", str(config.grace_seconds), "--processes", "1"]
+            if config.insecure:
+                child_args.append("--insecure")
+            else:
+                child_args += ["--cert", config.cert_file, "--key", config.key_file]
+            if config.max_workers:
+                child_args += ["--workers", str(config.max_workers)]
+            code = serve_processes(
+                config.address, processes, child_args, config.grace_seconds, on_ready=ready
+            )
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
+        if code:
+            sys.exit(code)
