@@ -37,13 +37,14 @@ from . import conf, counters, outbox, relay, spool
 
 log = logging.getLogger("collectors.agent")
 
-READ_CHUNK = 8 * 2**20
+READ_CHUNK = 8 * 2**20  # the second read of a pass (more when one frame is bigger)
+FIRST_READ = 2**20  # read this much first: a batch of small frames fits, and parsing stops there
 OFFSETS = "agent.offsets"
 LOCK = "agent.lock"
 TMP_MAX_AGE = 60.0
-LINGER_BATCH = 50
+LINGER_BATCH = 400
 LINGER_FROM_RATE = 100.0  # frames per second
-MAX_LINGER = 0.05
+MAX_LINGER = 0.1
 # The agent is off the prediction path: its insert may wait for locks much longer.
 STATEMENT_TIMEOUT_MS = 30_000
 LOCK_TIMEOUT_MS = 10_000
@@ -230,9 +231,18 @@ class Agent:
                     continue
                 if seg.offset >= size:
                     continue
-            data = os.pread(seg.fd, min(size - seg.offset, READ_CHUNK), seg.offset)
+            want = budget - len(records)
+            data = os.pread(seg.fd, min(size - seg.offset, FIRST_READ), seg.offset)
             final = seg.closed and seg.offset + len(data) >= size
-            frames, consumed, skipped = spool.parse(data, seg.offset, final=final)
+            frames, consumed, skipped = spool.parse(data, seg.offset, final=final, max_frames=want)
+            if not frames and not consumed and seg.offset + len(data) < size:
+                # A frame bigger than the first read (an image): read at least the whole of it.
+                chunk = max(READ_CHUNK, spool.frame_size(data))
+                data = os.pread(seg.fd, min(size - seg.offset, chunk), seg.offset)
+                final = seg.closed and seg.offset + len(data) >= size
+                frames, consumed, skipped = spool.parse(
+                    data, seg.offset, final=final, max_frames=want
+                )
             if skipped:
                 self.stats["skipped_bytes"] += skipped
                 log.warning("capture spool %s: %d unreadable bytes skipped", path.name, skipped)

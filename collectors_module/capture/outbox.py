@@ -21,6 +21,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+import psycopg
 from clarifai_grpc.grpc.api import resources_pb2
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -103,7 +104,7 @@ def _insert_unnest(rows: list[dict], now: dt.datetime) -> set[uuid.UUID]:
     returns the ids inserted."""
     table = connection.ops.quote_name(Capture._meta.db_table)
     names = [name for name, _ in _ARRAY_COLUMNS]
-    unnest = ", ".join(f"%s::{kind}[]" for _, kind in _ARRAY_COLUMNS)
+    unnest = ", ".join(f"%b::{kind}[]" for _, kind in _ARRAY_COLUMNS)  # %b: binary
     sql = (
         f"INSERT INTO {table} ({', '.join(names)}, state, reason, status_code, attempts, "
         "next_attempt_at, updated_at, input_data, outputs, destination_input_id, filtered_by) "
@@ -114,9 +115,19 @@ def _insert_unnest(rows: list[dict], now: dt.datetime) -> set[uuid.UUID]:
     # In the order of the placeholders: the SELECT list's three, then one array per column.
     params: list = [str(CaptureState.ACCEPTED), now, now]
     params += [[row[name] for row in rows] for name in names]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    # Bound on the server and sent in binary: Django's cursor would inline every array as SQL
+    # text (client-side binding), which PostgreSQL then parses back, bytea as hex.
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, binary=True)
         return {r[0] for r in cursor.fetchall()}
+
+
+def _states(ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The states of the capture rows among these ids that exist."""
+    if not ids:
+        return {}
+    return dict(Capture.objects.filter(pk__in=ids).values_list("pk", "state"))
 
 
 def _verdict(r: Record, rule) -> str:
@@ -179,23 +190,27 @@ def write(records: list[Record], *, statement_timeout_ms: int, lock_timeout_ms: 
         }
         callers = {r.caller_id for r in records if r.caller_id is not None}
         live_callers = set(User.objects.filter(pk__in=callers).values_list("pk", flat=True))
-        existing = dict(
-            Capture.objects.filter(pk__in=[r.id for r in records]).values_list("pk", "state")
-        )
+        # A record read again (the agent died between its commit and its offsets) is a row
+        # already: on PostgreSQL the INSERT skips it (ON CONFLICT) and only the records it did
+        # not insert, or would drop, are looked up by id afterwards; SQLite looks them all up
+        # first (its bulk insert cannot say which rows it inserted).
+        existing = {} if connection.vendor == "postgresql" else _states([r.id for r in records])
         rows: list[dict] = []
+        refused: list[tuple[Record, str]] = []
         inserted: set[uuid.UUID] = set()
         seen: set[uuid.UUID] = set()
         for r in records:
-            if r.id in existing or r.id in seen:
-                if existing.get(r.id) == CaptureState.ACCEPTED:
+            if r.id in seen or r.id in existing:
+                if r.id not in seen and existing[r.id] == CaptureState.ACCEPTED:
                     out.again.append(r.id)  # committed before; maybe never published
+                seen.add(r.id)
                 continue
             seen.add(r.id)
             reason = _verdict(r, rules.get(r.collector_id))
             if not reason and r.caller_id is not None and r.caller_id not in live_callers:
                 reason = CALLER_DELETED
             if reason:
-                out.dropped.append((r.collector_id, reason))
+                refused.append((r, reason))
             else:
                 rows.append(row_fields(r, now))
         if rows:
@@ -215,11 +230,23 @@ def write(records: list[Record], *, statement_timeout_ms: int, lock_timeout_ms: 
                         "pk", flat=True
                     )
                 )
-            for row in rows:
-                if row["id"] in inserted:
-                    out.accepted.append(row["id"])
-                else:  # the same request and input again (a client reusing a request id)
-                    out.dropped.append((row["collector_id"], DUPLICATE))
+        if connection.vendor == "postgresql":
+            unsure = [row["id"] for row in rows if row["id"] not in inserted]
+            existing = _states(unsure + [r.id for r, _ in refused])
+        for r, reason in refused:
+            if r.id in existing:  # committed before this collector stopped taking captures
+                if existing[r.id] == CaptureState.ACCEPTED:
+                    out.again.append(r.id)
+            else:
+                out.dropped.append((r.collector_id, reason))
+        for row in rows:
+            if row["id"] in inserted:
+                out.accepted.append(row["id"])
+            elif row["id"] in existing:
+                if existing[row["id"]] == CaptureState.ACCEPTED:
+                    out.again.append(row["id"])
+            else:  # the same request and input again (a client reusing a request id)
+                out.dropped.append((row["collector_id"], DUPLICATE))
         if restore is not None and outer:
             _restore(restore)  # SET LOCAL outlives a released savepoint
     accepted_by: dict[int, int] = {}

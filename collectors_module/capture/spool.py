@@ -143,18 +143,23 @@ class Frame:
     body: bytes
 
 
-def parse(buffer: bytes, base: int = 0, *, final: bool = False) -> tuple[list[Frame], int, int]:
+def parse(
+    buffer: bytes, base: int = 0, *, final: bool = False, max_frames: int = 0
+) -> tuple[list[Frame], int, int]:
     """Complete frames in `buffer` (which starts at segment offset `base`).
 
     Returns (frames, consumed, skipped): `consumed` bytes from the start of the buffer hold whole
     frames (or skipped garbage); what follows is an incomplete frame to read again later.
     `skipped` counts bytes that were not a valid frame (corruption), resynchronised on the next
     magic whose frame checks out. With `final` (no writer will append any more) an incomplete
-    frame is garbage too, and everything is consumed."""
+    frame is garbage too, and everything is consumed. With `max_frames`, it stops after that
+    many frames (the rest is read again later: a reader taking a batch need not check them all)."""
     frames: list[Frame] = []
     pos = skipped = 0
     n = len(buffer)
     while pos + HEADER.size <= n:
+        if max_frames and len(frames) >= max_frames:
+            return frames, pos, skipped
         magic, length, crc = HEADER.unpack_from(buffer, pos)
         if magic == MAGIC and length <= MAX_FRAME_BYTES:
             end = pos + HEADER.size + length
@@ -175,6 +180,14 @@ def parse(buffer: bytes, base: int = 0, *, final: bool = False) -> tuple[list[Fr
         skipped += n - pos
         pos = n
     return frames, pos, skipped
+
+
+def frame_size(buffer: bytes) -> int:
+    """The size (header and body) of the frame starting `buffer`, or 0 when none starts there."""
+    if len(buffer) < HEADER.size:
+        return 0
+    magic, length, _ = HEADER.unpack_from(buffer, 0)
+    return HEADER.size + length if magic == MAGIC and length <= MAX_FRAME_BYTES else 0
 
 
 def wake_address(directory: Path) -> bytes:

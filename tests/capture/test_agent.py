@@ -233,6 +233,73 @@ def test_spooled_captures_of_a_collector_deactivated_meanwhile_follow_its_rules(
     assert collector_stats(discarded)["drops_by_reason"]["discarded"] == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_frame_bigger_than_the_agents_reads_is_committed(alice, make_collector, spool_mode):
+    c = make_collector(alice)
+    big = os.urandom(capture_agent.READ_CHUNK + 2**20)  # beyond the first read and the second
+    w = spool.writer(spool_mode, segment_bytes=64 << 20, max_bytes=1 << 30)
+    me = alice.user.pk
+    w.append([spool.encode(record(c.pk, "small", me))])
+    w.append([spool.encode(record(c.pk, "big", me, payload=big))])
+    w.append([spool.encode(record(c.pk, "after", me))])
+    capture_agent.drain(spool_mode)
+    caps = {cap.input_json()["text"]["raw"]: cap for cap in captured(c)}
+    assert sorted(caps) == ["after", "big", "small"]
+    assert bytes(caps["big"].payload) == big
+
+
+def test_parse_stops_after_max_frames_and_the_rest_parses_later():
+    frames = [spool.encode(record(text=f"f{i}")) for i in range(5)]
+    buffer = b"".join(frames)
+    first, consumed, skipped = spool.parse(buffer, final=True, max_frames=2)
+    assert (len(first), consumed, skipped) == (2, len(frames[0]) + len(frames[1]), 0)
+    rest, consumed2, _ = spool.parse(buffer[consumed:], consumed, final=True)
+    whole, _, _ = spool.parse(buffer, final=True)
+    assert len(whole) == 5
+    assert [f.body for f in first + rest] == [f.body for f in whole]
+    assert consumed + consumed2 == len(buffer)
+    assert spool.frame_size(buffer) == len(frames[0])
+    assert spool.frame_size(b"garbage" * 10) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_backlog_of_many_batches_is_committed_once_each(alice, make_collector, spool_mode):
+    c = make_collector(alice)
+    w = spool.writer(spool_mode, segment_bytes=64 << 20, max_bytes=1 << 30)
+    me = alice.user.pk
+    n = capture_agent.conf.agent_batch() * 2 + 37
+    for i in range(0, n, 100):
+        w.append([spool.encode(record(c.pk, f"t{j}", me)) for j in range(i, min(n, i + 100))])
+    done = capture_agent.drain(spool_mode, timeout=60)
+    assert done.stats["batches"] == 3
+    texts = [cap.input_json()["text"]["raw"] for cap in captured(c)]
+    assert sorted(texts) == sorted(f"t{j}" for j in range(n))
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("discard", [False, True])
+def test_a_committed_frame_read_again_after_deactivation_is_not_dropped_again(
+    alice, make_collector, spool_mode, discard
+):
+    c = make_collector(alice)
+    w = spool.writer(spool_mode, segment_bytes=1 << 20, max_bytes=1 << 30)
+    # Stamped later than the deactivation below, so its rules would refuse it if it were new.
+    late = time.time() + 30
+    w.append([spool.encode(record(c.pk, "committed before", alice.user.pk, created_at=late))])
+    capture_agent.drain(spool_mode)
+    (spool_mode / capture_agent.OFFSETS).unlink()  # the agent died before recording them
+    collector_deactivate(app=alice.app, collector_id="c1", discard_pending=discard)
+    again = capture_agent.drain(spool_mode)
+    [cap] = captured(c)
+    drops = collector_stats(c)["drops_by_reason"]
+    assert again.stats["dropped"] == 0
+    assert "collector_inactive" not in drops
+    if discard:  # ended by the discard: nothing to publish again, counted once, by the discard
+        assert (again.stats["again"], cap.state, drops["discarded"]) == (0, "dropped", 1)
+    else:  # still accepted: published again
+        assert (again.stats["again"], cap.state) == (1, CaptureState.ACCEPTED)
+
+
 # -- the agent as its own process ------------------------------------------------------------------
 
 
