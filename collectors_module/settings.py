@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from environs import Env
+from environs import Env, validate
 
 env = Env()
 
@@ -366,6 +366,11 @@ COLLECTORS_SPOOL_SEGMENT_BYTES = env.int("COLLECTORS_SPOOL_SEGMENT_BYTES", 16 * 
 COLLECTORS_SPOOL_MAX_BYTES = env.int("COLLECTORS_SPOOL_MAX_BYTES", 1024 * 2**20)
 COLLECTORS_AGENT_BATCH = env.int("COLLECTORS_AGENT_BATCH", 500)
 COLLECTORS_AGENT_POLL_SECONDS = env.float("COLLECTORS_AGENT_POLL_SECONDS", 0.05)
+# The capture agent's CPU priority beside the servers on its host: "normal", "low" (nice 19: it
+# yields the CPU to busy servers and catches up when they idle) or "idle" (SCHED_IDLE).
+COLLECTORS_AGENT_PRIORITY = env.str(
+    "COLLECTORS_AGENT_PRIORITY", "low", validate=validate.OneOf(["normal", "low", "idle"])
+)
 COLLECTORS_INDEX_MAX_AGE_SECONDS = env.float("COLLECTORS_INDEX_MAX_AGE_SECONDS", 300.0)
 COLLECTORS_GRANT_CACHE_SECONDS = env.float("COLLECTORS_GRANT_CACHE_SECONDS", 1.0)
 COLLECTORS_PENDING_CACHE_SECONDS = env.float("COLLECTORS_PENDING_CACHE_SECONDS", 1.0)

@@ -41,7 +41,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import ROOT, bench_env, ensure_database, free_port, spool_backlog, wait_port
+from benchlib import (
+    ROOT,
+    bench_env,
+    cpu_by_group,
+    cpu_delta,
+    ensure_database,
+    free_port,
+    spool_backlog,
+    wait_port,
+)
 
 SENTIMENT = ("sentiment", "996e3c70d6372b1e7e3c10875ebd2b8b")
 BODY = {"inputs": [{"data": {"text": {"raw": "what a lovely, sunny day"}}}]}
@@ -65,8 +74,12 @@ def default_base() -> str:
 class Stack:
     """gunicorn + grpcserver (+ the capture agent) of one checkout, on its own database."""
 
-    def __init__(self, name: str, tree: Path, env: dict, work: Path, agent: bool):
+    def __init__(
+        self, name: str, tree: Path, env: dict, work: Path, agent: bool, grpc_processes: int = 1
+    ):
         self.name, self.tree, self.env, self.work = name, tree, env, work
+        self.grpc_processes = grpc_processes
+        self.agent_priority = ""
         self.rest_port, self.grpc_port = free_port(), free_port()
         self.procs: list[subprocess.Popen] = []
         self.agent = agent
@@ -97,10 +110,12 @@ class Stack:
         self._start(
             "grpc",
             [sys.executable, "manage.py", "grpcserver", "--address", f"127.0.0.1:{self.grpc_port}",
-             "--cert", str(self.certs / "server.pem"), "--key", str(self.certs / "server.key")],
+             "--cert", str(self.certs / "server.pem"), "--key", str(self.certs / "server.key"),
+             *(["--processes", str(self.grpc_processes)] if self.grpc_processes > 1 else [])],
         )  # fmt: skip
         if self.agent:
-            self._start("agent", [sys.executable, "manage.py", "captureagent"])
+            self._start("agent", [sys.executable, "manage.py", "captureagent",
+                                  *(["--priority", self.agent_priority] if self.agent_priority else [])])  # fmt: skip
         wait_port(self.rest_port, 60)
         wait_port(self.grpc_port, 60)
 
@@ -227,7 +242,9 @@ def h2load(port: int, secret: str, seconds: float, concurrency: int, work: Path)
     ).SerializeToString()
     frame = work / "grpc-request.bin"
     frame.write_bytes(b"\x00" + len(req).to_bytes(4, "big") + req)
-    clients = max(1, min(concurrency, 4))
+    # 16 connections: enough for SO_REUSEPORT to spread them evenly over the server processes
+    # (with 4 or 8, one process often got most of them, and the A/A ratio moved by 15 %).
+    clients = max(1, min(concurrency, 16))
     out = subprocess.run(
         ["h2load", "-D", str(max(1, round(seconds))), "-c", str(clients), "-m", str(max(1, concurrency // clients)),
          "-d", str(frame), "-H", "content-type: application/grpc", "-H", "te: trailers",
@@ -280,6 +297,12 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=6.0)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 10_000)
     parser.add_argument("--json", default="")
+    parser.add_argument(
+        "--grpc-processes", type=int, default=2, help="this commit's grpcserver --processes"
+    )
+    parser.add_argument(
+        "--agent-priority", default="", help="captureagent --priority (default: its setting)"
+    )
     parser.add_argument("--scenarios", default="", help="comma-separated subset (default: all)")
     args = parser.parse_args()
     for tool in ("wrk", "h2load"):
@@ -311,9 +334,10 @@ def main() -> int:
         env.pop("COLLECTORS_FAULTS", None)
         ensure_database({"DATABASE_URL": env["DATABASE_URL"]}, migrate=False)
     stacks = {
-        "cur": Stack("cur", ROOT, cur_env, work, agent=True),
+        "cur": Stack("cur", ROOT, cur_env, work, agent=True, grpc_processes=args.grpc_processes),
         "base": Stack("base", tree, base_env, work, agent=False),
     }
+    stacks["cur"].agent_priority = args.agent_priority
     results: dict[str, list[dict]] = {}
     try:
         for s in stacks.values():
@@ -332,7 +356,7 @@ def main() -> int:
             drain()
 
         def drain() -> None:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             while spool_backlog(work / "spool") and time.monotonic() < deadline:
                 time.sleep(0.1)
             time.sleep(0.5)
@@ -347,9 +371,15 @@ def main() -> int:
             if "rest" in name:
                 url = f"http://127.0.0.1:{stack.rest_port}{REST_PATH}"
                 wrk(url, secret, 2, args.concurrency, work)
-                return wrk(url, secret, args.seconds, args.concurrency, work)
-            h2load(stack.grpc_port, secret, 2, args.concurrency, work)
-            return h2load(stack.grpc_port, secret, args.seconds, args.concurrency, work)
+                before = cpu_by_group()
+                got = wrk(url, secret, args.seconds, args.concurrency, work)
+            else:
+                h2load(stack.grpc_port, secret, 2, args.concurrency, work)
+                before = cpu_by_group()
+                got = h2load(stack.grpc_port, secret, args.seconds, args.concurrency, work)
+            # Where the CPU went during the measurement (seconds per process group).
+            got["cpu"] = cpu_delta(before, cpu_by_group())
+            return got
 
         names = [
             "cur-rest", "cur-rest-b", "base-rest", "cur-grpc", "cur-grpc-b", "base-grpc",
@@ -370,6 +400,11 @@ def main() -> int:
                 else:
                     drain()
                 got = measure(name)
+                if want:  # what the agent left for later, and how long it took to catch up
+                    got["backlog_kb"] = round(spool_backlog(work / "spool") / 1024, 1)
+                    t0 = time.monotonic()
+                    drain()
+                    got["catch_up_s"] = round(time.monotonic() - t0 - 0.5, 2)
                 results.setdefault(name, []).append(got)
                 print(f"  {name:<18} {json.dumps(got)}", flush=True)
         collector(False)
@@ -388,7 +423,8 @@ def main() -> int:
         f"\nthis commit {git('rev-parse', '--short', 'HEAD')} vs base {base[:8]}; builtin sentiment, "
         f"1 text input; {args.rounds} rounds, random order (seed {args.seed}); throughput at "
         f"concurrency {args.concurrency} over {args.seconds:g} s (median of rounds); "
-        f"{os.cpu_count()} cores"
+        f"{os.cpu_count()} cores; gRPC {args.grpc_processes} server process(es); agent priority "
+        f"{args.agent_priority or 'default'}"
     )
     rows = {n: {f: median(n, f) for f in ("rps", "p50", "p99")} for n in results}
     errors = {n: sum(x["errors"] for x in v) for n, v in results.items()}
@@ -396,6 +432,10 @@ def main() -> int:
         if n in rows:
             r = rows[n]
             extra = f" p50 {r['p50']:.2f} ms p99 {r['p99']:.2f} ms" if n.startswith("lat") else ""
+            if n.endswith("-capture"):
+                left = [x["backlog_kb"] for x in results[n]]
+                catch = [x["catch_up_s"] for x in results[n]]
+                extra += f"  spool left at the end {left} KiB, agent caught up in {catch} s"
             print(f"  {n:<18} {r['rps']:9.1f} req/s{extra}  errors {errors[n]}")
 
     dropped = {m: n for m, n in captured.items() if m.startswith("dropped:")}

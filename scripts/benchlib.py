@@ -242,3 +242,44 @@ def ratio_table(
         noise = abs(pct(samples[control], 50) / b50 - 1)
         print(f"noise floor (A/A {control} vs {base}): p50 ratio off by {noise * 100:.1f} %")
     return rows
+
+
+CPU_GROUPS = (
+    ("agent", "captureagent"),
+    ("grpc", "grpcserver"),
+    ("gunicorn", "gunicorn"),
+    ("postgres", "postgres"),
+    ("redis", "redis-server"),
+    ("load", "wrk"),
+    ("load", "h2load"),
+)
+
+
+def cpu_by_group() -> dict[str, float]:
+    """CPU seconds used so far by the processes of each group (by command line), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (
+                Path(entry.path, "cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        group = next((g for g, needle in CPU_GROUPS if needle in cmd), "other")
+        fields = stat.rsplit(")", 1)[1].split()
+        out[group] = out.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per group between two `cpu_by_group()` readings (processes that exited
+    meanwhile are not counted)."""
+    return {g: round(after.get(g, 0.0) - before.get(g, 0.0), 2) for g in sorted(after)
+            if after.get(g, 0.0) - before.get(g, 0.0) > 0.005}  # fmt: skip

@@ -306,6 +306,25 @@ def drain(directory: Path | None = None, *, timeout: float = 10.0) -> Agent:
         agent.close()
 
 
+PRIORITIES = ("normal", "low", "idle")
+
+
+def set_priority(priority: str) -> None:
+    """Lower this process's CPU priority ("low": nice 19, "idle": SCHED_IDLE; "normal": as is).
+
+    Call it before any thread starts: on Linux both are per thread, and new threads inherit them.
+    On a saturated host the agent then waits for idle CPU instead of taking it from the servers;
+    frames wait in the spool meanwhile (deferred, never dropped below COLLECTORS_SPOOL_MAX_BYTES),
+    and it catches up when the servers idle.
+    """
+    if priority not in PRIORITIES:
+        raise ValueError(f"unknown agent priority {priority!r} (one of {', '.join(PRIORITIES)})")
+    if priority == "low":
+        os.setpriority(os.PRIO_PROCESS, 0, 19)
+    elif priority == "idle":
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
 def serve(directory: Path | None = None, stop: threading.Event | None = None) -> None:
     """The management command's body: wait for the lock, then run until stopped."""
     agent = Agent(directory)

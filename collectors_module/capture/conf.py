@@ -80,6 +80,11 @@ def agent_poll_seconds() -> float:
     return max(0.001, float(_get("COLLECTORS_AGENT_POLL_SECONDS")))
 
 
+def agent_priority() -> str:
+    """The agent's CPU priority: "normal", "low" (nice 19) or "idle" (SCHED_IDLE)."""
+    return str(_get("COLLECTORS_AGENT_PRIORITY"))
+
+
 def cache_check_seconds() -> float:
     return float(_get("CACHE_CHECK_SECONDS"))
 

@@ -1,4 +1,5 @@
-"""`python manage.py captureagent [--spool DIR]`: commit this host's spooled captures."""
+"""`python manage.py captureagent [--spool DIR] [--priority normal|low|idle]`: commit this
+host's spooled captures."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from collectors_module.capture import agent, conf
 
@@ -22,9 +23,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--spool", default="", help="spool folder (default: the COLLECTORS_SPOOL_DIR setting)"
         )
+        parser.add_argument(
+            "--priority",
+            choices=agent.PRIORITIES,
+            default=None,
+            help="CPU priority beside the servers (default: the COLLECTORS_AGENT_PRIORITY setting)",
+        )
 
     def handle(self, *args, **opts):
         directory = Path(opts["spool"]) if opts["spool"] else conf.spool_dir()
+        priority = opts["priority"] or conf.agent_priority()
+        try:
+            agent.set_priority(priority)  # first: the threads started later inherit it
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"could not set the agent's priority to {priority}: {exc}") from exc
         stop = threading.Event()
 
         def _stop(signum, frame):
@@ -32,6 +44,6 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
-        self.stdout.write(f"capture agent: spool {directory}")
+        self.stdout.write(f"capture agent: spool {directory}, priority {priority}")
         self.stdout.flush()
         agent.serve(directory, stop)
