@@ -312,17 +312,28 @@ PRIORITIES = ("normal", "low", "idle")
 def set_priority(priority: str) -> None:
     """Lower this process's CPU priority ("low": nice 19, "idle": SCHED_IDLE; "normal": as is).
 
-    Call it before any thread starts: on Linux both are per thread, and new threads inherit them.
-    On a saturated host the agent then waits for idle CPU instead of taking it from the servers;
-    frames wait in the spool meanwhile (deferred, never dropped below COLLECTORS_SPOOL_MAX_BYTES),
-    and it catches up when the servers idle.
+    On Linux both are per thread: it sets every thread there is (native libraries start some
+    at import), and threads started later inherit it. On a saturated host the agent then waits
+    for idle CPU instead of taking it from the servers; frames wait in the spool meanwhile
+    (deferred, never dropped below COLLECTORS_SPOOL_MAX_BYTES), and it catches up when the
+    servers idle.
     """
     if priority not in PRIORITIES:
         raise ValueError(f"unknown agent priority {priority!r} (one of {', '.join(PRIORITIES)})")
-    if priority == "low":
-        os.setpriority(os.PRIO_PROCESS, 0, 19)
-    elif priority == "idle":
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    if priority == "normal":
+        return
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]  # no /proc: this thread (and those it starts)
+    for tid in threads:
+        try:
+            if priority == "low":
+                os.setpriority(os.PRIO_PROCESS, tid, 19)
+            else:
+                os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        except ProcessLookupError:
+            continue  # a thread that ended meanwhile
 
 
 def serve(directory: Path | None = None, stop: threading.Event | None = None) -> None:

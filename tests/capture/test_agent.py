@@ -403,3 +403,27 @@ def test_what_a_sigkilled_serving_process_spooled_is_committed(
     assert wait_for(lambda: spool.segments(capture_agents.spool) == [], 10)  # cleaned up
     assert not any(Path(capture_agents.spool).glob(".*.tmp"))
     assert os.path.exists(capture_agents.spool / capture_agent.OFFSETS)
+
+
+def _scheduling(pid: int) -> set[tuple[int, int]]:
+    """(nice, policy) of every thread of a process, from /proc."""
+    out = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        out.add((int(fields[16]), int(fields[38])))  # stat fields 19 (nice) and 41 (policy)
+    return out
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("priority", "expected"), [("low", {(19, os.SCHED_OTHER)}), ("idle", {os.SCHED_IDLE})]
+)
+def test_the_agent_runs_every_thread_at_its_priority_and_still_commits(
+    api, alice, make_collector, capture_agents, priority, expected
+):
+    c = make_collector(alice)
+    agent = capture_agents.start(env={"COLLECTORS_AGENT_PRIORITY": priority})
+    predict_text(api, alice.secret, f"at priority {priority}")
+    wait_for(lambda: len(captured(c)) == 1)
+    got = _scheduling(agent.proc.pid)
+    assert (got if priority == "low" else {policy for _, policy in got}) == expected
