@@ -14,6 +14,8 @@ would rather pay the insert on the request than run an agent.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from django.db import transaction
 
@@ -26,6 +28,24 @@ log = logging.getLogger("collectors.handoff")
 
 SPOOL_FULL = "spool_full"
 SPOOL_ERROR = "spool_error"
+# A full spool (its agent down for long) refuses every capture: one warning per reason this
+# often, with the number dropped since, not one per prediction (logging each one cost the gRPC
+# server a third of its throughput under load). Every drop is counted either way.
+WARN_EVERY_SECONDS = 10.0
+_warned: dict[str, tuple[float, int]] = {}
+_warn_lock = threading.Lock()
+
+
+def _warn(reason: str, text: str, n: int) -> None:
+    now = time.monotonic()
+    with _warn_lock:
+        last, since = _warned.get(reason, (float("-inf"), 0))
+        since += n
+        if now - last < WARN_EVERY_SECONDS:
+            _warned[reason] = (last, since)
+            return
+        _warned[reason] = (now, 0)
+    log.warning("%s; %d capture(s) dropped as %s since the last such warning", text, since, reason)
 
 
 def _drop(records: list[spool.Record], reason: str) -> None:
@@ -48,11 +68,11 @@ def hand_off(records: list[spool.Record]) -> None:
         writer.append([spool.encode(r) for r in records])
         fault_point("after_spool")  # the chaos harness SIGKILLs a web process right here
     except spool.SpoolFull as exc:
-        log.warning("capture spool full (%s); dropping %d capture(s)", exc, len(records))
+        _warn(SPOOL_FULL, f"capture spool full ({exc})", len(records))
         _drop(records, SPOOL_FULL)
         return
     except Exception as exc:
-        log.warning("capture spool write failed (%s); dropping %d capture(s)", exc, len(records))
+        _warn(SPOOL_ERROR, f"capture spool write failed ({exc})", len(records))
         _drop(records, SPOOL_ERROR)
         return
     for r in records:

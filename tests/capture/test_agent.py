@@ -207,6 +207,24 @@ def test_a_full_spool_drops_counted_and_the_prediction_is_unchanged(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_full_spool_warns_once_not_once_per_prediction(
+    api, alice, make_collector, spool_mode, settings, caplog, monkeypatch
+):
+    from collectors_module.capture import handoff
+
+    monkeypatch.setattr(handoff, "_warned", {})  # no warning of an earlier test in the window
+    c = make_collector(alice)
+    settings.COLLECTORS_SPOOL_MAX_BYTES = 1
+    with caplog.at_level("WARNING", logger="collectors.handoff"):
+        for i in range(5):
+            assert predict_text(api, alice.secret, f"full {i}")["status"]["code"] == 10000
+    assert counters.pending()[(c.pk, "dropped:spool_full")] == 5
+    warnings = [r.getMessage() for r in caplog.records if "spool full" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "1 capture(s) dropped as spool_full" in warnings[0]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_spooled_captures_of_a_collector_deactivated_meanwhile_follow_its_rules(
     alice, make_collector, spool_mode
 ):
