@@ -227,7 +227,9 @@ def wrk(url: str, secret: str, seconds: float, concurrency: int, work: Path) -> 
             "p99": lat.get("99")}  # fmt: skip
 
 
-def h2load(port: int, secret: str, seconds: float, concurrency: int, work: Path) -> dict:
+def h2load(
+    port: int, secret: str, seconds: float, concurrency: int, work: Path, connections: int = 16
+) -> dict:
     from clarifai_grpc.grpc.api import resources_pb2, service_pb2
 
     req = service_pb2.PostModelOutputsRequest(
@@ -244,7 +246,7 @@ def h2load(port: int, secret: str, seconds: float, concurrency: int, work: Path)
     frame.write_bytes(b"\x00" + len(req).to_bytes(4, "big") + req)
     # 16 connections: enough for SO_REUSEPORT to spread them evenly over the server processes
     # (with 4 or 8, one process often got most of them, and the A/A ratio moved by 15 %).
-    clients = max(1, min(concurrency, 16))
+    clients = max(1, min(concurrency, connections))
     out = subprocess.run(
         ["h2load", "-D", str(max(1, round(seconds))), "-c", str(clients), "-m", str(max(1, concurrency // clients)),
          "-d", str(frame), "-H", "content-type: application/grpc", "-H", "te: trailers",
@@ -303,6 +305,12 @@ def main() -> int:
     parser.add_argument(
         "--agent-priority", default="", help="captureagent --priority (default: its setting)"
     )
+    parser.add_argument(
+        "--grpc-connections", type=int, default=16, help="h2load connections (streams: the rest)"
+    )
+    parser.add_argument(
+        "--spool-parent", default="", help="make the spool folder here (default: the work folder)"
+    )
     parser.add_argument("--scenarios", default="", help="comma-separated subset (default: all)")
     args = parser.parse_args()
     for tool in ("wrk", "h2load"):
@@ -312,6 +320,7 @@ def main() -> int:
     base = args.base or default_base()
     work = Path(tempfile.mkdtemp(prefix="bench-servers-"))
     tree = work / "base-tree"
+    spool_dir = Path(tempfile.mkdtemp(prefix="spool-", dir=args.spool_parent or work))
     git("worktree", "add", "--detach", str(tree), base)
     pg = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
     cur_env = bench_env(
@@ -320,7 +329,7 @@ def main() -> int:
         # (COLLECTORS_MAX_PENDING_TOTAL) would start dropping captures as `backlog_full` and the
         # capture scenarios would measure predictions that capture nothing.
         COLLECTORS_MAX_PENDING_TOTAL="0",
-        COLLECTORS_SPOOL_DIR=str(work / "spool"),
+        COLLECTORS_SPOOL_DIR=str(spool_dir),
         COLLECTORS_VAR_DIR=str(work / "var-cur"),
         CELERY_BROKER_URL=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/12"),
         REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13"),
@@ -357,7 +366,7 @@ def main() -> int:
 
         def drain() -> None:
             deadline = time.monotonic() + 120
-            while spool_backlog(work / "spool") and time.monotonic() < deadline:
+            while spool_backlog(spool_dir) and time.monotonic() < deadline:
                 time.sleep(0.1)
             time.sleep(0.5)
 
@@ -374,9 +383,12 @@ def main() -> int:
                 before = cpu_by_group()
                 got = wrk(url, secret, args.seconds, args.concurrency, work)
             else:
-                h2load(stack.grpc_port, secret, 2, args.concurrency, work)
+                h2load(stack.grpc_port, secret, 2, args.concurrency, work, args.grpc_connections)
                 before = cpu_by_group()
-                got = h2load(stack.grpc_port, secret, args.seconds, args.concurrency, work)
+                got = h2load(
+                    stack.grpc_port, secret, args.seconds, args.concurrency, work,
+                    args.grpc_connections,
+                )  # fmt: skip
             # Where the CPU went during the measurement (seconds per process group).
             got["cpu"] = cpu_delta(before, cpu_by_group())
             return got
@@ -401,7 +413,7 @@ def main() -> int:
                     drain()
                 got = measure(name)
                 if want:  # what the agent left for later, and how long it took to catch up
-                    got["backlog_kb"] = round(spool_backlog(work / "spool") / 1024, 1)
+                    got["backlog_kb"] = round(spool_backlog(spool_dir) / 1024, 1)
                     t0 = time.monotonic()
                     drain()
                     got["catch_up_s"] = round(time.monotonic() - t0 - 0.5, 2)
@@ -414,6 +426,7 @@ def main() -> int:
             s.stop()
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(spool_dir, ignore_errors=True)
 
     def median(name: str, field: str) -> float:
         values = sorted(x[field] for x in results[name] if x[field] is not None)
@@ -424,7 +437,7 @@ def main() -> int:
         f"1 text input; {args.rounds} rounds, random order (seed {args.seed}); throughput at "
         f"concurrency {args.concurrency} over {args.seconds:g} s (median of rounds); "
         f"{os.cpu_count()} cores; gRPC {args.grpc_processes} server process(es); agent priority "
-        f"{args.agent_priority or 'default'}"
+        f"{args.agent_priority or 'default'}; spool in {spool_dir.parent}"
     )
     rows = {n: {f: median(n, f) for f in ("rps", "p50", "p99")} for n in results}
     errors = {n: sum(x["errors"] for x in v) for n, v in results.items()}
