@@ -56,7 +56,8 @@ class Supervisor:
         self.grace = grace_seconds
         self.children: list[subprocess.Popen] = []
         self.stopping = threading.Event()
-        self._lock = threading.Lock()
+        self.signum = signal.SIGTERM
+        self._lock = threading.RLock()  # stop() runs in a signal handler on this same thread
 
     def _spawn(self) -> subprocess.Popen:
         proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
@@ -75,6 +76,8 @@ class Supervisor:
 
     def start(self) -> None:
         for _ in range(self.processes):
+            if self.stopping.is_set():  # a stop signal came while starting: start no more
+                break
             self.children.append(self._spawn())
 
     def pids(self) -> list[int]:
@@ -82,6 +85,7 @@ class Supervisor:
             return [c.pid for c in self.children]
 
     def stop(self, signum: int = signal.SIGTERM) -> None:
+        self.signum = signum
         self.stopping.set()
         with self._lock:
             for child in self.children:
@@ -110,6 +114,7 @@ class Supervisor:
                 with self._lock:
                     self.children[i] = replacement
             self.stopping.wait(0.2)
+        self.stop(self.signum)  # again: a child started while the first signal was sent gets it too
         deadline = time.monotonic() + self.grace + 10
         codes = []
         for child in self.children:
