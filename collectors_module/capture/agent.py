@@ -232,17 +232,17 @@ class Agent:
                 if seg.offset >= size:
                     continue
             want = budget - len(records)
-            data = os.pread(seg.fd, min(size - seg.offset, FIRST_READ), seg.offset)
-            final = seg.closed and seg.offset + len(data) >= size
-            frames, consumed, skipped = spool.parse(data, seg.offset, final=final, max_frames=want)
-            if not frames and not consumed and seg.offset + len(data) < size:
-                # A frame bigger than the first read (an image): read at least the whole of it.
-                chunk = max(READ_CHUNK, spool.frame_size(data))
+            chunk = FIRST_READ
+            while True:
                 data = os.pread(seg.fd, min(size - seg.offset, chunk), seg.offset)
                 final = seg.closed and seg.offset + len(data) >= size
                 frames, consumed, skipped = spool.parse(
                     data, seg.offset, final=final, max_frames=want
                 )
+                if frames or consumed or chunk > FIRST_READ or seg.offset + len(data) >= size:
+                    break
+                # A frame bigger than the first read (an image): read at least the whole of it.
+                chunk = max(READ_CHUNK, spool.frame_size(data))
             if skipped:
                 self.stats["skipped_bytes"] += skipped
                 log.warning("capture spool %s: %d unreadable bytes skipped", path.name, skipped)

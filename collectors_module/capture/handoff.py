@@ -36,7 +36,7 @@ _warned: dict[str, tuple[float, int]] = {}
 _warn_lock = threading.Lock()
 
 
-def _warn(reason: str, text: str, n: int) -> None:
+def _warn(reason: str, what: str, exc: Exception, n: int) -> None:
     now = time.monotonic()
     with _warn_lock:
         last, since = _warned.get(reason, (float("-inf"), 0))
@@ -45,7 +45,9 @@ def _warn(reason: str, text: str, n: int) -> None:
             _warned[reason] = (last, since)
             return
         _warned[reason] = (now, 0)
-    log.warning("%s; %d capture(s) dropped as %s since the last such warning", text, since, reason)
+    log.warning(
+        "%s (%s); %d capture(s) dropped as %s since the last such warning", what, exc, since, reason
+    )
 
 
 def _drop(records: list[spool.Record], reason: str) -> None:
@@ -68,11 +70,11 @@ def hand_off(records: list[spool.Record]) -> None:
         writer.append([spool.encode(r) for r in records])
         fault_point("after_spool")  # the chaos harness SIGKILLs a web process right here
     except spool.SpoolFull as exc:
-        _warn(SPOOL_FULL, f"capture spool full ({exc})", len(records))
+        _warn(SPOOL_FULL, "capture spool full", exc, len(records))
         _drop(records, SPOOL_FULL)
         return
     except Exception as exc:
-        _warn(SPOOL_ERROR, f"capture spool write failed ({exc})", len(records))
+        _warn(SPOOL_ERROR, "capture spool write failed", exc, len(records))
         _drop(records, SPOOL_ERROR)
         return
     for r in records:

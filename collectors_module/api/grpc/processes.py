@@ -80,10 +80,6 @@ class Supervisor:
                 break
             self.children.append(self._spawn())
 
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [c.pid for c in self.children]
-
     def stop(self, signum: int = signal.SIGTERM) -> None:
         self.signum = signum
         self.stopping.set()
